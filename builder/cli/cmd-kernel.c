@@ -1,0 +1,280 @@
+/* `kernel config` (alias `kernel setup`, as in Kata's build-kernel.sh): merge the profile's
+ * fragments, resolve them with the kernel's Kconfig, prove every requested value survived. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kernel-config.h"
+#include "sbuf.h"
+#include "util.h"
+
+struct kernel_opts {
+  const char *profile;
+  const char *source;
+  const char *version;
+  const char *arch;
+  const char *output;
+  char **fragments;
+};
+
+static const char *vendor_profile(const char *vendor) {
+  if (STREQ(vendor, "nvidia"))
+    return "nvidia-gpu";
+  if (STREQ(vendor, "intel"))
+    return "intel-gvt-d";
+  if (STREQ(vendor, "virgl"))
+    return "virgl";
+  return NULL;
+}
+
+static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **argv,
+                             struct kernel_opts *o) {
+  static const struct option opts[] = {
+      {"profile", required_argument, NULL, 'p'}, {"gpu", required_argument, NULL, 'g'},
+      {"kernel-source", required_argument, NULL, 'k'}, {"version", required_argument, NULL, 'v'},
+      {"arch", required_argument, NULL, 'a'},   {"fragment", required_argument, NULL, 'F'},
+      {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
+      {"help", no_argument, NULL, 'h'},         {}};
+  static const char *const known[] = {"--profile", "--gpu",    "--kernel-source", "--version", "--arch",
+                                      "--fragment", "--output", "--force", "--help", NULL};
+  int c;
+  while ((c = getopt_long(argc, argv, "p:g:k:v:a:o:fh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      o->profile = optarg;
+      break;
+    case 'g':
+      o->profile = vendor_profile(optarg);
+      if (!o->profile)
+        return cli_usage(cli, "%s: -g takes nvidia, intel or virgl, not '%s'", cmd, optarg);
+      break;
+    case 'k':
+      o->source = optarg;
+      break;
+    case 'v':
+      o->version = optarg;
+      break;
+    case 'a':
+      o->arch = optarg;
+      break;
+    case 'F':
+      if (strv_extend(&o->fragments, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case 'o':
+      o->output = optarg;
+      break;
+    case 'f':
+      cli->ctx->force = true;
+      break;
+    case 'h':
+      return -1;
+    default:
+      return cli_bad_option(cli, cmd, argv[optind - 1], known);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "%s: unexpected argument '%s'", cmd, argv[optind]);
+  if (!o->profile)
+    return cli_usage(cli, "%s: which profile? pass -p NAME ('kata-gpu-builder profiles' lists them) "
+                     "or -g nvidia|intel|virgl", cmd);
+  return EXIT_OK;
+}
+
+static char *value_text(const struct kgb_fentry *e) { return kgb_fentry_display(e->value, e->is_string); }
+
+static void json_place(struct sbuf *sb, const struct kgb_request *q) {
+  _cleanup_free_ char *v = value_text(q->entry);
+  sbuf_adds(sb, "{\"fragment\": ");
+  sbuf_add_json(sb, q->fragment->name);
+  sbuf_addf(sb, ", \"line\": %u, \"value\": ", q->entry->line);
+  sbuf_add_json(sb, v ? v : "");
+  sbuf_adds(sb, "}");
+}
+
+static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char *config,
+                        const struct kgb_config_result *res) {
+  const struct kgb_verify *v = res->verify;
+  const struct kgb_merge *m = res->merge;
+  sbuf_adds(sb, "{\n  \"config\": ");
+  sbuf_add_json(sb, config);
+  sbuf_adds(sb, ",\n  \"profile\": ");
+  sbuf_add_json(sb, p->name);
+  sbuf_adds(sb, ",\n  \"kernel_version\": ");
+  sbuf_add_json(sb, res->source->version);
+  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"requested\": %zu,\n  \"overrides\": [",
+              res->cached ? "true" : "false", v->n_requested);
+  for (size_t i = 0; i < m->n_overrides; i++) {
+    sbuf_adds(sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
+    _cleanup_free_ char *sym = kgb_strdup_printf("CONFIG_%s", m->overrides[i].symbol);
+    sbuf_add_json(sb, sym ? sym : "");
+    sbuf_adds(sb, ", \"from\": ");
+    json_place(sb, &m->overrides[i].from);
+    sbuf_adds(sb, ", \"to\": ");
+    json_place(sb, &m->overrides[i].to);
+    sbuf_adds(sb, "}");
+  }
+  sbuf_adds(sb, m->n_overrides ? "\n  ],\n  \"dropped\": [" : "],\n  \"dropped\": [");
+  for (size_t i = 0; i < v->n_drops; i++) {
+    const struct kgb_drop *d = &v->drops[i];
+    _cleanup_free_ char *sym = kgb_strdup_printf("CONFIG_%s", d->request->symbol);
+    _cleanup_free_ char *want = value_text(d->request->entry);
+    _cleanup_free_ char *got = kgb_fentry_display(d->actual, d->actual_is_string);
+    sbuf_adds(sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
+    sbuf_add_json(sb, sym ? sym : "");
+    sbuf_adds(sb, ", \"requested\": ");
+    sbuf_add_json(sb, want ? want : "");
+    sbuf_adds(sb, ", \"actual\": ");
+    sbuf_add_json(sb, got ? got : "");
+    sbuf_adds(sb, ", \"reason\": ");
+    sbuf_add_json(sb, kgb_drop_reason_to_string(d->reason));
+    sbuf_adds(sb, ", \"detail\": ");
+    sbuf_add_json(sb, d->detail);
+    sbuf_adds(sb, ", \"fragment\": ");
+    sbuf_add_json(sb, d->request->fragment->name);
+    sbuf_addf(sb, ", \"line\": %u, \"allowed\": ", d->request->entry->line);
+    if (d->allowed)
+      sbuf_add_json(sb, d->allowed->reason);
+    else
+      sbuf_adds(sb, "null");
+    sbuf_adds(sb, "}");
+  }
+  sbuf_addf(sb, "%s],\n  \"unexplained\": %zu\n}\n", v->n_drops ? "\n  " : "", v->n_unexplained);
+}
+
+static void report(struct cli *cli, const struct kgb_profile *p, const struct kgb_config_result *res) {
+  const struct kgb_verify *v = res->verify;
+  const struct kgb_merge *m = res->merge;
+  cli_msg(cli, "kernel config: profile '%s', Linux %s (%s), %zu fragments\n", p->name,
+          res->source->version, p->kernel.arch, m->n_fragments);
+  for (size_t i = 0; m->skipped && m->skipped[i]; i++)
+    cli_msg(cli, "  skipped %s: its tag excludes %s\n", m->skipped[i], p->kernel.arch);
+  for (size_t i = 0; i < m->n_overrides; i++) {
+    const struct kgb_override *ov = &m->overrides[i];
+    _cleanup_free_ char *a = value_text(ov->from.entry), *b = value_text(ov->to.entry);
+    cli_msg(cli, "  override CONFIG_%s: %s:%u (%s) -> %s:%u (%s)\n", ov->symbol,
+            ov->from.fragment->name, ov->from.entry->line, a ? a : "?", ov->to.fragment->name,
+            ov->to.entry->line, b ? b : "?");
+  }
+  for (size_t i = 0; v->notes && v->notes[i]; i++)
+    cli_msg(cli, "  note: %s\n", v->notes[i]);
+  for (size_t i = 0; i < v->n_drops; i++) {
+    const struct kgb_drop *d = &v->drops[i];
+    _cleanup_free_ char *want = value_text(d->request->entry);
+    _cleanup_free_ char *got = kgb_fentry_display(d->actual, d->actual_is_string);
+    fprintf(stderr, "%s:%u: CONFIG_%s=%s did not survive (now %s) [%s%s]\n    %s\n",
+            d->request->fragment->name, d->request->entry->line, d->request->symbol,
+            want ? want : "?", got ? got : "?", kgb_drop_reason_to_string(d->reason),
+            d->allowed ? ", allowed" : "", d->detail);
+    if (d->allowed)
+      fprintf(stderr, "    allowed by kconfig-fragments/allow.conf:%u: %s\n", d->allowed->line,
+              d->allowed->reason);
+  }
+  cli_msg(cli, "  %zu values requested, %zu survived, %zu dropped (%zu allowed)%s\n", v->n_requested,
+          v->n_requested - v->n_drops, v->n_drops, v->n_drops - v->n_unexplained,
+          res->cached ? "; resolution reused from the stage cache" : "");
+  if (cli->verbosity > 0)
+    cli_msg(cli, "  resolution %.2f s, verification %.2f s; log: %s\n", res->resolve_seconds,
+            res->verify_seconds, res->log_path);
+  if (v->n_unexplained)
+    fprintf(stderr, "kata-gpu-builder: %zu requested value%s did not survive: fix the fragment, or "
+            "list the symbol with a reason in kconfig-fragments/allow.conf\n",
+            v->n_unexplained, v->n_unexplained == 1 ? "" : "s");
+}
+
+static int copy_output(struct cli *cli, const char *from, const char *to) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  int r = read_full_file(from, &text, &len);
+  if (r >= 0)
+    r = write_file_atomic(to, text, len, 0644);
+  if (r < 0) {
+    fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", to, strerror(-r));
+    (void)cli;
+  }
+  return r;
+}
+
+static int run_config(struct cli *cli, int argc, char **argv) {
+  struct kernel_opts o = {0};
+  int r = parse_kernel_opts(cli, "kernel config", argc, argv, &o);
+  _cleanup_strv_free_ char **frags = o.fragments;
+  if (r < 0) {
+    fputs(cli_cmd_kernel.help, stdout);
+    return EXIT_OK;
+  }
+  if (r != EXIT_OK)
+    return r;
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  r = kgb_profile_load(cli->ctx, o.profile, &p);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (o.arch && !STREQ(o.arch, p->kernel.arch))
+    return cli_usage(cli, "kernel config: profile '%s' is for %s, not '%s'", p->name, p->kernel.arch,
+                     o.arch);
+  if (o.version && kgb_ctx_set_string(&p->kernel.version, o.version) < 0)
+    return EXIT_FAIL;
+  if (o.version && !o.source) {
+    free(p->kernel.source);
+    p->kernel.source = NULL;
+  }
+  struct kgb_kernel_config_opts ko = {.source = o.source, .fragments = frags};
+  _cleanup_(kgb_config_result_freep) struct kgb_config_result *res = NULL;
+  r = kgb_kernel_config(cli->ctx, p, &ko, &res);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  const char *config = res->config_path;
+  if (o.output) {
+    if (copy_output(cli, res->config_path, o.output) < 0)
+      return EXIT_FAIL;
+    config = o.output;
+  }
+  report(cli, p, res);
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json)
+    render_json(&sb, p, config, res);
+  else if (!o.output)
+    sbuf_addf(&sb, "%s\n", config);
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  if (r < 0)
+    return EXIT_FAIL;
+  return res->verify->n_unexplained ? EXIT_MISMATCH : EXIT_OK;
+}
+
+static const struct cli_command kernel_verbs[] = {
+    {"config", run_config, "merge fragments, resolve with Kconfig, verify every value", NULL},
+    {"setup", run_config, "the same as 'config' (Kata build-kernel.sh's name)", NULL},
+};
+
+static int run_kernel(struct cli *cli, int argc, char **argv) {
+  return cli_dispatch(cli, "kernel", kernel_verbs, ELEMENTSOF(kernel_verbs), argc - 1, argv + 1);
+}
+
+const struct cli_command cli_cmd_kernel = {
+    "kernel", run_kernel, "kernel config: merge, resolve and verify",
+    "usage: kata-gpu-builder kernel config -p PROFILE [options]\n"
+    "       kata-gpu-builder kernel setup  -g nvidia|intel|virgl [options]\n\n"
+    "Merges the profile's fragments (common/, then the architecture's, then the vendor's),\n"
+    "then each --fragment, resolves them with the kernel's own Kconfig on top of allnoconfig in\n"
+    "an out-of-tree directory, and checks every requested value in the result. A value that did\n"
+    "not survive is reported with its reason (unknown symbol, unmet dependency with the values of\n"
+    "its operands, select, choice, prompt, type) and makes the exit status 3, unless\n"
+    "kconfig-fragments/allow.conf lists it with a reason. The .config's path goes to stdout.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE   the profile ('kata-gpu-builder profiles' lists them)\n"
+    "  -g, --gpu VENDOR          the vendor's default profile: nvidia, intel or virgl\n"
+    "  -k, --kernel-source SRC   a kernel tree or tarball (.tar.xz/.gz/.zst/.bz2); default: the\n"
+    "                            profile's, else /usr/src/linux-source-<version>.tar.xz\n"
+    "  -v, --version V           kernel series for Debian's linux-source-V tarball (e.g. 6.1)\n"
+    "  -a, --arch ARCH           check that the profile builds for ARCH\n"
+    "      --fragment FILE       merge FILE after the profile's fragments (repeatable)\n"
+    "  -o, --output FILE         also write the resolved .config to FILE\n"
+    "  -f, --force               resolve again even when the stage cache has the result\n\n"
+    "examples:\n"
+    "  kata-gpu-builder kernel config -p nvidia-gpu\n"
+    "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"};

@@ -1,0 +1,206 @@
+/* kata-gpu-builder: global options, the command table, help and version. Each command lives
+ * in its own cmd-<name>.c. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "util.h"
+
+static int cmd_help(struct cli *cli, int argc, char **argv);
+
+static const struct cli_command help_cmd = {
+    "help", cmd_help, "show the help of a command",
+    "usage: kata-gpu-builder help [COMMAND]\n\n"
+    "Shows the list of commands, or the full help of one.\n\n"
+    "example:\n  kata-gpu-builder help kernel\n"};
+
+static const struct cli_command *const commands[] = {
+    &cli_cmd_profiles,
+    &cli_cmd_profile,
+    &cli_cmd_kernel,
+    &help_cmd,
+};
+
+static const char main_usage[] =
+    "usage: kata-gpu-builder [--workdir DIR] [--json] [-q|-v] [--jobs N] [--dry-run] COMMAND ...\n";
+
+static void print_main_help(FILE *f) {
+  fprintf(f,
+          "%s\n"
+          "Builds GPU-capable guest kernels for Kata Containers from one profile, with every\n"
+          "requested kernel option proven to survive the kernel's own Kconfig.\n\n"
+          "commands:\n",
+          main_usage);
+  for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+    fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+  fprintf(f, "\n"
+             "global options:\n"
+             "  --workdir DIR   stages, caches and extracted sources (default: $KGB_WORKDIR or\n"
+             "                  ~/.cache/kata-gpu-builder)\n"
+             "  --json          print one JSON document on stdout\n"
+             "  -q, --quiet     only errors and warnings on stderr\n"
+             "  -v, --verbose   also debug messages (commands run, cache decisions)\n"
+             "  --jobs N        parallel jobs for builds (default: number of CPUs)\n"
+             "  --dry-run       say what would run, run nothing\n"
+             "  --version       print the version\n\n"
+             "exit status: 0 done, 1 failed, 2 usage error, 3 a verification found a mismatch\n\n"
+             "example:\n  kata-gpu-builder kernel config -p virgl\n\n"
+             "'kata-gpu-builder help COMMAND' shows the options of a command.\n");
+}
+
+static const struct cli_command *find_command(const char *name) {
+  for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+    if (STREQ(commands[i]->name, name))
+      return commands[i];
+  return NULL;
+}
+
+static const char *closest_command(const char *name) {
+  const char *names[ELEMENTSOF(commands) + 1] = {NULL};
+  for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+    names[i] = commands[i]->name;
+  return cli_closest(name, names);
+}
+
+static int unknown_command(struct cli *cli, const char *name) {
+  const char *near = closest_command(name);
+  if (near)
+    return cli_usage(cli, "'%s' is not a command (did you mean '%s'?); see 'kata-gpu-builder --help'",
+                     name, near);
+  return cli_usage(cli, "'%s' is not a command; see 'kata-gpu-builder --help'", name);
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv) {
+  if (argc < 2) {
+    print_main_help(stdout);
+    return EXIT_OK;
+  }
+  const struct cli_command *c = find_command(argv[1]);
+  if (!c)
+    return unknown_command(cli, argv[1]);
+  fputs(c->help, stdout);
+  return EXIT_OK;
+}
+
+static volatile sig_atomic_t cancel_flag;
+
+static void on_signal(int sig) {
+  cancel_flag = 1;
+  /* A second Ctrl-C ends the process at once. */
+  signal(sig, SIG_DFL);
+}
+
+static const char *default_datadir(void) {
+  const char *env = getenv("KGB_DATADIR");
+  if (env && *env)
+    return env;
+  if (is_dir(KGB_SOURCE_DATADIR "/profiles") && is_dir(KGB_SOURCE_DATADIR "/kconfig-fragments"))
+    return KGB_SOURCE_DATADIR;
+  return KGB_INSTALL_DATADIR;
+}
+
+static int setup_workdir(struct cli *cli, const char *dir) {
+  int r = mkdir_p(dir, 0755);
+  if (r < 0) {
+    fprintf(stderr, "kata-gpu-builder: error: cannot create work directory '%s': %s\n", dir,
+            strerror(-r));
+    return EXIT_FAIL;
+  }
+  char *real = realpath(dir, NULL);
+  if (!real)
+    return EXIT_FAIL;
+  free(cli->ctx->workdir);
+  cli->ctx->workdir = real;
+  return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  _cleanup_(kgb_ctx_freep) struct kgb_ctx *ctx = NULL;
+  if (kgb_ctx_new(&ctx) < 0) {
+    fputs("kata-gpu-builder: error: out of memory\n", stderr);
+    return EXIT_FAIL;
+  }
+  struct cli cli = {.ctx = ctx};
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  ctx->jobs = ncpu > 0 ? (unsigned)ncpu : 1;
+  const char *workdir = getenv("KGB_WORKDIR");
+  static const struct option opts[] = {
+      {"workdir", required_argument, NULL, 'W'}, {"json", no_argument, NULL, 'J'},
+      {"quiet", no_argument, NULL, 'q'},         {"verbose", no_argument, NULL, 'v'},
+      {"jobs", required_argument, NULL, 'j'},    {"dry-run", no_argument, NULL, 'n'},
+      {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+      {}};
+  static const char *const known[] = {"--workdir", "--json", "--quiet", "--verbose", "--jobs",
+                                      "--dry-run", "--help", "--version", NULL};
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "+qvhj:", opts, NULL)) != -1) {
+    switch (c) {
+    case 'W':
+      workdir = optarg;
+      break;
+    case 'J':
+      cli.json = true;
+      break;
+    case 'q':
+      cli.verbosity = -1;
+      break;
+    case 'v':
+      cli.verbosity = 1;
+      break;
+    case 'j': {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (*end || n < 1 || n > 1024)
+        return cli_usage(&cli, "--jobs takes a number from 1 to 1024, not '%s'", optarg);
+      ctx->jobs = (unsigned)n;
+      break;
+    }
+    case 'n':
+      cli.dry_run = true;
+      break;
+    case 'h':
+      print_main_help(stdout);
+      return EXIT_OK;
+    case 'V':
+      printf("kata-gpu-builder %s\n", KGB_VERSION);
+      return EXIT_OK;
+    default:
+      return cli_bad_option(&cli, "kata-gpu-builder", argv[optind - 1], known);
+    }
+  }
+  if (optind >= argc) {
+    print_main_help(stderr);
+    return EXIT_USAGE;
+  }
+  const struct cli_command *cmd = find_command(argv[optind]);
+  if (!cmd)
+    return unknown_command(&cli, argv[optind]);
+  if (kgb_ctx_set_string(&ctx->datadir, default_datadir()) < 0)
+    return EXIT_FAIL;
+  if (workdir && setup_workdir(&cli, workdir) != EXIT_OK)
+    return EXIT_FAIL;
+  if (!workdir && setup_workdir(&cli, ctx->workdir) != EXIT_OK)
+    return EXIT_FAIL;
+  ctx->cancel = &cancel_flag;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+  cli_progress_install(&cli);
+  int first = optind;
+  optind = 0; /* commands parse their own options from their argv */
+  int r = cmd->run(&cli, argc - first, argv + first);
+  cli_progress_done();
+  if (r == EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+    fprintf(stderr, "kata-gpu-builder: error: writing to standard output failed\n");
+    return EXIT_FAIL;
+  }
+  return r;
+}

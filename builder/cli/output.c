@@ -1,0 +1,189 @@
+/* Talking to a person: messages and errors on stderr, data on stdout, and the progress line
+ * (only on a terminal, redrawn at most 10 times a second, cut to the terminal width). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sbuf.h"
+#include "util.h"
+
+static struct {
+  bool active; /* a progress line is on screen */
+  bool enabled;
+  double last;
+  double started;
+  char what[128];
+} progress;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void clear_progress(void) {
+  if (progress.active) {
+    fputs("\r\033[K", stderr);
+    progress.active = false;
+  }
+}
+
+static int term_width(void) {
+  struct winsize ws;
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+    return ws.ws_col;
+  return 80;
+}
+
+static void on_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  (void)ud;
+  if (!progress.enabled)
+    return;
+  double t = now();
+  bool finished = total && done >= total;
+  if (strcmp(progress.what, what) != 0) {
+    snprintf(progress.what, sizeof(progress.what), "%s", what);
+    progress.started = t;
+  } else if (!finished && t - progress.last < 0.1) {
+    return;
+  }
+  progress.last = t;
+  if (finished) {
+    clear_progress();
+    progress.what[0] = '\0';
+    return;
+  }
+  char line[512];
+  if (total)
+    snprintf(line, sizeof(line), "%s: %3.0f%% (%.0fs)", what, 100.0 * (double)done / (double)total,
+             t - progress.started);
+  else
+    snprintf(line, sizeof(line), "%s... (%.0fs)", what, t - progress.started);
+  int w = term_width() - 1;
+  fprintf(stderr, "\r\033[K%.*s", w, line);
+  progress.active = true;
+}
+
+static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
+  struct cli *cli = ud;
+  if (level == KGB_LOG_DEBUG && cli->verbosity < 1)
+    return;
+  if (level >= KGB_LOG_NOTICE && cli->verbosity < 0)
+    return;
+  clear_progress();
+  const char *prefix = level == KGB_LOG_ERROR ? "error: " : level == KGB_LOG_WARNING ? "warning: " : "";
+  fprintf(stderr, "%s%s\n", prefix, msg);
+}
+
+void cli_progress_install(struct cli *cli) {
+  progress.enabled = isatty(STDERR_FILENO) && cli->verbosity >= 0;
+  cli->ctx->progress = on_progress;
+  cli->ctx->log = on_log;
+  cli->ctx->log_userdata = cli;
+}
+
+void cli_progress_done(void) { clear_progress(); }
+
+void cli_msg(struct cli *cli, const char *fmt, ...) {
+  if (cli->verbosity < 0)
+    return;
+  clear_progress();
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
+
+int cli_out(const char *s) {
+  fputs(s, stdout);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "kata-gpu-builder: error: writing to standard output: %s\n", strerror(errno));
+    return -EIO;
+  }
+  return 0;
+}
+
+int cli_fail(struct cli *cli, int r, const char *what) {
+  clear_progress();
+  const char *detail = kgb_error_detail(cli->ctx);
+  if (r == -ECANCELED && !detail)
+    detail = "interrupted";
+  _cleanup_free_ char *msg = detail ? (what ? kgb_strdup_printf("%s: %s", what, detail) : strdup(detail))
+                                    : kgb_strdup_printf("%s: %s", what ? what : "failed", strerror(-r));
+  fprintf(stderr, "kata-gpu-builder: error: %s\n", msg ? msg : "out of memory");
+  if (cli->json) {
+    struct sbuf sb = SBUF_INIT;
+    sbuf_adds(&sb, "{\"error\": ");
+    sbuf_add_json(&sb, msg ? msg : "out of memory");
+    sbuf_adds(&sb, "}\n");
+    cli_out(sbuf_str(&sb));
+    sbuf_release(&sb);
+  }
+  return EXIT_FAIL;
+}
+
+int cli_usage(struct cli *cli, const char *fmt, ...) {
+  clear_progress();
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("kata-gpu-builder: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  (void)cli;
+  return EXIT_USAGE;
+}
+
+const char *cli_closest(const char *word, const char *const *candidates) {
+  const char *best = NULL;
+  size_t bestd = strlen(word) < 4 ? 2 : 3;
+  for (size_t i = 0; candidates[i]; i++) {
+    size_t d = levenshtein(word, candidates[i], bestd);
+    if (d < bestd || (!best && startswith(candidates[i], word))) {
+      bestd = MIN(d, bestd);
+      best = candidates[i];
+    }
+  }
+  return best;
+}
+
+int cli_bad_option(struct cli *cli, const char *cmd, const char *arg, const char *const *known) {
+  const char *near = NULL;
+  if (arg && startswith(arg, "--")) {
+    _cleanup_free_ char *name = strndup(arg, strcspn(arg, "="));
+    near = name ? cli_closest(name, known) : NULL;
+  }
+  if (near)
+    return cli_usage(cli, "%s: unknown option '%s' (did you mean '%s'?); see 'kata-gpu-builder help %s'",
+                     cmd, arg, near, cmd);
+  return cli_usage(cli, "%s: unknown option or missing argument '%s'; see 'kata-gpu-builder help %s'",
+                   cmd, arg ? arg : "?", cmd);
+}
+
+int cli_dispatch(struct cli *cli, const char *prefix, const struct cli_command *table, size_t n,
+                 int argc, char **argv) {
+  const char *names[16] = {NULL};
+  for (size_t i = 0; i < n && i < ELEMENTSOF(names) - 1; i++)
+    names[i] = table[i].name;
+  if (argc < 1 || STREQ(argv[0], "--help") || STREQ(argv[0], "-h")) {
+    fprintf(argc < 1 ? stderr : stdout, "usage: kata-gpu-builder %s VERB ...\n\nverbs:\n", prefix);
+    for (size_t i = 0; i < n; i++)
+      fprintf(argc < 1 ? stderr : stdout, "  %-10s %s\n", table[i].name, table[i].summary);
+    return argc < 1 ? EXIT_USAGE : EXIT_OK;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (STREQ(argv[0], table[i].name))
+      return table[i].run(cli, argc, argv);
+  const char *near = cli_closest(argv[0], names);
+  if (near)
+    return cli_usage(cli, "'%s %s' is not a command (did you mean '%s %s'?)", prefix, argv[0],
+                     prefix, near);
+  return cli_usage(cli, "'%s %s' is not a command; see 'kata-gpu-builder help %s'", prefix, argv[0],
+                   prefix);
+}

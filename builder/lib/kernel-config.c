@@ -1,0 +1,297 @@
+/* kernel config: merge, resolve with the kernel's Kconfig, verify. The resolved .config is
+ * a stage output keyed by everything that can change it; the verification always runs, as
+ * it is cheap and its report is the point of the command. */
+#define _GNU_SOURCE
+#include "kernel-config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "exec.h"
+#include "kconfig.h"
+
+#define KGB_KCONFIG_STAGE_VERSION "kconfig-stage 1"
+
+struct kgb_config_result *kgb_config_result_free(struct kgb_config_result *r) {
+  if (!r)
+    return NULL;
+  kgb_source_free(r->source);
+  kgb_merge_free(r->merge);
+  kgb_verify_free(r->verify);
+  free(r->stage_dir);
+  free(r->config_path);
+  free(r->log_path);
+  free(r->key);
+  free(r);
+  return NULL;
+}
+
+const char *kgb_srcarch(const char *arch) {
+  if (STREQ(arch, "x86_64") || STREQ(arch, "i386"))
+    return "x86";
+  if (STREQ(arch, "aarch64"))
+    return "arm64";
+  if (STREQ(arch, "ppc64le"))
+    return "powerpc";
+  return arch;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum kgb_layer layer_of(const char *name, const char *arch) {
+  _cleanup_free_ char *archdir = kgb_strdup_printf("kconfig-fragments/%s/", arch);
+  if (startswith(name, "kconfig-fragments/common/") || (archdir && startswith(name, archdir)))
+    return KGB_LAYER_BASE;
+  return KGB_LAYER_VENDOR;
+}
+
+static int load_merge(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_kernel_config_opts *o, struct kgb_merge **ret) {
+  _cleanup_strv_free_ char **paths = NULL, **names = NULL, **allowed = NULL;
+  int r = kgb_profile_fragments(ctx, p, &paths, &names);
+  if (r < 0)
+    return r;
+  _cleanup_(kgb_merge_freep) struct kgb_merge *m = kgb_merge_new();
+  if (!m)
+    return -ENOMEM;
+  for (size_t i = 0; paths && paths[i]; i++) {
+    struct kgb_fragment *f;
+    r = kgb_fragment_load(ctx, paths[i], names[i], false, &f);
+    if (r < 0)
+      return r;
+    r = kgb_merge_add(m, f, layer_of(names[i], p->kernel.arch), p->kernel.arch);
+    if (r < 0)
+      return r;
+  }
+  for (size_t i = 0; o->fragments && o->fragments[i]; i++) {
+    struct kgb_fragment *f;
+    r = kgb_fragment_load(ctx, o->fragments[i], o->fragments[i], false, &f);
+    if (r < 0)
+      return r;
+    r = kgb_merge_add(m, f, KGB_LAYER_USER, p->kernel.arch);
+    if (r < 0)
+      return r;
+  }
+  for (size_t i = 0; p->kernel.overrides && p->kernel.overrides[i]; i++)
+    if ((r = strv_extend(&allowed, p->kernel.overrides[i] + strlen("CONFIG_"))) < 0)
+      return r;
+  r = kgb_merge_finish(m, allowed);
+  if (r < 0)
+    return r;
+  if (m->n_conflicts) {
+    struct sbuf sb = SBUF_INIT;
+    for (size_t i = 0; i < m->n_overrides; i++) {
+      const struct kgb_override *ov = &m->overrides[i];
+      if (!ov->conflict)
+        continue;
+      _cleanup_free_ char *a = kgb_fentry_display(ov->from.entry->value, ov->from.entry->is_string);
+      _cleanup_free_ char *b = kgb_fentry_display(ov->to.entry->value, ov->to.entry->is_string);
+      sbuf_addf(&sb, "%s%s:%u: CONFIG_%s=%s conflicts with %s:%u (%s)", sb.len ? "\n" : "",
+                  ov->to.fragment->name, ov->to.entry->line, ov->symbol, b ? b : "?",
+                  ov->from.fragment->name, ov->from.entry->line, a ? a : "?");
+    }
+    sbuf_addf(&sb, "\ntwo vendor fragments of profile '%s' disagree: remove one value, or list "
+                "the symbol in kernel.overrides of '%s' to let the later fragment win on purpose",
+                p->name, p->path);
+    r = kgb_error(ctx, -EINVAL, "%s", sbuf_str(&sb));
+    sbuf_release(&sb);
+    return r;
+  }
+  *ret = TAKE_PTR(m);
+  return 0;
+}
+
+static int compiler_version(struct kgb_ctx *ctx, char **ret) {
+  char *argv[] = {"gcc", "--version", NULL};
+  int r = kgb_exec_first_line(ctx, argv, ret);
+  if (r < 0) {
+    kgb_error_clear(ctx);
+    return kgb_error(ctx, r, "gcc is needed to resolve a kernel config ('apt-get install gcc make "
+                     "flex bison'): %s", strerror(-r));
+  }
+  return 0;
+}
+
+static char *log_tail(const char *path, int lines) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_full_file(path, &text, &len) < 0)
+    return strdup("");
+  size_t i = len;
+  while (i > 0 && lines > 0)
+    if (text[--i] == '\n' && i + 1 < len)
+      lines--;
+  return strdup(text + (i ? i + 1 : 0));
+}
+
+static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const char *arch,
+                       const char *merged, const char *tmpdir, const char *log) {
+  _cleanup_free_ char *obj = kgb_strdup_printf("%s/obj/%s-%s/kconfig", ctx->workdir, src->key, arch);
+  if (!obj)
+    return -ENOMEM;
+  int r = mkdir_p(obj, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", obj, strerror(-r));
+  _cleanup_free_ char *allcfg = strjoin_path(tmpdir, "merged.config");
+  _cleanup_free_ char *o_arg = kgb_strdup_printf("O=%s", obj);
+  _cleanup_free_ char *a_arg = kgb_strdup_printf("ARCH=%s", arch);
+  _cleanup_free_ char *k_arg = allcfg ? kgb_strdup_printf("KCONFIG_ALLCONFIG=%s", allcfg) : NULL;
+  if (!allcfg || !o_arg || !a_arg || !k_arg)
+    return -ENOMEM;
+  r = write_file_atomic(allcfg, merged, strlen(merged), 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", allcfg, strerror(-r));
+  char *argv[] = {"make", "-C", src->dir, o_arg, a_arg, k_arg, "allnoconfig", NULL};
+  struct kgb_exec_opts eo = {.log_path = log};
+  kgb_progress(ctx, "resolving with the kernel's Kconfig", 0, 0);
+  r = kgb_exec(ctx, argv, &eo);
+  kgb_progress(ctx, "resolving with the kernel's Kconfig", 1, 1);
+  if (r < 0)
+    return r == -ENOENT ? kgb_error(ctx, r, "'make' is not installed: apt-get install make gcc "
+                                    "flex bison bc") : r;
+  if (r != 0) {
+    _cleanup_free_ char *tail = log_tail(log, 30);
+    return kgb_error(ctx, -EIO, "the kernel's 'make allnoconfig' failed (exit %d):\n%s\nfull log: %s",
+                     r, tail ? tail : "", log);
+  }
+  _cleanup_free_ char *dotconfig = strjoin_path(obj, ".config"), *text = NULL;
+  _cleanup_free_ char *dest = strjoin_path(tmpdir, "config");
+  if (!dotconfig || !dest)
+    return -ENOMEM;
+  size_t len;
+  r = read_full_file(dotconfig, &text, &len);
+  if (r < 0)
+    return kgb_error(ctx, r, "'make allnoconfig' wrote no '%s': %s", dotconfig, strerror(-r));
+  r = write_file_atomic(dest, text, len, 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", dest, strerror(-r));
+  return 0;
+}
+
+static int write_manifest(const char *dir, const char *key, const struct kgb_source *src,
+                          const char *arch, const char *cc) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "{\n  \"stage\": \"config\",\n  \"key\": ");
+  sbuf_add_json(&sb, key);
+  sbuf_adds(&sb, ",\n  \"source\": ");
+  sbuf_add_json(&sb, src->dir);
+  sbuf_adds(&sb, ",\n  \"source_key\": ");
+  sbuf_add_json(&sb, src->key);
+  sbuf_adds(&sb, ",\n  \"arch\": ");
+  sbuf_add_json(&sb, arch);
+  sbuf_adds(&sb, ",\n  \"compiler\": ");
+  sbuf_add_json(&sb, cc);
+  sbuf_adds(&sb, "\n}\n");
+  _cleanup_free_ char *path = strjoin_path(dir, "manifest.json");
+  int r = path ? write_file_atomic(path, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
+  sbuf_release(&sb);
+  return r;
+}
+
+int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_kernel_config_opts *o, struct kgb_config_result **ret) {
+  _cleanup_(kgb_config_result_freep) struct kgb_config_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  _cleanup_free_ char *spec = NULL;
+  int r = o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM) : kgb_profile_source(ctx, p, &spec);
+  if (r < 0)
+    return r;
+  r = load_merge(ctx, p, o, &res->merge);
+  if (r < 0)
+    return r;
+  r = kgb_source_prepare(ctx, spec, &res->source);
+  if (r < 0)
+    return r;
+  if (p->kernel.version && !startswith(res->source->version, p->kernel.version))
+    kgb_warn(ctx, "profile '%s' expects kernel %s, the source is %s", p->name, p->kernel.version,
+             res->source->version);
+  _cleanup_free_ char *merged = NULL, *cc = NULL;
+  if ((r = kgb_merge_render(res->merge, &merged)) < 0 || (r = compiler_version(ctx, &cc)) < 0)
+    return r;
+  struct sbuf keysrc = SBUF_INIT;
+  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, res->source->key,
+              p->kernel.arch, cc, merged);
+  char key[65];
+  r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
+  sbuf_release(&keysrc);
+  if (r < 0 || !(res->key = strdup(key)))
+    return -ENOMEM;
+  res->stage_dir = kgb_strdup_printf("%s/stages/config/%s", ctx->workdir, key);
+  res->config_path = res->stage_dir ? strjoin_path(res->stage_dir, "config") : NULL;
+  _cleanup_free_ char *manifest =
+      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
+  if (!res->config_path || !manifest)
+    return -ENOMEM;
+  /* Logs live outside the stage directory so that a failed run keeps its log. */
+  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
+  res->log_path = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, key);
+  if (!logdir || !res->log_path)
+    return -ENOMEM;
+  double t0 = now();
+  if (!ctx->force && is_file(manifest)) {
+    res->cached = true;
+  } else {
+    _cleanup_free_ char *parent = kgb_strdup_printf("%s/stages/config", ctx->workdir);
+    _cleanup_free_ char *tmp = kgb_strdup_printf("%s/stages/config/.%s.tmp-XXXXXX", ctx->workdir, key);
+    if (!parent || !tmp)
+      return -ENOMEM;
+    if ((r = mkdir_p(parent, 0755)) < 0)
+      return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
+    if (!mkdtemp(tmp))
+      return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", parent);
+    if ((r = mkdir_p(logdir, 0755)) < 0)
+      return kgb_error(ctx, r, "cannot create '%s': %s", logdir, strerror(-r));
+    unlink(res->log_path);
+    r = run_kconfig(ctx, res->source, p->kernel.arch, merged, tmp, res->log_path);
+    if (r >= 0)
+      r = write_manifest(tmp, key, res->source, p->kernel.arch, cc);
+    if (r >= 0) {
+      /* --force over an existing result: replace it as a whole */
+      if (is_dir(res->stage_dir))
+        rm_rf(res->stage_dir);
+      if (rename(tmp, res->stage_dir) < 0)
+        r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmp, res->stage_dir);
+    }
+    if (r < 0) {
+      rm_rf(tmp);
+      return r;
+    }
+  }
+  res->resolve_seconds = now() - t0;
+  t0 = now();
+  _cleanup_(kgb_fragment_freep) struct kgb_fragment *dot = NULL;
+  r = kgb_fragment_load(ctx, res->config_path, res->config_path, true, &dot);
+  if (r < 0)
+    return r;
+  struct kgb_kconfig_vars vars = {.srcarch = kgb_srcarch(p->kernel.arch),
+                                  .arch = p->kernel.arch,
+                                  .kernelversion = res->source->version};
+  _cleanup_(kgb_kconfig_freep) struct kgb_kconfig *kc = NULL;
+  r = kgb_kconfig_load(ctx, res->source->dir, &vars, &kc);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *allow_path = kgb_strdup_printf("%s/kconfig-fragments/allow.conf", ctx->datadir);
+  _cleanup_(kgb_allow_freep) struct kgb_allow *allow = NULL;
+  if (!allow_path)
+    return -ENOMEM;
+  r = kgb_allow_load(ctx, allow_path, "kconfig-fragments/allow.conf", &allow);
+  if (r < 0)
+    return r;
+  r = kgb_verify_config(ctx, res->merge, dot, kc, allow, res->source->version, &res->verify);
+  if (r < 0)
+    return r;
+  res->verify_seconds = now() - t0;
+  *ret = TAKE_PTR(res);
+  return 0;
+}

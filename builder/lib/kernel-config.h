@@ -1,0 +1,36 @@
+/* The `kernel config` stage: fragments merged in profile order, resolved by the kernel's own
+ * Kconfig (allnoconfig + KCONFIG_ALLCONFIG, out of tree), then verified value by value. */
+#pragma once
+
+#include "merge.h"
+#include "profile.h"
+#include "source.h"
+#include "verify.h"
+
+struct kgb_kernel_config_opts {
+  const char *source;      /* --kernel-source; NULL: the profile's */
+  char *const *fragments;  /* --fragment files, merged last */
+};
+
+struct kgb_config_result {
+  struct kgb_source *source;
+  struct kgb_merge *merge;
+  struct kgb_verify *verify;
+  char *stage_dir;   /* <workdir>/stages/config/<key> */
+  char *config_path; /* <stage_dir>/config */
+  char *log_path;
+  char *key;
+  bool cached;       /* the resolution was reused, make did not run */
+  double resolve_seconds, verify_seconds;
+};
+
+struct kgb_config_result *kgb_config_result_free(struct kgb_config_result *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_config_result *, kgb_config_result_free)
+
+/* Returns 0 when the stage ran or was cached, whatever the verification found (the caller
+ * decides on ret->verify->n_unexplained); a negative errno when it could not run. Two vendor
+ * fragments that disagree are -EINVAL with both places in the error detail. */
+int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_kernel_config_opts *o, struct kgb_config_result **ret);
+/* SRCARCH for an ARCH (x86_64 -> x86). */
+const char *kgb_srcarch(const char *arch);

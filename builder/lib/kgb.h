@@ -1,0 +1,66 @@
+/* The engine's context: what every engine call receives first (roots, work directory, jobs,
+ * log and progress callbacks, cancellation) and the error detail that the CLI prints once. */
+#pragma once
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../shared/macro.h"
+
+enum kgb_log_level {
+  KGB_LOG_ERROR,
+  KGB_LOG_WARNING,
+  KGB_LOG_NOTICE,
+  KGB_LOG_INFO,
+  KGB_LOG_DEBUG,
+  _KGB_LOG_LEVEL_MAX,
+  _KGB_LOG_LEVEL_INVALID = -22,
+};
+
+typedef void (*kgb_log_fn)(void *userdata, enum kgb_log_level level, const char *message);
+/* total == 0 means unknown; done == total ends the line. */
+typedef void (*kgb_progress_fn)(void *userdata, const char *what, uint64_t done, uint64_t total);
+
+struct kgb_ctx {
+  char *sysfs;   /* host roots, default /sys, /proc, /boot */
+  char *proc;
+  char *boot;
+  char *workdir; /* stages/, cache/, sources/ live here */
+  char *datadir; /* profiles/, kconfig-fragments/, recipes/ */
+  unsigned jobs;
+  bool force; /* ignore stage caches */
+  kgb_log_fn log;
+  void *log_userdata;
+  kgb_progress_fn progress;
+  void *progress_userdata;
+  volatile sig_atomic_t *cancel; /* set by the CLI's signal handler */
+  char *error;                   /* detail of the last failure, for the CLI to print once */
+};
+
+int kgb_ctx_new(struct kgb_ctx **ret);
+struct kgb_ctx *kgb_ctx_free(struct kgb_ctx *ctx);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_ctx *, kgb_ctx_free)
+int kgb_ctx_set_string(char **field, const char *value);
+
+void kgb_log(struct kgb_ctx *ctx, enum kgb_log_level level, const char *fmt, ...) _printf_(3, 4);
+#define kgb_info(ctx, ...) kgb_log(ctx, KGB_LOG_INFO, __VA_ARGS__)
+#define kgb_notice(ctx, ...) kgb_log(ctx, KGB_LOG_NOTICE, __VA_ARGS__)
+#define kgb_warn(ctx, ...) kgb_log(ctx, KGB_LOG_WARNING, __VA_ARGS__)
+#define kgb_debug(ctx, ...) kgb_log(ctx, KGB_LOG_DEBUG, __VA_ARGS__)
+
+/* Records the detail of a failure and returns err (a negative errno) for `return kgb_error(...)`.
+ * A later call replaces the detail only when the first one was not set by a deeper layer,
+ * so the most specific message survives. */
+int kgb_error(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
+const char *kgb_error_detail(const struct kgb_ctx *ctx);
+void kgb_error_clear(struct kgb_ctx *ctx);
+bool kgb_cancelled(const struct kgb_ctx *ctx);
+void kgb_progress(struct kgb_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+
+/* Shorthand for the tristate values used by the Kconfig reader and the verifier. */
+enum kgb_tristate { KGB_N = 0, KGB_M = 1, KGB_Y = 2 };
+
+/* Exit status of a verification that found a mismatch (DESIGN.md). */
+#define KGB_EXIT_MISMATCH 3

@@ -1,0 +1,661 @@
+/* Profile loading: libconfig parses (with @include resolved in the shipped profiles
+ * directory); this file checks every key against a schema so that a typo is an error with
+ * file and line, applies a user profile's `override` group, and fills struct kgb_profile. */
+#define _GNU_SOURCE
+#include "profile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "fragment.h"
+
+enum field_type { F_STRING, F_INT, F_BOOL, F_STRINGS, F_GROUP };
+static const char *const type_names[] = {"a string", "an integer", "true or false",
+                                         "a list of strings", "a group { ... }"};
+
+struct field {
+  const char *path;
+  enum field_type type;
+  bool required;
+  const char *const *choices; /* allowed string values, NULL-terminated */
+};
+
+static const char *const vendors[] = {"nvidia", "intel", "virgl", NULL};
+static const char *const modes[] = {"passthrough", "vgpu", "mig", "gvt-d", "gvt-g", "virgl", NULL};
+static const char *const arches[] = {"x86_64", NULL};
+static const char *const formats[] = {"ext4", "erofs", "initrd", NULL};
+static const char *const host_modes[] = {"passthrough", "mdev", "mig", "none", NULL};
+static const char *const plug_ports[] = {"no-port", "bridge-port", "root-port", "switch-port", NULL};
+static const char *const vfio_modes[] = {"guest-kernel", "vfio", NULL};
+
+static const struct field schema[] = {
+    {"name", F_STRING, true, NULL},
+    {"vendor", F_STRING, true, vendors},
+    {"mode", F_STRING, true, modes},
+    {"description", F_STRING, true, NULL},
+    {"notes", F_STRING, false, NULL},
+    {"kernel", F_GROUP, true, NULL},
+    {"kernel.version", F_STRING, false, NULL},
+    {"kernel.source", F_STRING, false, NULL},
+    {"kernel.sha256", F_STRING, false, NULL},
+    {"kernel.arch", F_STRING, true, arches},
+    {"kernel.fragments", F_STRINGS, true, NULL},
+    {"kernel.cfgver", F_INT, true, NULL},
+    {"kernel.required", F_STRINGS, false, NULL},
+    {"kernel.overrides", F_STRINGS, false, NULL},
+    {"kernel.source_date_epoch", F_INT, false, NULL},
+    {"rootfs", F_GROUP, false, NULL},
+    {"rootfs.distro", F_STRING, false, NULL},
+    {"rootfs.suite", F_STRING, false, NULL},
+    {"rootfs.components", F_STRINGS, false, NULL},
+    {"rootfs.packages", F_STRINGS, false, NULL},
+    {"rootfs.recipes", F_STRINGS, false, NULL},
+    {"image", F_GROUP, false, NULL},
+    {"image.format", F_STRING, false, formats},
+    {"image.free_mb", F_INT, false, NULL},
+    {"kata", F_GROUP, false, NULL},
+    {"kata.machine_type", F_STRING, false, NULL},
+    {"kata.default_memory", F_INT, false, NULL},
+    {"kata.kernel_params", F_STRING, false, NULL},
+    {"kata.hot_plug_vfio", F_STRING, false, plug_ports},
+    {"kata.cold_plug_vfio", F_STRING, false, plug_ports},
+    {"kata.pcie_root_port", F_INT, false, NULL},
+    {"kata.vfio_mode", F_STRING, false, vfio_modes},
+    {"kata.kernel_modules", F_STRINGS, false, NULL},
+    {"kata.guest_hook_path", F_STRING, false, NULL},
+    {"kata.enable_iommu", F_BOOL, false, NULL},
+    {"host", F_GROUP, false, NULL},
+    {"host.mode", F_STRING, false, host_modes},
+    {"host.kernel_config", F_STRINGS, false, NULL},
+    {"host.cmdline", F_STRINGS, false, NULL},
+};
+
+struct kgb_profile *kgb_profile_free(struct kgb_profile *p) {
+  if (!p)
+    return NULL;
+  free(p->name);
+  free(p->path);
+  free(p->vendor);
+  free(p->mode);
+  free(p->description);
+  free(p->kernel.version);
+  free(p->kernel.source);
+  free(p->kernel.sha256);
+  free(p->kernel.arch);
+  strv_free(p->kernel.fragments);
+  strv_free(p->kernel.required);
+  strv_free(p->kernel.overrides);
+  free(p->rootfs.distro);
+  free(p->rootfs.suite);
+  strv_free(p->rootfs.packages);
+  strv_free(p->rootfs.recipes);
+  free(p->image.format);
+  config_destroy(&p->cfg);
+  free(p);
+  return NULL;
+}
+
+static char *profiles_dir(struct kgb_ctx *ctx) { return strjoin_path(ctx->datadir, "profiles"); }
+
+/* "profiles/x.cfg" for shipped files, the path as given otherwise. */
+static const char *where(const config_setting_t *s, const char *fallback) {
+  const char *f = config_setting_source_file(s);
+  return f ? f : fallback;
+}
+
+static const struct field *find_field(const char *path) {
+  for (size_t i = 0; i < ELEMENTSOF(schema); i++)
+    if (STREQ(schema[i].path, path))
+      return &schema[i];
+  return NULL;
+}
+
+static const char *closest_field(const char *path) {
+  const char *best = NULL;
+  size_t bestd = 4;
+  for (size_t i = 0; i < ELEMENTSOF(schema); i++) {
+    size_t d = levenshtein(path, schema[i].path, 3);
+    if (d < bestd) {
+      bestd = d;
+      best = schema[i].path;
+    }
+  }
+  return best;
+}
+
+static bool type_ok(const config_setting_t *s, enum field_type t) {
+  int st = config_setting_type(s);
+  switch (t) {
+  case F_STRING:
+    return st == CONFIG_TYPE_STRING;
+  case F_INT:
+    return st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
+  case F_BOOL:
+    return st == CONFIG_TYPE_BOOL;
+  case F_GROUP:
+    return st == CONFIG_TYPE_GROUP;
+  case F_STRINGS:
+    if (st != CONFIG_TYPE_ARRAY && st != CONFIG_TYPE_LIST)
+      return false;
+    for (int i = 0; i < config_setting_length(s); i++)
+      if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) != CONFIG_TYPE_STRING)
+        return false;
+    return true;
+  }
+  return false;
+}
+
+struct check {
+  struct kgb_ctx *ctx;
+  const char *file; /* top file, for settings without a source file */
+  const char *arch;
+};
+
+static int check_fragment_pattern(struct check *c, const config_setting_t *s, const char *pattern);
+static int check_recipe(struct check *c, const config_setting_t *s, const char *name);
+
+static int check_values(struct check *c, const config_setting_t *s, const char *path) {
+  const char *file = where(s, c->file);
+  unsigned line = config_setting_source_line(s);
+  const struct field *f = find_field(path);
+  if (f->choices) {
+    const char *v = config_setting_get_string(s);
+    bool ok = false;
+    for (size_t i = 0; f->choices[i]; i++)
+      ok = ok || STREQ(v, f->choices[i]);
+    if (!ok) {
+      struct sbuf sb = SBUF_INIT;
+      for (size_t i = 0; f->choices[i]; i++)
+        sbuf_addf(&sb, "%s'%s'", i ? ", " : "", f->choices[i]);
+      int r = kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' is '%s': use one of %s", file, line, path, v,
+                        sbuf_str(&sb));
+      sbuf_release(&sb);
+      return r;
+    }
+  }
+  for (int i = 0; f->type == F_STRINGS && i < config_setting_length(s); i++) {
+    const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+    const char *v = config_setting_get_string(el);
+    int r = 0;
+    if (STREQ(path, "kernel.fragments"))
+      r = check_fragment_pattern(c, s, v);
+    else if (STREQ(path, "rootfs.recipes"))
+      r = check_recipe(c, s, v);
+    else if (STREQ(path, "kernel.required")) {
+      _cleanup_(kgb_fragment_freep) struct kgb_fragment *fr = NULL;
+      _cleanup_free_ char *name = kgb_strdup_printf("%s:%u: kernel.required", file, line);
+      r = name ? kgb_fragment_parse(c->ctx, name, v, false, &fr) : -ENOMEM;
+    } else if (STREQ(path, "kernel.overrides") && !startswith(v, "CONFIG_"))
+      r = kgb_error(c->ctx, -EINVAL, "%s:%u: kernel.overrides: '%s' is not a CONFIG_ name", file,
+                    line, v);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* Checks every setting under s against the schema; prefix is the dotted path of s. */
+static int check_group(struct check *c, const config_setting_t *s, const char *prefix,
+                       bool in_override) {
+  for (int i = 0; i < config_setting_length(s); i++) {
+    const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+    const char *name = config_setting_name(el);
+    _cleanup_free_ char *path =
+        *prefix ? kgb_strdup_printf("%s.%s", prefix, name) : strdup(name);
+    if (!path)
+      return -ENOMEM;
+    const char *file = where(el, c->file);
+    unsigned line = config_setting_source_line(el);
+    if (!*prefix && STREQ(name, "override")) {
+      if (in_override || config_setting_type(el) != CONFIG_TYPE_GROUP)
+        return kgb_error(c->ctx, -EINVAL, "%s:%u: 'override' must be a top-level group", file, line);
+      int r = check_group(c, el, "", true);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    const struct field *f = find_field(path);
+    if (!f) {
+      const char *near = closest_field(path);
+      return kgb_error(c->ctx, -EINVAL, "%s:%u: unknown key '%s'%s%s%s", file, line, path,
+                       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    }
+    if (!type_ok(el, f->type))
+      return kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' must be %s", file, line, path,
+                       type_names[f->type]);
+    int r = f->type == F_GROUP ? check_group(c, el, path, in_override) : check_values(c, el, path);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+static int check_required(struct check *c, const config_setting_t *root) {
+  for (size_t i = 0; i < ELEMENTSOF(schema); i++) {
+    if (!schema[i].required)
+      continue;
+    /* A required field inside an optional, absent group is not required. */
+    const char *dot = strrchr(schema[i].path, '.');
+    if (dot) {
+      _cleanup_free_ char *parent = strndup(schema[i].path, (size_t)(dot - schema[i].path));
+      if (!parent)
+        return -ENOMEM;
+      if (!config_setting_lookup(config_root_setting(root->config), parent))
+        continue;
+    }
+    if (!config_setting_lookup(config_root_setting(root->config), schema[i].path))
+      return kgb_error(c->ctx, -EINVAL, "%s: missing required field '%s'", c->file, schema[i].path);
+  }
+  return 0;
+}
+
+static char *expand_arch(const char *pattern, const char *arch) {
+  const char *p = strstr(pattern, "${arch}");
+  if (!p)
+    return strdup(pattern);
+  return kgb_strdup_printf("%.*s%s%s", (int)(p - pattern), pattern, arch, p + 7);
+}
+
+static int glob_fragments(struct kgb_ctx *ctx, const char *pattern, const char *arch, glob_t *g) {
+  _cleanup_free_ char *exp = expand_arch(pattern, arch);
+  _cleanup_free_ char *base = strjoin_path(ctx->datadir, "kconfig-fragments");
+  if (!exp || !base)
+    return -ENOMEM;
+  _cleanup_free_ char *full = strjoin_path(base, exp);
+  if (!full)
+    return -ENOMEM;
+  int gr = glob(full, GLOB_ERR, NULL, g);
+  if (gr == GLOB_NOSPACE)
+    return -ENOMEM;
+  return gr == 0 ? 0 : -ENOENT;
+}
+
+static int check_fragment_pattern(struct check *c, const config_setting_t *s, const char *pattern) {
+  if (strstr(pattern, "..") || pattern[0] == '/')
+    return kgb_error(c->ctx, -EINVAL,
+                     "%s:%u: fragment '%s' must be relative to kconfig-fragments/ (pass other "
+                     "files with --fragment)",
+                     where(s, c->file), config_setting_source_line(s), pattern);
+  glob_t g;
+  int r = glob_fragments(c->ctx, pattern, c->arch ? c->arch : "x86_64", &g);
+  if (r == 0)
+    globfree(&g);
+  if (r == -ENOENT)
+    return kgb_error(c->ctx, -ENOENT, "%s:%u: fragment '%s' matches no file in '%s/kconfig-fragments'",
+                     where(s, c->file), config_setting_source_line(s), pattern, c->ctx->datadir);
+  return r;
+}
+
+static int check_recipe(struct check *c, const config_setting_t *s, const char *name) {
+  _cleanup_free_ char *p = kgb_strdup_printf("%s/recipes/%s.recipe", c->ctx->datadir, name);
+  if (!p)
+    return -ENOMEM;
+  if (strchr(name, '/') || !is_file(p))
+    return kgb_error(c->ctx, -ENOENT, "%s:%u: unknown recipe '%s': no '%s/recipes/%s.recipe'",
+                     where(s, c->file), config_setting_source_line(s), name, c->ctx->datadir, name);
+  return 0;
+}
+
+/* ---- include loops: libconfig only stops at a nesting depth, so find the cycle first ---- */
+static int scan_includes(struct kgb_ctx *ctx, const char *incdir, const char *path,
+                         const char *shown, char ***stack) {
+  if (strv_contains(*stack, path)) {
+    struct sbuf sb = SBUF_INIT;
+    bool on = false;
+    for (size_t i = 0; (*stack)[i]; i++) {
+      on = on || STREQ((*stack)[i], path);
+      if (on)
+        sbuf_addf(&sb, "%s -> ", (*stack)[i]);
+    }
+    sbuf_adds(&sb, path);
+    int r = kgb_error(ctx, -ELOOP, "%s: include loop: %s", shown, sbuf_str(&sb));
+    sbuf_release(&sb);
+    return r;
+  }
+  _cleanup_free_ char *text = NULL;
+  if (read_full_file(path, &text, NULL) < 0)
+    return 0; /* libconfig reports unreadable files with their line */
+  int r = strv_extend(stack, path);
+  if (r < 0)
+    return r;
+  unsigned lineno = 0;
+  for (char *line = text, *nl; line && r >= 0; line = nl) {
+    nl = strchr(line, '\n');
+    if (nl)
+      *nl++ = '\0';
+    lineno++;
+    char *p = strstrip(line);
+    if (!startswith(p, "@include"))
+      continue;
+    char *q1 = strchr(p, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+    if (!q2)
+      continue;
+    *q2 = '\0';
+    _cleanup_free_ char *inc = strjoin_path(incdir, q1 + 1);
+    _cleanup_free_ char *where_s = kgb_strdup_printf("%s:%u", path, lineno);
+    if (!inc || !where_s)
+      return -ENOMEM;
+    r = scan_includes(ctx, incdir, inc, where_s, stack);
+  }
+  size_t n = strv_length(*stack);
+  free((*stack)[n - 1]);
+  (*stack)[n - 1] = NULL;
+  return r;
+}
+
+/* ---- override: deep merge of a group into the root ---- */
+static int copy_setting(config_setting_t *parent, const config_setting_t *src) {
+  int t = config_setting_type(src);
+  config_setting_t *dst = config_setting_add(parent, config_setting_name(src), t);
+  if (!dst)
+    return -ENOMEM;
+  switch (t) {
+  case CONFIG_TYPE_INT:
+    config_setting_set_int(dst, config_setting_get_int(src));
+    break;
+  case CONFIG_TYPE_INT64:
+    config_setting_set_int64(dst, config_setting_get_int64(src));
+    break;
+  case CONFIG_TYPE_FLOAT:
+    config_setting_set_float(dst, config_setting_get_float(src));
+    break;
+  case CONFIG_TYPE_BOOL:
+    config_setting_set_bool(dst, config_setting_get_bool(src));
+    break;
+  case CONFIG_TYPE_STRING:
+    config_setting_set_string(dst, config_setting_get_string(src));
+    break;
+  default:
+    for (int i = 0; i < config_setting_length(src); i++) {
+      int r = copy_setting(dst, config_setting_get_elem(src, (unsigned)i));
+      if (r < 0)
+        return r;
+    }
+  }
+  return 0;
+}
+
+static int apply_override(config_setting_t *dst, const config_setting_t *ov) {
+  for (int i = 0; i < config_setting_length(ov); i++) {
+    const config_setting_t *el = config_setting_get_elem(ov, (unsigned)i);
+    const char *name = config_setting_name(el);
+    config_setting_t *cur = config_setting_get_member(dst, name);
+    if (cur && config_setting_type(cur) == CONFIG_TYPE_GROUP &&
+        config_setting_type(el) == CONFIG_TYPE_GROUP) {
+      int r = apply_override(cur, el);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    if (cur && config_setting_remove(dst, name) != CONFIG_TRUE)
+      return -EINVAL;
+    int r = copy_setting(dst, el);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+static int get_str(config_t *cfg, const char *path, char **ret) {
+  const char *v;
+  if (config_lookup_string(cfg, path, &v) != CONFIG_TRUE)
+    return 0;
+  *ret = strdup(v);
+  return *ret ? 0 : -ENOMEM;
+}
+
+static int get_strv(config_t *cfg, const char *path, char ***ret) {
+  config_setting_t *s = config_lookup(cfg, path);
+  for (int i = 0; s && i < config_setting_length(s); i++) {
+    int r = strv_extend(ret, config_setting_get_string_elem(s, i));
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+static int resolve_path(struct kgb_ctx *ctx, const char *name_or_path, char **ret) {
+  if (strchr(name_or_path, '/') || endswith(name_or_path, ".cfg")) {
+    if (!is_file(name_or_path))
+      return kgb_error(ctx, -ENOENT, "profile file '%s' does not exist", name_or_path);
+    *ret = strdup(name_or_path);
+    return *ret ? 0 : -ENOMEM;
+  }
+  _cleanup_free_ char *dir = profiles_dir(ctx);
+  _cleanup_free_ char *p = dir ? kgb_strdup_printf("%s/%s.cfg", dir, name_or_path) : NULL;
+  if (!p)
+    return -ENOMEM;
+  if (is_file(p)) {
+    *ret = TAKE_PTR(p);
+    return 0;
+  }
+  _cleanup_strv_free_ char **names = NULL;
+  const char *best = NULL;
+  size_t bestd = 4;
+  if (kgb_profile_list(ctx, &names) == 0)
+    for (size_t i = 0; names[i]; i++) {
+      size_t d = levenshtein(name_or_path, names[i], 3);
+      if (d < bestd || (!best && (strstr(names[i], name_or_path) != NULL))) {
+        bestd = MIN(d, bestd);
+        best = names[i];
+      }
+    }
+  kgb_error_clear(ctx);
+  return kgb_error(ctx, -ENOENT, "unknown profile '%s'%s%s%s; 'kata-gpu-builder profiles' lists them",
+                   name_or_path, best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+}
+
+int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_profile **ret) {
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = calloc(1, sizeof(*p));
+  if (!p)
+    return -ENOMEM;
+  config_init(&p->cfg);
+  int r = resolve_path(ctx, name_or_path, &p->path);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *incdir = profiles_dir(ctx);
+  if (!incdir)
+    return -ENOMEM;
+  _cleanup_strv_free_ char **stack = NULL;
+  r = scan_includes(ctx, incdir, p->path, p->path, &stack);
+  if (r < 0)
+    return r;
+  config_set_include_dir(&p->cfg, incdir);
+  if (config_read_file(&p->cfg, p->path) != CONFIG_TRUE) {
+    const char *f = config_error_file(&p->cfg);
+    return kgb_error(ctx, -EINVAL, "%s:%d: %s", f ? f : p->path, config_error_line(&p->cfg),
+                     config_error_text(&p->cfg));
+  }
+  config_setting_t *root = config_root_setting(&p->cfg);
+  const char *arch = NULL;
+  config_lookup_string(&p->cfg, "kernel.arch", &arch);
+  const char *ov_arch = NULL;
+  config_lookup_string(&p->cfg, "override.kernel.arch", &ov_arch);
+  struct check c = {ctx, p->path, ov_arch ? ov_arch : arch};
+  r = check_group(&c, root, "", false);
+  if (r < 0)
+    return r;
+  config_setting_t *ov = config_setting_get_member(root, "override");
+  if (ov) {
+    r = apply_override(root, ov);
+    if (r < 0)
+      return kgb_error(ctx, r, "%s: applying 'override': %s", p->path, strerror(-r));
+    config_setting_remove(root, "override");
+  }
+  r = check_required(&c, root);
+  if (r < 0)
+    return r;
+  long long cfgver = 0;
+  config_lookup_int64(&p->cfg, "kernel.cfgver", &cfgver);
+  int iv = 0;
+  if (config_lookup_int(&p->cfg, "kernel.cfgver", &iv) == CONFIG_TRUE)
+    cfgver = iv;
+  if (cfgver < 1)
+    return kgb_error(ctx, -EINVAL, "%s: 'kernel.cfgver' must be a positive integer", p->path);
+  p->kernel.cfgver = (int)cfgver;
+  if (config_lookup_int(&p->cfg, "image.free_mb", &iv) == CONFIG_TRUE)
+    p->image.free_mb = iv;
+  if ((r = get_str(&p->cfg, "name", &p->name)) < 0 ||
+      (r = get_str(&p->cfg, "vendor", &p->vendor)) < 0 ||
+      (r = get_str(&p->cfg, "mode", &p->mode)) < 0 ||
+      (r = get_str(&p->cfg, "description", &p->description)) < 0 ||
+      (r = get_str(&p->cfg, "kernel.version", &p->kernel.version)) < 0 ||
+      (r = get_str(&p->cfg, "kernel.source", &p->kernel.source)) < 0 ||
+      (r = get_str(&p->cfg, "kernel.sha256", &p->kernel.sha256)) < 0 ||
+      (r = get_str(&p->cfg, "kernel.arch", &p->kernel.arch)) < 0 ||
+      (r = get_strv(&p->cfg, "kernel.fragments", &p->kernel.fragments)) < 0 ||
+      (r = get_strv(&p->cfg, "kernel.required", &p->kernel.required)) < 0 ||
+      (r = get_strv(&p->cfg, "kernel.overrides", &p->kernel.overrides)) < 0 ||
+      (r = get_str(&p->cfg, "rootfs.distro", &p->rootfs.distro)) < 0 ||
+      (r = get_str(&p->cfg, "rootfs.suite", &p->rootfs.suite)) < 0 ||
+      (r = get_strv(&p->cfg, "rootfs.packages", &p->rootfs.packages)) < 0 ||
+      (r = get_strv(&p->cfg, "rootfs.recipes", &p->rootfs.recipes)) < 0 ||
+      (r = get_str(&p->cfg, "image.format", &p->image.format)) < 0)
+    return r;
+  *ret = TAKE_PTR(p);
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kgb_profile_list(struct kgb_ctx *ctx, char ***ret) {
+  _cleanup_free_ char *dir = profiles_dir(ctx);
+  if (!dir)
+    return -ENOMEM;
+  DIR *d = opendir(dir);
+  if (!d)
+    return kgb_error(ctx, -errno, "cannot list profiles in '%s': %m", dir);
+  _cleanup_strv_free_ char **names = NULL;
+  struct dirent *de;
+  int r = 0;
+  while ((de = readdir(d)) && r >= 0) {
+    if (de->d_name[0] == '.' || !endswith(de->d_name, ".cfg"))
+      continue;
+    r = strv_push(&names, strndup(de->d_name, strlen(de->d_name) - 4));
+  }
+  closedir(d);
+  if (r < 0)
+    return r;
+  if (names)
+    qsort(names, strv_length(names), sizeof(char *), cmp_str);
+  else if (!(names = calloc(1, sizeof(char *))))
+    return -ENOMEM;
+  *ret = TAKE_PTR(names);
+  return 0;
+}
+
+static int json_setting(struct sbuf *sb, const config_setting_t *s, int indent) {
+  int t = config_setting_type(s);
+  switch (t) {
+  case CONFIG_TYPE_INT:
+    return sbuf_addf(sb, "%d", config_setting_get_int(s));
+  case CONFIG_TYPE_INT64:
+    return sbuf_addf(sb, "%lld", config_setting_get_int64(s));
+  case CONFIG_TYPE_FLOAT:
+    return sbuf_addf(sb, "%g", config_setting_get_float(s));
+  case CONFIG_TYPE_BOOL:
+    return sbuf_adds(sb, config_setting_get_bool(s) ? "true" : "false");
+  case CONFIG_TYPE_STRING:
+    return sbuf_add_json(sb, config_setting_get_string(s));
+  default: {
+    bool group = t == CONFIG_TYPE_GROUP;
+    int n = config_setting_length(s);
+    int r = sbuf_adds(sb, group ? "{" : "[");
+    for (int i = 0; i < n && r >= 0; i++) {
+      const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+      r = sbuf_addf(sb, "%s\n%*s", i ? "," : "", indent + 2, "");
+      if (r >= 0 && group) {
+        r = sbuf_add_json(sb, config_setting_name(el));
+        if (r >= 0)
+          r = sbuf_adds(sb, ": ");
+      }
+      if (r >= 0)
+        r = json_setting(sb, el, indent + 2);
+    }
+    if (r >= 0 && n)
+      r = sbuf_addf(sb, "\n%*s", indent, "");
+    return r < 0 ? r : sbuf_adds(sb, group ? "}" : "]");
+  }
+  }
+}
+
+int kgb_profile_format(const struct kgb_profile *p, bool json, char **ret) {
+  if (json) {
+    struct sbuf sb = SBUF_INIT;
+    int r = json_setting(&sb, config_root_setting(&p->cfg), 0);
+    if (r >= 0)
+      r = sbuf_addc(&sb, '\n');
+    if (r < 0) {
+      sbuf_release(&sb);
+      return r;
+    }
+    *ret = sbuf_steal(&sb);
+    return *ret ? 0 : -ENOMEM;
+  }
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f)
+    return -ENOMEM;
+  config_write(&p->cfg, f);
+  if (fclose(f) != 0) {
+    free(buf);
+    return -ENOMEM;
+  }
+  *ret = buf;
+  return 0;
+}
+
+int kgb_profile_fragments(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret_paths,
+                          char ***ret_names) {
+  _cleanup_strv_free_ char **paths = NULL, **names = NULL;
+  _cleanup_free_ char *base = strjoin_path(ctx->datadir, "kconfig-fragments");
+  if (!base)
+    return -ENOMEM;
+  for (size_t i = 0; p->kernel.fragments && p->kernel.fragments[i]; i++) {
+    glob_t g;
+    int r = glob_fragments(ctx, p->kernel.fragments[i], p->kernel.arch, &g);
+    if (r == -ENOENT)
+      return kgb_error(ctx, r, "%s: fragment '%s' matches no file in '%s'", p->path,
+                       p->kernel.fragments[i], base);
+    if (r < 0)
+      return r;
+    for (size_t j = 0; j < g.gl_pathc && r >= 0; j++) {
+      const char *rel = g.gl_pathv[j] + strlen(base) + 1;
+      if ((r = strv_extend(&paths, g.gl_pathv[j])) >= 0)
+        r = strv_push(&names, kgb_strdup_printf("kconfig-fragments/%s", rel));
+    }
+    globfree(&g);
+    if (r < 0)
+      return r;
+  }
+  *ret_paths = TAKE_PTR(paths);
+  *ret_names = TAKE_PTR(names);
+  return 0;
+}
+
+int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, char **ret) {
+  if (p->kernel.source) {
+    *ret = strdup(p->kernel.source);
+    return *ret ? 0 : -ENOMEM;
+  }
+  const char *series = p->kernel.version ? p->kernel.version : "6.1";
+  _cleanup_free_ char *deb = kgb_strdup_printf("/usr/src/linux-source-%s.tar.xz", series);
+  if (!deb)
+    return -ENOMEM;
+  if (!is_file(deb))
+    return kgb_error(ctx, -ENOENT,
+                     "no kernel source: profile '%s' names none and '%s' does not exist; install "
+                     "it with 'apt-get install linux-source-%s' or pass --kernel-source DIR|TARBALL",
+                     p->name, deb, series);
+  *ret = TAKE_PTR(deb);
+  return 0;
+}

@@ -1,0 +1,51 @@
+/* GPU profiles: one libconfig file per setup under profiles/, shared parts through @include,
+ * user profiles that include a shipped one and change fields in an `override` group. */
+#pragma once
+
+#include <libconfig.h>
+#include <stdbool.h>
+
+#include "kgb.h"
+
+struct kgb_profile {
+  char *name;
+  char *path;        /* the file that was loaded */
+  char *vendor;      /* nvidia, intel, virgl */
+  char *mode;        /* passthrough, vgpu, mig, gvt-d, gvt-g, virgl */
+  char *description;
+  struct {
+    char *version; /* expected kernel version series, e.g. "6.1" */
+    char *source;  /* directory, tarball; NULL: Debian's linux-source */
+    char *sha256;
+    char *arch;     /* x86_64 */
+    char **fragments; /* patterns relative to kconfig-fragments/, ${arch} expanded */
+    int cfgver;
+    char **required;  /* CONFIG_X=v lines that the built kernel must have */
+    char **overrides; /* symbols a later vendor fragment may change on purpose */
+  } kernel;
+  struct {
+    char *distro, *suite;
+    char **packages, **recipes;
+  } rootfs;
+  struct {
+    char *format;
+    int free_mb;
+  } image;
+  config_t cfg; /* the resolved settings, for `profile show` */
+};
+
+struct kgb_profile *kgb_profile_free(struct kgb_profile *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_profile *, kgb_profile_free)
+
+/* name_or_path: a shipped profile's name, or a path to a .cfg file. */
+int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_profile **ret);
+/* Names of the shipped profiles, sorted. */
+int kgb_profile_list(struct kgb_ctx *ctx, char ***ret);
+/* The resolved profile as libconfig text or as one JSON object. */
+int kgb_profile_format(const struct kgb_profile *p, bool json, char **ret);
+/* Fragment patterns resolved to files under <datadir>/kconfig-fragments, in profile order;
+ * each pattern must match at least one file. ret_names are for messages. */
+int kgb_profile_fragments(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret_paths,
+                          char ***ret_names);
+/* The profile's source: kernel.source, else Debian's linux-source tarball for the version. */
+int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, char **ret);

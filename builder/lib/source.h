@@ -1,0 +1,27 @@
+/* Kernel sources: a directory used in place, or a tarball extracted once into the work
+ * directory under its SHA-256, with path-traversal protections. */
+#pragma once
+
+#include "kgb.h"
+
+struct kgb_source {
+  char *dir;     /* top of the kernel tree */
+  char *key;     /* SHA-256 (hex) identifying the source for stage keys */
+  char *version; /* VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile, e.g. "6.1.192" */
+  bool extracted; /* false when the directory was used in place */
+};
+
+struct kgb_source *kgb_source_free(struct kgb_source *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_source *, kgb_source_free)
+
+/* spec: a kernel directory or a .tar[.xz|.gz|.zst|.bz2] file. */
+int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, struct kgb_source **ret);
+/* Checks that dir is a kernel tree and reads its version. */
+int kgb_source_check_tree(struct kgb_ctx *ctx, const char *dir, char **ret_version);
+/* Extracts archive into dest (which must not exist) through dest.tmp-XXXXXX; refuses entries
+ * with absolute paths or `..` and never writes outside dest. */
+int kgb_archive_extract(struct kgb_ctx *ctx, const char *archive, const char *dest);
+/* SHA-256 of a file as lowercase hex; remembered in <workdir>/cache/hashes by device, inode,
+ * size and mtime so that a 130 MB tarball is hashed once. */
+int kgb_sha256_file(struct kgb_ctx *ctx, const char *path, char **ret_hex);
+int kgb_sha256_hex(const void *data, size_t len, char ret_hex[65]);

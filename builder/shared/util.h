@@ -1,0 +1,33 @@
+/* Strings, string vectors, paths and files: libc-only helpers for every layer. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* NULL-terminated vector of owned strings. */
+char **strv_free(char **v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *v);
+int strv_push(char ***v, char *s);    /* takes s, even on failure */
+int strv_extend(char ***v, const char *s); /* copies s */
+bool strv_contains(char *const *v, const char *s);
+
+char *strjoin_path(const char *a, const char *b); /* a/b, or b when b is absolute */
+bool startswith(const char *s, const char *prefix);
+bool endswith(const char *s, const char *suffix);
+char *strstrip(char *s); /* in place, returns s advanced past leading space */
+size_t levenshtein(const char *a, const char *b, size_t limit);
+char *kgb_strdup_printf(const char *fmt, ...) _printf_(1, 2);
+
+/* Reads a whole file; the buffer is NUL-terminated. Returns 0 or -errno. */
+int read_full_file(const char *path, char **ret, size_t *ret_len);
+/* Writes data to path through path.tmp.XXXXXX + fsync + rename. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf(const char *path);
+bool is_dir(const char *path);
+bool is_file(const char *path);

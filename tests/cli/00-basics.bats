@@ -1,0 +1,88 @@
+#!/usr/bin/env bats
+# The command line itself: help, version, usage errors and their exit codes.
+
+setup() {
+  load ../helpers
+  WORKDIR=$BATS_TEST_TMPDIR/work
+}
+
+@test "--help lists the commands and the exit codes" {
+  run kgb --help
+  assert_success
+  assert_output --partial "usage: kata-gpu-builder"
+  assert_output --partial "  kernel "
+  assert_output --partial "  profiles "
+  assert_output --partial "3 a verification found a mismatch"
+}
+
+@test "--version prints the version" {
+  run kgb --version
+  assert_success
+  assert_output --regexp '^kata-gpu-builder [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "no command prints the usage and exits 2" {
+  run kgb
+  assert_failure 2
+  assert_output --partial "usage: kata-gpu-builder"
+}
+
+@test "an unknown command exits 2 and suggests the closest one" {
+  run kgb profils
+  assert_failure 2
+  assert_output --partial "'profils' is not a command (did you mean 'profiles'?)"
+  run kgb kernal config
+  assert_failure 2
+  assert_output --partial "did you mean 'kernel'?"
+}
+
+@test "an unknown verb exits 2 and suggests the closest one" {
+  run kgb kernel confg -p virgl
+  assert_failure 2
+  assert_output --partial "'kernel confg' is not a command (did you mean 'kernel config'?)"
+}
+
+@test "an unknown option exits 2 and suggests the closest one" {
+  run kgb --jsn profiles
+  assert_failure 2
+  assert_output --partial "unknown option '--jsn' (did you mean '--json'?)"
+  run kgb kernel config -p virgl --fragmnt x.conf
+  assert_failure 2
+  assert_output --partial "(did you mean '--fragment'?)"
+}
+
+@test "help COMMAND and COMMAND --help show the same help with an example" {
+  run kgb help kernel
+  assert_success
+  assert_output --partial "usage: kata-gpu-builder kernel config"
+  assert_output --partial "example"
+  help_text=$output
+  run kgb kernel config --help
+  assert_success
+  assert_equal "$output" "$help_text"
+  run kgb help nosuch
+  assert_failure 2
+}
+
+@test "every command's help has an example" {
+  for c in profiles profile kernel help; do
+    run kgb help "$c"
+    assert_success
+    assert_output --partial "example"
+  done
+}
+
+@test "kernel config without a profile is a usage error" {
+  run kgb kernel config
+  assert_failure 2
+  assert_output --partial "which profile?"
+  run kgb kernel setup -g amd
+  assert_failure 2
+  assert_output --partial "-g takes nvidia, intel or virgl"
+}
+
+@test "--jobs must be a number" {
+  run kgb --jobs lots profiles
+  assert_failure 2
+  assert_output --partial "--jobs takes a number"
+}

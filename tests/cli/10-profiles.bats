@@ -1,0 +1,113 @@
+#!/usr/bin/env bats
+# Profiles: the list, the resolved view, user profiles with overrides, and every kind of
+# profile error with its file, line and field.
+
+setup() {
+  load ../helpers
+  WORKDIR=$BATS_TEST_TMPDIR/work
+}
+
+@test "profiles lists the six shipped profiles with vendor and mode" {
+  run kgb profiles
+  assert_success
+  assert_line --regexp '^NAME +VENDOR +MODE +DESCRIPTION$'
+  assert_line --regexp '^intel-gvt-d +intel +gvt-d +Intel GVT-d'
+  assert_line --regexp '^intel-gvt-g +intel +gvt-g '
+  assert_line --regexp '^nvidia-gpu +nvidia +passthrough '
+  assert_line --regexp '^nvidia-vgpu +nvidia +vgpu '
+  assert_line --regexp '^nvidia-vgpu-mig +nvidia +mig '
+  assert_line --regexp '^virgl +virgl +virgl '
+  assert_equal "${#lines[@]}" 7
+}
+
+@test "profiles --json is one JSON document" {
+  kgb --json profiles >"$BATS_TEST_TMPDIR/p.json"
+  run json '" ".join(p["name"] for p in j)' <"$BATS_TEST_TMPDIR/p.json"
+  assert_output "intel-gvt-d intel-gvt-g nvidia-gpu nvidia-vgpu nvidia-vgpu-mig virgl"
+  run json '[p["mode"] for p in j if p["name"]=="nvidia-vgpu-mig"][0]' <"$BATS_TEST_TMPDIR/p.json"
+  assert_output "mig"
+}
+
+@test "profile show prints the profile with its includes resolved" {
+  run kgb profile show nvidia-gpu
+  assert_success
+  assert_output --partial 'name = "nvidia-gpu";'
+  assert_output --partial 'version = "6.1";'      # from include/kernel-6.1-x86_64.cfg
+  assert_output --partial 'suite = "bookworm";'   # from include/rootfs-bookworm.cfg
+  assert_output --partial '"gpu/nvidia.conf"'
+}
+
+@test "profile show --json gives the same fields" {
+  kgb --json profile show intel-gvt-g >"$BATS_TEST_TMPDIR/p.json"
+  run json 'j["kernel"]["fragments"][-1], j["kernel"]["arch"], j["host"]["cmdline"]' <"$BATS_TEST_TMPDIR/p.json"
+  assert_output "gpu/intel.conf x86_64 ['intel_iommu=on', 'i915.enable_gvt=1']"
+}
+
+@test "a user profile includes a shipped one and overrides fields" {
+  kgb --json profile show "$FIXTURES/profiles/user-override.cfg" >"$BATS_TEST_TMPDIR/p.json"
+  run json 'j["name"], j["kernel"]["cfgver"], j["rootfs"]["packages"][-1], j["rootfs"]["suite"], "override" in j' <"$BATS_TEST_TMPDIR/p.json"
+  assert_output "nvidia-gpu 7 vim-tiny bookworm False"
+}
+
+@test "an unknown profile name suggests the closest" {
+  run kgb profile show nvidia-gp
+  assert_failure 1
+  assert_output --partial "unknown profile 'nvidia-gp' (did you mean 'nvidia-gpu'?)"
+}
+
+@test "an unknown key is named with file, line and a suggestion" {
+  run kgb profile show "$FIXTURES/profiles/unknown-key.cfg"
+  assert_failure 1
+  assert_output --partial "unknown-key.cfg:4: unknown key 'kernel.fragmets' (did you mean 'kernel.fragments'?)"
+}
+
+@test "a value of the wrong type is named with file and line" {
+  run kgb profile show "$FIXTURES/profiles/wrong-type.cfg"
+  assert_failure 1
+  assert_output --partial "wrong-type.cfg:4: 'kernel.cfgver' must be an integer"
+}
+
+@test "a missing required field is named" {
+  run kgb profile show "$FIXTURES/profiles/missing-field.cfg"
+  assert_failure 1
+  assert_output --partial "missing-field.cfg: missing required field 'kernel.cfgver'"
+}
+
+@test "a fragment that matches no file is named with file and line" {
+  run kgb profile show "$FIXTURES/profiles/unknown-fragment.cfg"
+  assert_failure 1
+  assert_output --partial "unknown-fragment.cfg:4: fragment 'gpu/virgil.conf' matches no file"
+}
+
+@test "an unknown recipe is named with file and line" {
+  run kgb profile show "$FIXTURES/profiles/unknown-recipe.cfg"
+  assert_failure 1
+  assert_output --partial "unknown-recipe.cfg:4: unknown recipe 'mesa-virgil'"
+}
+
+@test "a value outside its choices lists the allowed ones" {
+  run kgb profile show "$FIXTURES/profiles/bad-value.cfg"
+  assert_failure 1
+  assert_output --partial "bad-value.cfg:3: 'image.format' is 'qcow2': use one of 'ext4', 'erofs', 'initrd'"
+}
+
+@test "a libconfig syntax error is reported with file and line" {
+  run kgb profile show "$FIXTURES/profiles/syntax-error.cfg"
+  assert_failure 1
+  assert_output --regexp "syntax-error.cfg:3: syntax error"
+}
+
+@test "an include loop is reported with the chain" {
+  KGB_DATADIR=$FIXTURES/datadir run kgb profile show loop-a
+  assert_failure 1
+  assert_output --partial "include loop:"
+  assert_output --partial "loop-a.cfg -> "
+  assert_output --partial "loop-b.cfg -> "
+}
+
+@test "--json errors are one JSON document on stdout" {
+  run kgb_split --json profile show nvidia-gp
+  assert_failure 1
+  run json 'j["error"]' <<<"$output"
+  assert_output --partial "unknown profile 'nvidia-gp'"
+}

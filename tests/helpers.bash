@@ -1,0 +1,17 @@
+# Shared by the bats files: the binary under test, a private work directory per test file,
+# bats-support/bats-assert, and a JSON reader (python3) for --json output.
+bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load.bash
+bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load.bash
+
+: "${KGB:?KGB must name the kata-gpu-builder binary (ctest sets it)}"
+: "${KGB_SRCDIR:?KGB_SRCDIR must name the source tree (ctest sets it)}"
+FIXTURES="$KGB_SRCDIR/tests/fixtures"
+LINUX_TARBALL=${KGB_LINUX_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
+
+kgb() { "$KGB" --workdir "$WORKDIR" "$@"; }
+
+# json FILTER: reads JSON on stdin, prints a python expression over it (j)
+json() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+
+# the output of the last `run` without the stderr lines (bats 1.8 merges them)
+kgb_split() { "$KGB" --workdir "$WORKDIR" "$@" 2>"$BATS_TEST_TMPDIR/stderr"; }
