@@ -12,6 +12,9 @@
 #include "sbuf.h"
 #include "util.h"
 
+/* virgl needs no GPU on the build host, so it is the profile that always works. */
+#define KGB_DEFAULT_PROFILE "virgl"
+
 struct kernel_opts {
   const char *profile;
   const char *source;
@@ -33,14 +36,19 @@ static const char *vendor_profile(const char *vendor) {
 
 static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **argv,
                              struct kernel_opts *o) {
-  static const struct option opts[] = {
-      {"profile", required_argument, NULL, 'p'}, {"gpu", required_argument, NULL, 'g'},
-      {"kernel-source", required_argument, NULL, 'k'}, {"version", required_argument, NULL, 'v'},
-      {"arch", required_argument, NULL, 'a'},   {"fragment", required_argument, NULL, 'F'},
-      {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},         {}};
-  static const char *const known[] = {"--profile", "--gpu",    "--kernel-source", "--version", "--arch",
-                                      "--fragment", "--output", "--force", "--help", NULL};
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                       {"gpu", required_argument, NULL, 'g'},
+                                       {"kernel-source", required_argument, NULL, 'k'},
+                                       {"version", required_argument, NULL, 'v'},
+                                       {"arch", required_argument, NULL, 'a'},
+                                       {"fragment", required_argument, NULL, 'F'},
+                                       {"output", required_argument, NULL, 'o'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known[] = {"--profile", "--gpu",      "--kernel-source", "--version",
+                                      "--arch",    "--fragment", "--output",        "--force",
+                                      "--help",    NULL};
   int c;
   while ((c = getopt_long(argc, argv, "p:g:k:v:a:o:fh", opts, NULL)) != -1) {
     switch (c) {
@@ -80,12 +88,13 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
   if (optind < argc)
     return cli_usage(cli, "%s: unexpected argument '%s'", cmd, argv[optind]);
   if (!o->profile)
-    return cli_usage(cli, "%s: which profile? pass -p NAME ('kata-gpu-builder profiles' lists them) "
-                     "or -g nvidia|intel|virgl", cmd);
+    o->profile = KGB_DEFAULT_PROFILE;
   return EXIT_OK;
 }
 
-static char *value_text(const struct kgb_fentry *e) { return kgb_fentry_display(e->value, e->is_string); }
+static char *value_text(const struct kgb_fentry *e) {
+  return kgb_fentry_display(e->value, e->is_string);
+}
 
 static void json_place(struct sbuf *sb, const struct kgb_request *q) {
   _cleanup_free_ char *v = value_text(q->entry);
@@ -107,7 +116,7 @@ static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char
   sbuf_adds(sb, ",\n  \"kernel_version\": ");
   sbuf_add_json(sb, res->source->version);
   sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"requested\": %zu,\n  \"overrides\": [",
-              res->cached ? "true" : "false", v->n_requested);
+            res->cached ? "true" : "false", v->n_requested);
   for (size_t i = 0; i < m->n_overrides; i++) {
     sbuf_adds(sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
     _cleanup_free_ char *sym = kgb_strdup_printf("CONFIG_%s", m->overrides[i].symbol);
@@ -146,7 +155,8 @@ static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char
   sbuf_addf(sb, "%s],\n  \"unexplained\": %zu\n}\n", v->n_drops ? "\n  " : "", v->n_unexplained);
 }
 
-static void report(struct cli *cli, const struct kgb_profile *p, const struct kgb_config_result *res) {
+static void report(struct cli *cli, const struct kgb_profile *p,
+                   const struct kgb_config_result *res) {
   const struct kgb_verify *v = res->verify;
   const struct kgb_merge *m = res->merge;
   cli_msg(cli, "kernel config: profile '%s', Linux %s (%s), %zu fragments\n", p->name,
@@ -174,14 +184,15 @@ static void report(struct cli *cli, const struct kgb_profile *p, const struct kg
       fprintf(stderr, "    allowed by kconfig-fragments/allow.conf:%u: %s\n", d->allowed->line,
               d->allowed->reason);
   }
-  cli_msg(cli, "  %zu values requested, %zu survived, %zu dropped (%zu allowed)%s\n", v->n_requested,
-          v->n_requested - v->n_drops, v->n_drops, v->n_drops - v->n_unexplained,
+  cli_msg(cli, "  %zu values requested, %zu survived, %zu dropped (%zu allowed)%s\n",
+          v->n_requested, v->n_requested - v->n_drops, v->n_drops, v->n_drops - v->n_unexplained,
           res->cached ? "; resolution reused from the stage cache" : "");
   if (cli->verbosity > 0)
     cli_msg(cli, "  resolution %.2f s, verification %.2f s; log: %s\n", res->resolve_seconds,
             res->verify_seconds, res->log_path);
   if (v->n_unexplained)
-    fprintf(stderr, "kata-gpu-builder: %zu requested value%s did not survive: fix the fragment, or "
+    fprintf(stderr,
+            "kata-gpu-builder: %zu requested value%s did not survive: fix the fragment, or "
             "list the symbol with a reason in kconfig-fragments/allow.conf\n",
             v->n_unexplained, v->n_unexplained == 1 ? "" : "s");
 }
@@ -214,8 +225,8 @@ static int run_config(struct cli *cli, int argc, char **argv) {
   if (r < 0)
     return cli_fail(cli, r, NULL);
   if (o.arch && !STREQ(o.arch, p->kernel.arch))
-    return cli_usage(cli, "kernel config: profile '%s' is for %s, not '%s'", p->name, p->kernel.arch,
-                     o.arch);
+    return cli_usage(cli, "kernel config: profile '%s' is for %s, not '%s'", p->name,
+                     p->kernel.arch, o.arch);
   if (o.version && kgb_ctx_set_string(&p->kernel.version, o.version) < 0)
     return EXIT_FAIL;
   if (o.version && !o.source) {
@@ -266,7 +277,8 @@ const struct cli_command cli_cmd_kernel = {
     "its operands, select, choice, prompt, type) and makes the exit status 3, unless\n"
     "kconfig-fragments/allow.conf lists it with a reason. The .config's path goes to stdout.\n\n"
     "options:\n"
-    "  -p, --profile NAME|FILE   the profile ('kata-gpu-builder profiles' lists them)\n"
+    "  -p, --profile NAME|FILE   the profile ('kata-gpu-builder profiles' lists them);\n"
+    "                            default: virgl\n"
     "  -g, --gpu VENDOR          the vendor's default profile: nvidia, intel or virgl\n"
     "  -k, --kernel-source SRC   a kernel tree or tarball (.tar.xz/.gz/.zst/.bz2); default: the\n"
     "                            profile's, else /usr/src/linux-source-<version>.tar.xz\n"

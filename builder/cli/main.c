@@ -72,7 +72,8 @@ static const char *closest_command(const char *name) {
 static int unknown_command(struct cli *cli, const char *name) {
   const char *near = closest_command(name);
   if (near)
-    return cli_usage(cli, "'%s' is not a command (did you mean '%s'?); see 'kata-gpu-builder --help'",
+    return cli_usage(cli,
+                     "'%s' is not a command (did you mean '%s'?); see 'kata-gpu-builder --help'",
                      name, near);
   return cli_usage(cli, "'%s' is not a command; see 'kata-gpu-builder --help'", name);
 }
@@ -131,13 +132,16 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   ctx->jobs = ncpu > 0 ? (unsigned)ncpu : 1;
   const char *workdir = getenv("KGB_WORKDIR");
-  static const struct option opts[] = {
-      {"workdir", required_argument, NULL, 'W'}, {"json", no_argument, NULL, 'J'},
-      {"quiet", no_argument, NULL, 'q'},         {"verbose", no_argument, NULL, 'v'},
-      {"jobs", required_argument, NULL, 'j'},    {"dry-run", no_argument, NULL, 'n'},
-      {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-      {}};
-  static const char *const known[] = {"--workdir", "--json", "--quiet", "--verbose", "--jobs",
+  static const struct option opts[] = {{"workdir", required_argument, NULL, 'W'},
+                                       {"json", no_argument, NULL, 'J'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"verbose", no_argument, NULL, 'v'},
+                                       {"jobs", required_argument, NULL, 'j'},
+                                       {"dry-run", no_argument, NULL, 'n'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {}};
+  static const char *const known[] = {"--workdir", "--json", "--quiet",   "--verbose", "--jobs",
                                       "--dry-run", "--help", "--version", NULL};
   opterr = 0;
   int c;

@@ -77,7 +77,9 @@ static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
   if (level >= KGB_LOG_NOTICE && cli->verbosity < 0)
     return;
   clear_progress();
-  const char *prefix = level == KGB_LOG_ERROR ? "error: " : level == KGB_LOG_WARNING ? "warning: " : "";
+  const char *prefix = level == KGB_LOG_ERROR     ? "error: "
+                       : level == KGB_LOG_WARNING ? "warning: "
+                                                  : "";
   fprintf(stderr, "%s%s\n", prefix, msg);
 }
 
@@ -114,8 +116,9 @@ int cli_fail(struct cli *cli, int r, const char *what) {
   const char *detail = kgb_error_detail(cli->ctx);
   if (r == -ECANCELED && !detail)
     detail = "interrupted";
-  _cleanup_free_ char *msg = detail ? (what ? kgb_strdup_printf("%s: %s", what, detail) : strdup(detail))
-                                    : kgb_strdup_printf("%s: %s", what ? what : "failed", strerror(-r));
+  _cleanup_free_ char *msg =
+      detail ? (what ? kgb_strdup_printf("%s: %s", what, detail) : strdup(detail))
+             : kgb_strdup_printf("%s: %s", what ? what : "failed", strerror(-r));
   fprintf(stderr, "kata-gpu-builder: error: %s\n", msg ? msg : "out of memory");
   if (cli->json) {
     struct sbuf sb = SBUF_INIT;
@@ -160,9 +163,11 @@ int cli_bad_option(struct cli *cli, const char *cmd, const char *arg, const char
     near = name ? cli_closest(name, known) : NULL;
   }
   if (near)
-    return cli_usage(cli, "%s: unknown option '%s' (did you mean '%s'?); see 'kata-gpu-builder help %s'",
+    return cli_usage(cli,
+                     "%s: unknown option '%s' (did you mean '%s'?); see 'kata-gpu-builder help %s'",
                      cmd, arg, near, cmd);
-  return cli_usage(cli, "%s: unknown option or missing argument '%s'; see 'kata-gpu-builder help %s'",
+  return cli_usage(cli,
+                   "%s: unknown option or missing argument '%s'; see 'kata-gpu-builder help %s'",
                    cmd, arg ? arg : "?", cmd);
 }
 

@@ -113,7 +113,8 @@ static int parse_entry(struct kgb_ctx *ctx, struct kgb_allow *a, char *line, uns
   return 0;
 }
 
-int kgb_allow_parse(struct kgb_ctx *ctx, const char *name, const char *text, struct kgb_allow **ret) {
+int kgb_allow_parse(struct kgb_ctx *ctx, const char *name, const char *text,
+                    struct kgb_allow **ret) {
   _cleanup_(kgb_allow_freep) struct kgb_allow *a = calloc(1, sizeof(*a));
   if (!a || !(a->name = strdup(name)))
     return -ENOMEM;
@@ -134,7 +135,8 @@ int kgb_allow_parse(struct kgb_ctx *ctx, const char *name, const char *text, str
   return 0;
 }
 
-int kgb_allow_load(struct kgb_ctx *ctx, const char *path, const char *name, struct kgb_allow **ret) {
+int kgb_allow_load(struct kgb_ctx *ctx, const char *path, const char *name,
+                   struct kgb_allow **ret) {
   _cleanup_free_ char *text = NULL;
   int r = read_full_file(path, &text, NULL);
   if (r == -ENOENT)

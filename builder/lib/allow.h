@@ -22,7 +22,8 @@ struct kgb_allow {
 
 /* Format, one entry a line: `CONFIG_NAME [kernel:RANGE] reason text`, RANGE one of `A..B`,
  * `A..`, `..B`; `#` comments and blank lines. A missing file is an empty list. */
-int kgb_allow_parse(struct kgb_ctx *ctx, const char *name, const char *text, struct kgb_allow **ret);
+int kgb_allow_parse(struct kgb_ctx *ctx, const char *name, const char *text,
+                    struct kgb_allow **ret);
 int kgb_allow_load(struct kgb_ctx *ctx, const char *path, const char *name, struct kgb_allow **ret);
 struct kgb_allow *kgb_allow_free(struct kgb_allow *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_allow *, kgb_allow_free)

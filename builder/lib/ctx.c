@@ -16,8 +16,8 @@ int kgb_ctx_new(struct kgb_ctx **ret) {
   const char *home = getenv("HOME");
   _cleanup_free_ char *wd = kgb_strdup_printf("%s/.cache/kata-gpu-builder", home ? home : "/tmp");
   if (!wd || kgb_ctx_set_string(&ctx->sysfs, "/sys") < 0 ||
-      kgb_ctx_set_string(&ctx->proc, "/proc") < 0 ||
-      kgb_ctx_set_string(&ctx->boot, "/boot") < 0 || kgb_ctx_set_string(&ctx->workdir, wd) < 0) {
+      kgb_ctx_set_string(&ctx->proc, "/proc") < 0 || kgb_ctx_set_string(&ctx->boot, "/boot") < 0 ||
+      kgb_ctx_set_string(&ctx->workdir, wd) < 0) {
     kgb_ctx_free(ctx);
     return -ENOMEM;
   }

@@ -5,9 +5,9 @@
 #include "kgb.h"
 
 struct kgb_exec_opts {
-  const char *cwd;        /* NULL: inherit */
-  char *const *env;       /* extra NAME=VALUE entries added to the environment */
-  const char *log_path;   /* stdout+stderr appended here; NULL: discarded */
+  const char *cwd;      /* NULL: inherit */
+  char *const *env;     /* extra NAME=VALUE entries added to the environment */
+  const char *log_path; /* stdout+stderr appended here; NULL: discarded */
   /* Called for each complete output line (for progress); may be NULL. */
   void (*line_fn)(void *userdata, const char *line);
   void *userdata;

@@ -150,8 +150,8 @@ static int parse_line(struct kgb_ctx *ctx, struct kgb_fragment *f, char *line, u
   while (*v == ' ' || *v == '\t')
     v++;
   if (*v != '=')
-    return kgb_error(ctx, -EINVAL, "%s:%u: not an assignment: 'CONFIG_%.*s' has no '=value'",
-                     name, lineno, (int)symlen, s);
+    return kgb_error(ctx, -EINVAL, "%s:%u: not an assignment: 'CONFIG_%.*s' has no '=value'", name,
+                     lineno, (int)symlen, s);
   v++;
   while (*v == ' ' || *v == '\t')
     v++;
@@ -168,8 +168,9 @@ static int parse_line(struct kgb_ctx *ctx, struct kgb_fragment *f, char *line, u
     }
     if (*q != '"') {
       sbuf_release(&sb);
-      return kgb_error(ctx, -EINVAL, "%s:%u: unterminated string for 'CONFIG_%.*s': add the closing '\"'",
-                       name, lineno, (int)symlen, s);
+      return kgb_error(ctx, -EINVAL,
+                       "%s:%u: unterminated string for 'CONFIG_%.*s': add the closing '\"'", name,
+                       lineno, (int)symlen, s);
     }
     if (!rest_is_blank(q + 1)) {
       sbuf_release(&sb);
@@ -186,8 +187,10 @@ static int parse_line(struct kgb_ctx *ctx, struct kgb_fragment *f, char *line, u
   if (!val)
     return -ENOMEM;
   if (!*val)
-    return kgb_error(ctx, -EINVAL, "%s:%u: 'CONFIG_%.*s' has no value: use y, m, n, a number or a "
-                     "quoted string", name, lineno, (int)symlen, s);
+    return kgb_error(ctx, -EINVAL,
+                     "%s:%u: 'CONFIG_%.*s' has no value: use y, m, n, a number or a "
+                     "quoted string",
+                     name, lineno, (int)symlen, s);
   if (!rest_is_blank(ve))
     return kgb_error(ctx, -EINVAL, "%s:%u: unexpected text after the value of 'CONFIG_%.*s'", name,
                      lineno, (int)symlen, s);
@@ -225,8 +228,10 @@ int kgb_fragment_parse(struct kgb_ctx *ctx, const char *name, const char *text, 
       return r;
   }
   if (!allow_empty && f->n_entries == 0)
-    return kgb_error(ctx, -ENODATA, "%s: fragment sets no option: add CONFIG_ lines or remove it from "
-                     "the profile", name);
+    return kgb_error(ctx, -ENODATA,
+                     "%s: fragment sets no option: add CONFIG_ lines or remove it from "
+                     "the profile",
+                     name);
   *ret = TAKE_PTR(frag);
   return 0;
 }

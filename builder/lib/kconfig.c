@@ -200,8 +200,8 @@ struct kgb_kexpr *kgb_ksym_dependency(const struct kgb_ksym *s) {
   for (size_t i = 0; i < s->n_defs; i++) {
     if (!s->defs[i].depends)
       return kgb_kexpr_unref(dep);
-    struct kgb_kexpr *next = dep ? kgb_kexpr_or(dep, s->defs[i].depends)
-                                 : kgb_kexpr_ref(s->defs[i].depends);
+    struct kgb_kexpr *next =
+        dep ? kgb_kexpr_or(dep, s->defs[i].depends) : kgb_kexpr_ref(s->defs[i].depends);
     kgb_kexpr_unref(dep);
     dep = next;
     if (!dep)
@@ -234,6 +234,7 @@ size_t kgb_kconfig_similar(const struct kgb_kconfig *k, const char *name, const 
   for (char *c = want; *c; c++)
     if (*c >= 'a' && *c <= 'z')
       *c = (char)(*c - 'a' + 'A');
+  bool same_case = STREQ(want, name); /* else also try as typed: a few names have lower case */
   size_t len = strlen(want), limit = MAX((size_t)2, len / 3);
 
   max = MIN(max, k->n_defined);
@@ -245,9 +246,11 @@ size_t kgb_kconfig_similar(const struct kgb_kconfig *k, const char *name, const 
     const char *cand = k->defined[i]->name;
     size_t clen = strlen(cand);
     struct candidate c = {cand, levenshtein(want, cand, limit)};
+    if (c.score > limit && !same_case)
+      c.score = levenshtein(name, cand, limit);
     if (c.score > limit) {
       /* containment is a weaker hint than a small edit; among those, closer length wins */
-      if (strstr(cand, want) || (clen >= 3 && strstr(want, cand)))
+      if (strcasestr(cand, want) || (clen >= 3 && strcasestr(want, cand)))
         c.score = limit + 1 + (clen > len ? clen - len : len - clen);
       else
         continue;
@@ -348,8 +351,8 @@ static int kloader_error(struct kloader *L, const char *fmt, ...) {
 
 static const char *entry_name(enum kentry e) {
   static const char *const names[] = {
-      [KENTRY_NONE] = "", [KENTRY_CONFIG] = "config", [KENTRY_MENUCONFIG] = "menuconfig",
-      [KENTRY_CHOICE] = "choice", [KENTRY_MENU] = "menu", [KENTRY_COMMENT] = "comment",
+      [KENTRY_NONE] = "",         [KENTRY_CONFIG] = "config", [KENTRY_MENUCONFIG] = "menuconfig",
+      [KENTRY_CHOICE] = "choice", [KENTRY_MENU] = "menu",     [KENTRY_COMMENT] = "comment",
   };
   return names[e];
 }
@@ -404,8 +407,8 @@ static int expand_reference(struct kloader *L, const char *s, size_t n, unsigned
 
 /* Expands every $(...) in s[0..n) onto out. *unknown is set (and out is then meaningless)
  * when something would need a function call or an undefined variable. */
-static int expand_text(struct kloader *L, const char *s, size_t n, unsigned depth,
-                       struct sbuf *out, bool *unknown) {
+static int expand_text(struct kloader *L, const char *s, size_t n, unsigned depth, struct sbuf *out,
+                       bool *unknown) {
   for (size_t i = 0; i < n && !*unknown;) {
     if (s[i] == '$' && i + 1 < n && s[i + 1] == '(') {
       size_t end = match_paren(s, i, n);
@@ -798,8 +801,8 @@ static int tokenize(struct kloader *L) {
         return kloader_error(L, "unterminated string");
       i++;
     } else {
-      static const char *const ops[] = {"&&", "||", "!=", "<=", ">=", ":=", "+=",
-                                        "!",  "=",  "<",  ">",  "(",  ")"};
+      static const char *const ops[] = {
+          "&&", "||", "!=", "<=", ">=", ":=", "+=", "!", "=", "<", ">", "(", ")"};
       size_t n = 0;
       for (size_t k = 0; k < ELEMENTSOF(ops) && !n; k++)
         if (strncmp(s + i, ops[k], strlen(ops[k])) == 0)
@@ -860,6 +863,8 @@ static int parse_tokens(struct kloader *L, size_t from, size_t to, const char *w
     return -ENOMEM;
   size_t col = 0;
   int r = kgb_kexpr_parse(text, ret, &col);
+  if (r == -EINVAL && !text[col])
+    return kloader_error(L, "incomplete expression '%.80s'", text);
   if (r == -EINVAL)
     return kloader_error(L, "invalid expression '%.80s' at '%.20s'", text, text + col);
   return r;
@@ -1004,9 +1009,8 @@ static int start_choice(struct kloader *L) {
   k->choices[k->n_choices++] = c;
   c->pub.file = L->file;
   c->pub.line = L->line;
-  if (L->n_tokens > 1 &&
-      !(c->pub.name = strndup(L->text.buf + L->tokens[1].start,
-                              L->tokens[1].end - L->tokens[1].start)))
+  if (L->n_tokens > 1 && !(c->pub.name = strndup(L->text.buf + L->tokens[1].start,
+                                                 L->tokens[1].end - L->tokens[1].start)))
     return -ENOMEM;
   r = push_block(L, KBLOCK_CHOICE, kgb_kexpr_ref(kloader_block_dep(L)), c);
   if (r < 0)
@@ -1152,8 +1156,8 @@ static int set_prompt(struct kloader *L, size_t i) {
   return 0;
 }
 
-static int attribute(struct kloader *L, enum kkeyword kw, const char *text, size_t len,
-                     size_t *pos, unsigned *lineno) {
+static int attribute(struct kloader *L, enum kkeyword kw, const char *text, size_t len, size_t *pos,
+                     unsigned *lineno) {
   const char *word = keywords[kw].word;
   if (L->entry == KENTRY_NONE)
     return kloader_error(L, "attribute '%s' outside of an entry", word);
@@ -1354,8 +1358,7 @@ static int parse_text(struct kloader *L, const char *path, const char *text) {
     const struct kblock *b = &L->blocks[L->n_blocks - 1];
     L->line = b->line;
     L->file = file;
-    r = kloader_error(L, "'%s' without matching 'end%s'", block_name(b->kind),
-                      block_name(b->kind));
+    r = kloader_error(L, "'%s' without matching 'end%s'", block_name(b->kind), block_name(b->kind));
   }
   L->depth--;
   return r;

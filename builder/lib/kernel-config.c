@@ -24,6 +24,7 @@ struct kgb_config_result *kgb_config_result_free(struct kgb_config_result *r) {
   kgb_source_free(r->source);
   kgb_merge_free(r->merge);
   kgb_verify_free(r->verify);
+  kgb_allow_free(r->allow);
   free(r->stage_dir);
   free(r->config_path);
   free(r->log_path);
@@ -97,12 +98,13 @@ static int load_merge(struct kgb_ctx *ctx, const struct kgb_profile *p,
       _cleanup_free_ char *a = kgb_fentry_display(ov->from.entry->value, ov->from.entry->is_string);
       _cleanup_free_ char *b = kgb_fentry_display(ov->to.entry->value, ov->to.entry->is_string);
       sbuf_addf(&sb, "%s%s:%u: CONFIG_%s=%s conflicts with %s:%u (%s)", sb.len ? "\n" : "",
-                  ov->to.fragment->name, ov->to.entry->line, ov->symbol, b ? b : "?",
-                  ov->from.fragment->name, ov->from.entry->line, a ? a : "?");
+                ov->to.fragment->name, ov->to.entry->line, ov->symbol, b ? b : "?",
+                ov->from.fragment->name, ov->from.entry->line, a ? a : "?");
     }
-    sbuf_addf(&sb, "\ntwo vendor fragments of profile '%s' disagree: remove one value, or list "
-                "the symbol in kernel.overrides of '%s' to let the later fragment win on purpose",
-                p->name, p->path);
+    sbuf_addf(&sb,
+              "\ntwo vendor fragments of profile '%s' disagree: remove one value, or list "
+              "the symbol in kernel.overrides of '%s' to let the later fragment win on purpose",
+              p->name, p->path);
     r = kgb_error(ctx, -EINVAL, "%s", sbuf_str(&sb));
     sbuf_release(&sb);
     return r;
@@ -116,8 +118,10 @@ static int compiler_version(struct kgb_ctx *ctx, char **ret) {
   int r = kgb_exec_first_line(ctx, argv, ret);
   if (r < 0) {
     kgb_error_clear(ctx);
-    return kgb_error(ctx, r, "gcc is needed to resolve a kernel config ('apt-get install gcc make "
-                     "flex bison'): %s", strerror(-r));
+    return kgb_error(ctx, r,
+                     "gcc is needed to resolve a kernel config ('apt-get install gcc make "
+                     "flex bison'): %s",
+                     strerror(-r));
   }
   return 0;
 }
@@ -136,7 +140,8 @@ static char *log_tail(const char *path, int lines) {
 
 static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const char *arch,
                        const char *merged, const char *tmpdir, const char *log) {
-  _cleanup_free_ char *obj = kgb_strdup_printf("%s/obj/%s-%s/kconfig", ctx->workdir, src->key, arch);
+  _cleanup_free_ char *obj =
+      kgb_strdup_printf("%s/obj/%s-%s/kconfig", ctx->workdir, src->key, arch);
   if (!obj)
     return -ENOMEM;
   int r = mkdir_p(obj, 0755);
@@ -157,12 +162,15 @@ static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const 
   r = kgb_exec(ctx, argv, &eo);
   kgb_progress(ctx, "resolving with the kernel's Kconfig", 1, 1);
   if (r < 0)
-    return r == -ENOENT ? kgb_error(ctx, r, "'make' is not installed: apt-get install make gcc "
-                                    "flex bison bc") : r;
+    return r == -ENOENT ? kgb_error(ctx, r,
+                                    "'make' is not installed: apt-get install make gcc "
+                                    "flex bison bc")
+                        : r;
   if (r != 0) {
     _cleanup_free_ char *tail = log_tail(log, 30);
-    return kgb_error(ctx, -EIO, "the kernel's 'make allnoconfig' failed (exit %d):\n%s\nfull log: %s",
-                     r, tail ? tail : "", log);
+    return kgb_error(ctx, -EIO,
+                     "the kernel's 'make allnoconfig' failed (exit %d):\n%s\nfull log: %s", r,
+                     tail ? tail : "", log);
   }
   _cleanup_free_ char *dotconfig = strjoin_path(obj, ".config"), *text = NULL;
   _cleanup_free_ char *dest = strjoin_path(tmpdir, "config");
@@ -204,7 +212,8 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (!res)
     return -ENOMEM;
   _cleanup_free_ char *spec = NULL;
-  int r = o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM) : kgb_profile_source(ctx, p, &spec);
+  int r =
+      o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM) : kgb_profile_source(ctx, p, &spec);
   if (r < 0)
     return r;
   r = load_merge(ctx, p, o, &res->merge);
@@ -221,7 +230,7 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return r;
   struct sbuf keysrc = SBUF_INIT;
   sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, res->source->key,
-              p->kernel.arch, cc, merged);
+            p->kernel.arch, cc, merged);
   char key[65];
   r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
   sbuf_release(&keysrc);
@@ -243,7 +252,8 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
     res->cached = true;
   } else {
     _cleanup_free_ char *parent = kgb_strdup_printf("%s/stages/config", ctx->workdir);
-    _cleanup_free_ char *tmp = kgb_strdup_printf("%s/stages/config/.%s.tmp-XXXXXX", ctx->workdir, key);
+    _cleanup_free_ char *tmp =
+        kgb_strdup_printf("%s/stages/config/.%s.tmp-XXXXXX", ctx->workdir, key);
     if (!parent || !tmp)
       return -ENOMEM;
     if ((r = mkdir_p(parent, 0755)) < 0)
@@ -281,14 +291,14 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   r = kgb_kconfig_load(ctx, res->source->dir, &vars, &kc);
   if (r < 0)
     return r;
-  _cleanup_free_ char *allow_path = kgb_strdup_printf("%s/kconfig-fragments/allow.conf", ctx->datadir);
-  _cleanup_(kgb_allow_freep) struct kgb_allow *allow = NULL;
+  _cleanup_free_ char *allow_path =
+      kgb_strdup_printf("%s/kconfig-fragments/allow.conf", ctx->datadir);
   if (!allow_path)
     return -ENOMEM;
-  r = kgb_allow_load(ctx, allow_path, "kconfig-fragments/allow.conf", &allow);
+  r = kgb_allow_load(ctx, allow_path, "kconfig-fragments/allow.conf", &res->allow);
   if (r < 0)
     return r;
-  r = kgb_verify_config(ctx, res->merge, dot, kc, allow, res->source->version, &res->verify);
+  r = kgb_verify_config(ctx, res->merge, dot, kc, res->allow, res->source->version, &res->verify);
   if (r < 0)
     return r;
   res->verify_seconds = now() - t0;

@@ -8,19 +8,20 @@
 #include "verify.h"
 
 struct kgb_kernel_config_opts {
-  const char *source;      /* --kernel-source; NULL: the profile's */
-  char *const *fragments;  /* --fragment files, merged last */
+  const char *source;     /* --kernel-source; NULL: the profile's */
+  char *const *fragments; /* --fragment files, merged last */
 };
 
 struct kgb_config_result {
   struct kgb_source *source;
   struct kgb_merge *merge;
   struct kgb_verify *verify;
-  char *stage_dir;   /* <workdir>/stages/config/<key> */
-  char *config_path; /* <stage_dir>/config */
+  struct kgb_allow *allow; /* the drops' allow-list entries point into it */
+  char *stage_dir;         /* <workdir>/stages/config/<key> */
+  char *config_path;       /* <stage_dir>/config */
   char *log_path;
   char *key;
-  bool cached;       /* the resolution was reused, make did not run */
+  bool cached; /* the resolution was reused, make did not run */
   double resolve_seconds, verify_seconds;
 };
 

@@ -20,15 +20,15 @@
 #define KEXPR_MAX_DEPTH 256
 
 enum kexpr_kind {
-  KEXPR_SYMBOL,   /* a symbol name */
-  KEXPR_CONST,    /* y, m or n */
-  KEXPR_NUMBER,   /* a decimal or 0x hexadecimal word */
-  KEXPR_STRING,   /* a quoted string, text unescaped */
-  KEXPR_MACRO,    /* text containing an unexpanded $(...) */
-  KEXPR_NOT,      /* left */
-  KEXPR_AND,      /* left, right */
-  KEXPR_OR,       /* left, right */
-  KEXPR_EQUAL,    /* comparisons: left, right are atoms */
+  KEXPR_SYMBOL, /* a symbol name */
+  KEXPR_CONST,  /* y, m or n */
+  KEXPR_NUMBER, /* a decimal or 0x hexadecimal word */
+  KEXPR_STRING, /* a quoted string, text unescaped */
+  KEXPR_MACRO,  /* text containing an unexpanded $(...) */
+  KEXPR_NOT,    /* left */
+  KEXPR_AND,    /* left, right */
+  KEXPR_OR,     /* left, right */
+  KEXPR_EQUAL,  /* comparisons: left, right are atoms */
   KEXPR_UNEQUAL,
   KEXPR_LESS,
   KEXPR_LESS_EQUAL,
@@ -355,9 +355,9 @@ static struct kgb_kexpr *parse_unary(struct kparser *p) {
   } else {
     e = parse_atom(p);
     static const enum kexpr_kind compare[] = {
-        [KTOK_EQUAL] = KEXPR_EQUAL,           [KTOK_UNEQUAL] = KEXPR_UNEQUAL,
-        [KTOK_LESS] = KEXPR_LESS,             [KTOK_LESS_EQUAL] = KEXPR_LESS_EQUAL,
-        [KTOK_GREATER] = KEXPR_GREATER,       [KTOK_GREATER_EQUAL] = KEXPR_GREATER_EQUAL,
+        [KTOK_EQUAL] = KEXPR_EQUAL,     [KTOK_UNEQUAL] = KEXPR_UNEQUAL,
+        [KTOK_LESS] = KEXPR_LESS,       [KTOK_LESS_EQUAL] = KEXPR_LESS_EQUAL,
+        [KTOK_GREATER] = KEXPR_GREATER, [KTOK_GREATER_EQUAL] = KEXPR_GREATER_EQUAL,
     };
     if (e && p->tok >= KTOK_EQUAL && p->tok <= KTOK_GREATER_EQUAL) {
       enum kexpr_kind kind = compare[p->tok];
@@ -583,12 +583,12 @@ enum kgb_tristate kgb_kexpr_eval(const struct kgb_kexpr *e, kgb_kvalue_fn value,
   case KEXPR_AND:
   case KEXPR_OR: {
     bool and = e->kind == KEXPR_AND;
-    enum kgb_tristate acc = and ? KGB_Y : KGB_N;
+    enum kgb_tristate acc = and? KGB_Y : KGB_N;
     const struct kgb_kexpr *i = e;
     for (;; i = i->left) {
       const struct kgb_kexpr *operand = i->kind == e->kind ? i->right : i;
       enum kgb_tristate v = kgb_kexpr_eval(operand, value, userdata);
-      acc = and ? MIN(acc, v) : MAX(acc, v);
+      acc = and? MIN(acc, v) : MAX(acc, v);
       if (i->kind != e->kind)
         break;
     }
@@ -649,8 +649,8 @@ static int format_atom(struct sbuf *sb, const struct kgb_kexpr *e, kgb_kvalue_fn
 static int format_expr(struct sbuf *sb, const struct kgb_kexpr *e, int min_prec,
                        kgb_kvalue_fn value, void *userdata) {
   static const char *const compare_ops[] = {
-      [KEXPR_EQUAL] = " = ",     [KEXPR_UNEQUAL] = " != ",     [KEXPR_LESS] = " < ",
-      [KEXPR_LESS_EQUAL] = " <= ", [KEXPR_GREATER] = " > ", [KEXPR_GREATER_EQUAL] = " >= ",
+      [KEXPR_EQUAL] = " = ",       [KEXPR_UNEQUAL] = " != ", [KEXPR_LESS] = " < ",
+      [KEXPR_LESS_EQUAL] = " <= ", [KEXPR_GREATER] = " > ",  [KEXPR_GREATER_EQUAL] = " >= ",
   };
   int prec = precedence(e->kind);
   bool paren = prec < min_prec;

@@ -24,7 +24,7 @@ typedef void (*kgb_log_fn)(void *userdata, enum kgb_log_level level, const char 
 typedef void (*kgb_progress_fn)(void *userdata, const char *what, uint64_t done, uint64_t total);
 
 struct kgb_ctx {
-  char *sysfs;   /* host roots, default /sys, /proc, /boot */
+  char *sysfs; /* host roots, default /sys, /proc, /boot */
   char *proc;
   char *boot;
   char *workdir; /* stages/, cache/, sources/ live here */

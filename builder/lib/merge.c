@@ -11,7 +11,9 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 
-struct kgb_merge *kgb_merge_new(void) { return calloc(1, sizeof(struct kgb_merge)); }
+struct kgb_merge *kgb_merge_new(void) {
+  return calloc(1, sizeof(struct kgb_merge));
+}
 
 struct kgb_merge *kgb_merge_free(struct kgb_merge *m) {
   if (!m)

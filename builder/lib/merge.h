@@ -29,7 +29,7 @@ struct kgb_merge {
   struct kgb_fragment **fragments; /* owned, in merge order, excluded ones dropped */
   enum kgb_layer *layers;
   size_t n_fragments;
-  char **skipped; /* names of fragments excluded for this architecture */
+  char **skipped;               /* names of fragments excluded for this architecture */
   struct kgb_request *requests; /* final value per symbol, in order of first appearance */
   size_t n_requests;
   struct kgb_override *overrides;

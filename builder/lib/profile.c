@@ -31,7 +31,8 @@ static const char *const modes[] = {"passthrough", "vgpu", "mig", "gvt-d", "gvt-
 static const char *const arches[] = {"x86_64", NULL};
 static const char *const formats[] = {"ext4", "erofs", "initrd", NULL};
 static const char *const host_modes[] = {"passthrough", "mdev", "mig", "none", NULL};
-static const char *const plug_ports[] = {"no-port", "bridge-port", "root-port", "switch-port", NULL};
+static const char *const plug_ports[] = {"no-port", "bridge-port", "root-port", "switch-port",
+                                         NULL};
 static const char *const vfio_modes[] = {"guest-kernel", "vfio", NULL};
 
 static const struct field schema[] = {
@@ -206,15 +207,15 @@ static int check_group(struct check *c, const config_setting_t *s, const char *p
   for (int i = 0; i < config_setting_length(s); i++) {
     const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
     const char *name = config_setting_name(el);
-    _cleanup_free_ char *path =
-        *prefix ? kgb_strdup_printf("%s.%s", prefix, name) : strdup(name);
+    _cleanup_free_ char *path = *prefix ? kgb_strdup_printf("%s.%s", prefix, name) : strdup(name);
     if (!path)
       return -ENOMEM;
     const char *file = where(el, c->file);
     unsigned line = config_setting_source_line(el);
     if (!*prefix && STREQ(name, "override")) {
       if (in_override || config_setting_type(el) != CONFIG_TYPE_GROUP)
-        return kgb_error(c->ctx, -EINVAL, "%s:%u: 'override' must be a top-level group", file, line);
+        return kgb_error(c->ctx, -EINVAL, "%s:%u: 'override' must be a top-level group", file,
+                         line);
       int r = check_group(c, el, "", true);
       if (r < 0)
         return r;
@@ -287,7 +288,8 @@ static int check_fragment_pattern(struct check *c, const config_setting_t *s, co
   if (r == 0)
     globfree(&g);
   if (r == -ENOENT)
-    return kgb_error(c->ctx, -ENOENT, "%s:%u: fragment '%s' matches no file in '%s/kconfig-fragments'",
+    return kgb_error(c->ctx, -ENOENT,
+                     "%s:%u: fragment '%s' matches no file in '%s/kconfig-fragments'",
                      where(s, c->file), config_setting_source_line(s), pattern, c->ctx->datadir);
   return r;
 }
@@ -447,8 +449,9 @@ static int resolve_path(struct kgb_ctx *ctx, const char *name_or_path, char **re
       }
     }
   kgb_error_clear(ctx);
-  return kgb_error(ctx, -ENOENT, "unknown profile '%s'%s%s%s; 'kata-gpu-builder profiles' lists them",
-                   name_or_path, best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+  return kgb_error(
+      ctx, -ENOENT, "unknown profile '%s'%s%s%s; 'kata-gpu-builder profiles' lists them",
+      name_or_path, best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
 }
 
 int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_profile **ret) {
@@ -652,10 +655,11 @@ int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, char **
   if (!deb)
     return -ENOMEM;
   if (!is_file(deb))
-    return kgb_error(ctx, -ENOENT,
-                     "no kernel source: profile '%s' names none and '%s' does not exist; install "
-                     "it with 'apt-get install linux-source-%s' or pass --kernel-source DIR|TARBALL",
-                     p->name, deb, series);
+    return kgb_error(
+        ctx, -ENOENT,
+        "no kernel source: profile '%s' names none and '%s' does not exist; install "
+        "it with 'apt-get install linux-source-%s' or pass --kernel-source DIR|TARBALL",
+        p->name, deb, series);
   *ret = TAKE_PTR(deb);
   return 0;
 }

@@ -9,15 +9,15 @@
 
 struct kgb_profile {
   char *name;
-  char *path;        /* the file that was loaded */
-  char *vendor;      /* nvidia, intel, virgl */
-  char *mode;        /* passthrough, vgpu, mig, gvt-d, gvt-g, virgl */
+  char *path;   /* the file that was loaded */
+  char *vendor; /* nvidia, intel, virgl */
+  char *mode;   /* passthrough, vgpu, mig, gvt-d, gvt-g, virgl */
   char *description;
   struct {
     char *version; /* expected kernel version series, e.g. "6.1" */
     char *source;  /* directory, tarball; NULL: Debian's linux-source */
     char *sha256;
-    char *arch;     /* x86_64 */
+    char *arch;       /* x86_64 */
     char **fragments; /* patterns relative to kconfig-fragments/, ${arch} expanded */
     int cfgver;
     char **required;  /* CONFIG_X=v lines that the built kernel must have */

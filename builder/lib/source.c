@@ -249,8 +249,8 @@ static int find_tree(const char *top, char **ret) {
 }
 
 static bool is_tarball(const char *p) {
-  static const char *const ext[] = {".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz",
-                                    ".tar.zst", ".tar.bz2", ".tbz2"};
+  static const char *const ext[] = {".tar", ".tar.xz",  ".txz",     ".tar.gz",
+                                    ".tgz", ".tar.zst", ".tar.bz2", ".tbz2"};
   for (size_t i = 0; i < ELEMENTSOF(ext); i++)
     if (endswith(p, ext[i]))
       return true;
@@ -300,8 +300,10 @@ int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, struct kgb_source 
   }
   r = find_tree(dest, &s->dir);
   if (r < 0)
-    return kgb_error(ctx, -ENOENT, "'%s' holds no kernel tree (no Makefile at its top or in its "
-                     "only directory)", spec);
+    return kgb_error(ctx, -ENOENT,
+                     "'%s' holds no kernel tree (no Makefile at its top or in its "
+                     "only directory)",
+                     spec);
   r = kgb_source_check_tree(ctx, s->dir, &s->version);
   if (r < 0)
     return r;

@@ -5,9 +5,9 @@
 #include "kgb.h"
 
 struct kgb_source {
-  char *dir;     /* top of the kernel tree */
-  char *key;     /* SHA-256 (hex) identifying the source for stage keys */
-  char *version; /* VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile, e.g. "6.1.192" */
+  char *dir;      /* top of the kernel tree */
+  char *key;      /* SHA-256 (hex) identifying the source for stage keys */
+  char *version;  /* VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile, e.g. "6.1.192" */
   bool extracted; /* false when the directory was used in place */
 };
 

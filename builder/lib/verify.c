@@ -13,9 +13,9 @@
 #include "../shared/util.h"
 
 static const char *const reason_names[_KGB_DROP_REASON_MAX] = {
-    [KGB_DROP_UNKNOWN] = "unknown",       [KGB_DROP_TYPE] = "type",
-    [KGB_DROP_DEPENDENCY] = "dependency", [KGB_DROP_SELECT] = "select",
-    [KGB_DROP_CHOICE] = "choice",         [KGB_DROP_PROMPT] = "prompt",
+    [KGB_DROP_UNKNOWN] = "unknown",         [KGB_DROP_TYPE] = "type",
+    [KGB_DROP_DEPENDENCY] = "dependency",   [KGB_DROP_SELECT] = "select",
+    [KGB_DROP_CHOICE] = "choice",           [KGB_DROP_PROMPT] = "prompt",
     [KGB_DROP_UNEXPLAINED] = "unexplained",
 };
 
@@ -101,7 +101,7 @@ static int explain_select(const struct kgb_ksym *s, struct values *vals, struct 
     if (on == KGB_N || kgb_kexpr_eval(sel->cond, value_of, vals) == KGB_N)
       continue;
     r = sbuf_addf(sb, "%s%s [=%s] (%s:%u)", *found ? ", " : "selected by ", sel->symbol,
-                    on == KGB_Y ? "y" : "m", sel->file, sel->line);
+                  on == KGB_Y ? "y" : "m", sel->file, sel->line);
     *found = true;
   }
   return r;
@@ -130,7 +130,7 @@ static enum kgb_drop_reason explain(const struct kgb_kconfig *k, const struct kg
   bool tristate_sym = s->type == KGB_KTYPE_BOOL || s->type == KGB_KTYPE_TRISTATE;
   if (tristate_sym && (e->is_string || !is_tristate_value(e->value))) {
     sbuf_addf(sb, "CONFIG_%s is %s: use y or n%s", s->name, kgb_ktype_to_string(s->type),
-                s->type == KGB_KTYPE_TRISTATE ? " or m" : "");
+              s->type == KGB_KTYPE_TRISTATE ? " or m" : "");
     return KGB_DROP_TYPE;
   }
   if (!tristate_sym && s->type != KGB_KTYPE_UNKNOWN && !e->is_string &&
@@ -150,7 +150,7 @@ static enum kgb_drop_reason explain(const struct kgb_kconfig *k, const struct kg
     }
     if (want == KGB_M && have == KGB_Y && tri_of(value_of(vals, "MODULES")) != KGB_Y) {
       sbuf_addf(sb, "m needs CONFIG_MODULES=y (MODULES [=%s]): without modules it became y",
-                  value_of(vals, "MODULES") ? value_of(vals, "MODULES") : "n");
+                value_of(vals, "MODULES") ? value_of(vals, "MODULES") : "n");
       return KGB_DROP_TYPE;
     }
     if (want > have) {
@@ -162,16 +162,16 @@ static enum kgb_drop_reason explain(const struct kgb_kconfig *k, const struct kg
       const char *winner = choice_winner(s, vals);
       if (winner) {
         sbuf_addf(sb, "member of the choice at %s:%u, where %s [=y] won", s->choice->file,
-                    s->choice->line, winner);
+                  s->choice->line, winner);
         return KGB_DROP_CHOICE;
       }
       if (prompt_visibility(s, vals) < want) {
         sbuf_addf(sb, "CONFIG_%s has no visible prompt, so only a default or a select can set it",
-                    s->name);
+                  s->name);
         bool any = false;
         for (size_t i = 0; i < s->n_selected_by; i++) {
-          sbuf_addf(sb, "%s%s", any ? ", " : "; enable one of its selectors: ",
-                      s->selected_by[i].symbol);
+          sbuf_addf(sb, "%s%s",
+                    any ? ", " : "; enable one of its selectors: ", s->selected_by[i].symbol);
           any = true;
         }
         return KGB_DROP_PROMPT;
@@ -182,13 +182,17 @@ static enum kgb_drop_reason explain(const struct kgb_kconfig *k, const struct kg
       if (found)
         return KGB_DROP_SELECT;
       if (s->choice && !s->choice->optional) {
-        sbuf_addf(sb, "member of the choice at %s:%u, which needs one member set: request "
-                    "another member =y", s->choice->file, s->choice->line);
+        sbuf_addf(sb,
+                  "member of the choice at %s:%u, which needs one member set: request "
+                  "another member =y",
+                  s->choice->file, s->choice->line);
         return KGB_DROP_CHOICE;
       }
       if (prompt_visibility(s, vals) == KGB_N) {
-        sbuf_addf(sb, "CONFIG_%s has no visible prompt: its default sets it and cannot be "
-                    "overridden", s->name);
+        sbuf_addf(sb,
+                  "CONFIG_%s has no visible prompt: its default sets it and cannot be "
+                  "overridden",
+                  s->name);
         return KGB_DROP_PROMPT;
       }
     }

@@ -13,7 +13,8 @@ struct hashmap {
   size_t n;
 };
 
-#define HASHMAP_INIT {NULL, NULL, 0, 0}
+#define HASHMAP_INIT                                                                               \
+  { NULL, NULL, 0, 0 }
 
 int hashmap_put(struct hashmap *m, const char *key, void *value); /* replaces */
 void *hashmap_get(const struct hashmap *m, const char *key);

@@ -12,7 +12,7 @@ char **strv_free(char **v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 size_t strv_length(char *const *v);
-int strv_push(char ***v, char *s);    /* takes s, even on failure */
+int strv_push(char ***v, char *s);         /* takes s, even on failure */
 int strv_extend(char ***v, const char *s); /* copies s */
 bool strv_contains(char *const *v, const char *s);
 

@@ -91,7 +91,7 @@ off() { ! grep -q "^$1=[ym]" "$cfg" || { echo "$1 is on in $cfg"; return 1; }; }
   assert_output --regexp "SND_HDA_INTEL depends on .*SND_PCI \[=n\]"
   kgb --json kernel config -p virgl -k "$LINUX_TARBALL" --fragment "$BATS_TEST_TMPDIR/starved.conf" \
     2>/dev/null >"$BATS_TEST_TMPDIR/r.json" || true
-  run json 'd=j["dropped"][0]; d["symbol"], d["requested"], d["actual"], d["reason"], d["line"], d["fragment"].endswith("starved.conf")' <"$BATS_TEST_TMPDIR/r.json"
+  run json '(d:=j["dropped"][0])["symbol"], d["requested"], d["actual"], d["reason"], d["line"], d["fragment"].endswith("starved.conf")' <"$BATS_TEST_TMPDIR/r.json"
   assert_output "CONFIG_SND_HDA_INTEL y n dependency 2 True"
 }
 

@@ -1,10 +1,12 @@
 /* Fragment and allow-list parsing: what is accepted, what is refused and how it is said. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the headers above first */
 #include <cmocka.h>
-#include <errno.h>
 #include <string.h>
 
 #include "allow.h"
@@ -67,7 +69,7 @@ static void test_values(void **state) {
   kgb_fentry_format(&sb, "CMDLINE", f->entries[5].value, true);
   kgb_fentry_format(&sb, "DRM_NOUVEAU", "n", false);
   assert_string_equal(sbuf_str(&sb), "CONFIG_CMDLINE=\"a \\\"quoted\\\" b\"\n"
-                                       "# CONFIG_DRM_NOUVEAU is not set\n");
+                                     "# CONFIG_DRM_NOUVEAU is not set\n");
   sbuf_release(&sb);
   kgb_fragment_free(f);
 }
@@ -144,7 +146,8 @@ static void test_allow(void **state) {
   a = NULL;
   kgb_error_clear(ctx);
   assert_int_equal(kgb_allow_parse(ctx, "allow.conf", "\nCONFIG_X kernel:6.1..\n", &a), -EINVAL);
-  assert_non_null(strstr(kgb_error_detail(ctx), "allow.conf:2: allow-list entry for 'CONFIG_X' has no reason"));
+  assert_non_null(
+      strstr(kgb_error_detail(ctx), "allow.conf:2: allow-list entry for 'CONFIG_X' has no reason"));
   kgb_error_clear(ctx);
   assert_int_equal(kgb_allow_parse(ctx, "allow.conf", "CONFIG_X kernel:6.x.. why\n", &a), -EINVAL);
   assert_non_null(strstr(kgb_error_detail(ctx), "bad kernel range"));
@@ -155,8 +158,8 @@ static void test_allow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_values),         cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_arch_tags),      cmocka_unit_test(test_value_equality),
+      cmocka_unit_test(test_values),    cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_arch_tags), cmocka_unit_test(test_value_equality),
       cmocka_unit_test(test_allow),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,12 +1,14 @@
 /* Merging (overrides, conflicts) and verification (the reason for each dropped value) on a
  * small in-memory Kconfig tree and a hand-written resolved .config. The real-kernel runs are
  * in tests/e2e. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the headers above first */
 #include <cmocka.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,9 +160,11 @@ static void test_arch_exclusion(void **state) {
   struct fixture *f = *state;
   struct kgb_merge *m = kgb_merge_new();
   struct kgb_fragment *fr;
-  assert_int_equal(kgb_fragment_parse(f->ctx, "s390.conf", "# !x86_64\nCONFIG_DRM=y\n", false, &fr), 0);
+  assert_int_equal(kgb_fragment_parse(f->ctx, "s390.conf", "# !x86_64\nCONFIG_DRM=y\n", false, &fr),
+                   0);
   assert_int_equal(kgb_merge_add(m, fr, KGB_LAYER_BASE, "x86_64"), 0);
-  assert_int_equal(kgb_fragment_parse(f->ctx, "all.conf", "# !s390x\nCONFIG_PCI=y\n", false, &fr), 0);
+  assert_int_equal(kgb_fragment_parse(f->ctx, "all.conf", "# !s390x\nCONFIG_PCI=y\n", false, &fr),
+                   0);
   assert_int_equal(kgb_merge_add(m, fr, KGB_LAYER_BASE, "x86_64"), 0);
   assert_int_equal(kgb_merge_finish(m, NULL), 0);
   assert_int_equal(m->n_requests, 1);
@@ -173,14 +177,14 @@ static void test_reasons(void **state) {
   struct fixture *f = *state;
   struct kgb_merge *m = merge_of(f->ctx,
                                  "CONFIG_PCI=y\n"
-                                 "CONFIG_DRM_I915=y\n"   /* DRM is n: dependency */
+                                 "CONFIG_DRM_I915=y\n"             /* DRM is n: dependency */
                                  "# CONFIG_FW_LOADER is not set\n" /* NEEDS_FW selects it */
-                                 "CONFIG_HZ_1000=y\n"    /* HZ_100 won */
-                                 "# CONFIG_HIDDEN is not set\n" /* no prompt, default y */
-                                 "CONFIG_DRM_I91=y\n"    /* unknown, similar to DRM_I915 */
-                                 "CONFIG_NEEDS_FW=m\n"   /* MODULES=n made it y */
-                                 "CONFIG_PCI_X=n\n"      /* unknown but off: a note */
-                                 "CONFIG_INSIDE=y\n"     /* enclosing menu depends on DRM */
+                                 "CONFIG_HZ_1000=y\n"              /* HZ_100 won */
+                                 "# CONFIG_HIDDEN is not set\n"    /* no prompt, default y */
+                                 "CONFIG_DRM_I91=y\n"  /* unknown, similar to DRM_I915 */
+                                 "CONFIG_NEEDS_FW=m\n" /* MODULES=n made it y */
+                                 "CONFIG_PCI_X=n\n"    /* unknown but off: a note */
+                                 "CONFIG_INSIDE=y\n"   /* enclosing menu depends on DRM */
                                  "CONFIG_LOCALVERSION=\"-virgl-gpu\"\n",
                                  KGB_LAYER_BASE, NULL, 0, NULL);
   struct kgb_verify *v = NULL;
@@ -224,10 +228,10 @@ static void test_reasons(void **state) {
 
   /* the allow-list tolerates a drop, for the kernel versions it names */
   struct kgb_allow *allow;
-  assert_int_equal(kgb_allow_parse(f->ctx, "allow.conf",
-                                   "CONFIG_DRM_I91 kernel:6.1.. typo kept on purpose for the test\n",
-                                   &allow),
-                   0);
+  assert_int_equal(
+      kgb_allow_parse(f->ctx, "allow.conf",
+                      "CONFIG_DRM_I91 kernel:6.1.. typo kept on purpose for the test\n", &allow),
+      0);
   assert_int_equal(kgb_verify_config(f->ctx, m, f->dot, f->kc, allow, "6.1.192", &v), 0);
   assert_int_equal(v->n_unexplained, 6);
   assert_non_null(drop_for(v, "DRM_I91")->allowed);
