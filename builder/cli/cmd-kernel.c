@@ -152,7 +152,9 @@ static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char
       sbuf_adds(sb, "null");
     sbuf_adds(sb, "}");
   }
-  sbuf_addf(sb, "%s],\n  \"unexplained\": %zu\n}\n", v->n_drops ? "\n  " : "", v->n_unexplained);
+  sbuf_addf(sb, "%s],\n  \"unexplained\": %zu,\n", v->n_drops ? "\n  " : "", v->n_unexplained);
+  sbuf_addf(sb, "  \"seconds\": {\"resolve\": %.3f, \"verify\": %.3f}\n}\n", res->resolve_seconds,
+            res->verify_seconds);
 }
 
 static void report(struct cli *cli, const struct kgb_profile *p,

@@ -270,8 +270,11 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
       /* --force over an existing result: replace it as a whole */
       if (is_dir(res->stage_dir))
         rm_rf(res->stage_dir);
-      if (rename(tmp, res->stage_dir) < 0)
+      if (rename(tmp, res->stage_dir) < 0 &&
+          !((errno == EEXIST || errno == ENOTEMPTY) && is_file(manifest)))
         r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmp, res->stage_dir);
+      else if (is_dir(tmp)) /* a concurrent run finished the same stage first */
+        rm_rf(tmp);
     }
     if (r < 0) {
       rm_rf(tmp);

@@ -212,8 +212,11 @@ int kgb_archive_extract(struct kgb_ctx *ctx, const char *archive, const char *de
   if (!mkdtemp(tmpl))
     return kgb_error(ctx, -errno, "cannot create a directory next to '%s': %m", dest);
   int r = extract_into(ctx, archive, tmpl);
-  if (r == 0 && rename(tmpl, dest) < 0)
+  /* Another run may have finished the same extraction meanwhile: its tree is as good. */
+  if (r == 0 && rename(tmpl, dest) < 0 && !((errno == EEXIST || errno == ENOTEMPTY) && is_dir(dest)))
     r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmpl, dest);
+  if (r == 0 && is_dir(tmpl))
+    rm_rf(tmpl);
   if (r < 0)
     rm_rf(tmpl);
   return r;

@@ -131,3 +131,25 @@ off() { ! grep -q "^$1=[ym]" "$cfg" || { echo "$1 is on in $cfg"; return 1; }; }
   [ ! -e "$src/.config" ]
   [ ! -e "$src/include/generated" ]
 }
+
+@test "Ctrl-C during the extraction leaves nothing half-written, and the next run completes" {
+  w=$BATS_TEST_TMPDIR/interrupted
+  "$KGB" --workdir "$w" kernel config -p virgl -k "$LINUX_TARBALL" >/dev/null 2>&1 &
+  pid=$!
+  # wait until the extraction has started, then interrupt it
+  for _ in $(seq 100); do
+    compgen -G "$w/sources/*.tmp-*" >/dev/null && break
+    sleep 0.1
+  done
+  sleep 1
+  kill -INT "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  assert_equal "$rc" 1
+  run find "$w" -name '*.tmp-*'
+  assert_output ""
+  run ls -A "$w/sources"
+  assert_output ""
+  run "$KGB" --workdir "$w" kernel config -p virgl -k "$LINUX_TARBALL"
+  assert_success
+}
