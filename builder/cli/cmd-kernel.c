@@ -259,9 +259,12 @@ static int run_config(struct cli *cli, int argc, char **argv) {
   return res->verify->n_unexplained ? EXIT_MISMATCH : EXIT_OK;
 }
 
+int cli_kernel_verify(struct cli *cli, int argc, char **argv); /* cmd-kernel-verify.c */
+
 static const struct cli_command kernel_verbs[] = {
     {"config", run_config, "merge fragments, resolve with Kconfig, verify every value", NULL},
     {"setup", run_config, "the same as 'config' (Kata build-kernel.sh's name)", NULL},
+    {"verify", cli_kernel_verify, "check a built kernel's embedded config, or modules", NULL},
 };
 
 static int run_kernel(struct cli *cli, int argc, char **argv) {
@@ -271,13 +274,18 @@ static int run_kernel(struct cli *cli, int argc, char **argv) {
 const struct cli_command cli_cmd_kernel = {
     "kernel", run_kernel, "kernel config: merge, resolve and verify",
     "usage: kata-gpu-builder kernel config -p PROFILE [options]\n"
-    "       kata-gpu-builder kernel setup  -g nvidia|intel|virgl [options]\n\n"
+    "       kata-gpu-builder kernel setup  -g nvidia|intel|virgl [options]\n"
+    "       kata-gpu-builder kernel verify -p PROFILE [-o CONFIG] FILE\n"
+    "       kata-gpu-builder kernel verify --modules DIR --release KVER\n\n"
     "Merges the profile's fragments (common/, then the architecture's, then the vendor's),\n"
     "then each --fragment, resolves them with the kernel's own Kconfig on top of allnoconfig in\n"
     "an out-of-tree directory, and checks every requested value in the result. A value that did\n"
     "not survive is reported with its reason (unknown symbol, unmet dependency with the values of\n"
     "its operands, select, choice, prompt, type) and makes the exit status 3, unless\n"
     "kconfig-fragments/allow.conf lists it with a reason. The .config's path goes to stdout.\n\n"
+    "'verify' reads the config embedded in a built vmlinux or bzImage (CONFIG_IKCONFIG) and\n"
+    "checks the profile's required values in it, or checks that every module under DIR has\n"
+    "the vermagic of release KVER; exit 3 lists each mismatch ('kernel verify --help').\n\n"
     "options:\n"
     "  -p, --profile NAME|FILE   the profile ('kata-gpu-builder profiles' lists them);\n"
     "                            default: virgl\n"
@@ -291,4 +299,5 @@ const struct cli_command cli_cmd_kernel = {
     "  -f, --force               resolve again even when the stage cache has the result\n\n"
     "examples:\n"
     "  kata-gpu-builder kernel config -p nvidia-gpu\n"
-    "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"};
+    "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"
+    "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n"};
