@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "kernel-config.h"
+#include "kernel-build.h"
 #include "sbuf.h"
 #include "util.h"
 
@@ -22,6 +22,13 @@ struct kernel_opts {
   const char *arch;
   const char *output;
   char **fragments;
+  const char *destdir;
+  const char *prefix;
+  const char *ccache_dir;
+  bool no_ccache;
+  const char *headers;
+  const char *sha256;
+  const char *mirror;
 };
 
 static const char *vendor_profile(const char *vendor) {
@@ -44,13 +51,21 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
                                        {"fragment", required_argument, NULL, 'F'},
                                        {"output", required_argument, NULL, 'o'},
                                        {"force", no_argument, NULL, 'f'},
+                                       {"destdir", required_argument, NULL, 'D'},
+                                       {"prefix", required_argument, NULL, 'P'},
+                                       {"ccache-dir", required_argument, NULL, 'C'},
+                                       {"no-ccache", no_argument, NULL, 'N'},
+                                       {"headers", required_argument, NULL, 'H'},
+                                       {"sha256", required_argument, NULL, 'S'},
+                                       {"mirror", required_argument, NULL, 'M'},
                                        {"help", no_argument, NULL, 'h'},
                                        {}};
-  static const char *const known[] = {"--profile", "--gpu",      "--kernel-source", "--version",
-                                      "--arch",    "--fragment", "--output",        "--force",
-                                      "--help",    NULL};
+  static const char *const known[] = {
+      "--profile", "--gpu",    "--kernel-source", "--version",    "--arch",      "--fragment",
+      "--output",  "--force",  "--destdir",       "--ccache-dir", "--no-ccache", "--prefix",
+      "--headers", "--sha256", "--mirror",        "--help",       NULL};
   int c;
-  while ((c = getopt_long(argc, argv, "p:g:k:v:a:o:fh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:g:k:v:a:o:fhH:", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       o->profile = optarg;
@@ -78,6 +93,31 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
       break;
     case 'f':
       cli->ctx->force = true;
+      break;
+    case 'D':
+      o->destdir = optarg;
+      break;
+    case 'P':
+      if (optarg[0] != '/')
+        return cli_usage(cli, "%s: --prefix must be an absolute path, not '%s'", cmd, optarg);
+      o->prefix = optarg;
+      break;
+    case 'C':
+      o->ccache_dir = optarg;
+      break;
+    case 'N':
+      o->no_ccache = true;
+      break;
+    case 'S':
+      o->sha256 = optarg;
+      break;
+    case 'M':
+      o->mirror = optarg;
+      break;
+    case 'H':
+      if (kgb_headers_format_from_string(optarg) < 0)
+        return cli_usage(cli, "%s: -H takes deb, rpm or tar, not '%s'", cmd, optarg);
+      o->headers = optarg;
       break;
     case 'h':
       return -1;
@@ -212,30 +252,44 @@ static int copy_output(struct cli *cli, const char *from, const char *to) {
   return r;
 }
 
-static int run_config(struct cli *cli, int argc, char **argv) {
-  struct kernel_opts o = {0};
-  int r = parse_kernel_opts(cli, "kernel config", argc, argv, &o);
-  _cleanup_strv_free_ char **frags = o.fragments;
+/* Parses the verb's options and loads its profile; returns EXIT_OK with *ret set, -1 after
+ * printing the help, or an exit status. */
+static int load_for_verb(struct cli *cli, const char *cmd, int argc, char **argv,
+                         struct kernel_opts *o, struct kgb_profile **ret) {
+  int r = parse_kernel_opts(cli, cmd, argc, argv, o);
   if (r < 0) {
     fputs(cli_cmd_kernel.help, stdout);
-    return EXIT_OK;
+    return -1;
   }
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
-  r = kgb_profile_load(cli->ctx, o.profile, &p);
+  r = kgb_profile_load(cli->ctx, o->profile, &p);
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  if (o.arch && !STREQ(o.arch, p->kernel.arch))
-    return cli_usage(cli, "kernel config: profile '%s' is for %s, not '%s'", p->name,
-                     p->kernel.arch, o.arch);
-  if (o.version && kgb_ctx_set_string(&p->kernel.version, o.version) < 0)
+  if (o->arch && !STREQ(o->arch, p->kernel.arch))
+    return cli_usage(cli, "%s: profile '%s' is for %s, not '%s'", cmd, p->name, p->kernel.arch,
+                     o->arch);
+  if (o->version && kgb_ctx_set_string(&p->kernel.version, o->version) < 0)
     return EXIT_FAIL;
-  if (o.version && !o.source) {
+  if (o->version && !o->source) {
     free(p->kernel.source);
     p->kernel.source = NULL;
   }
-  struct kgb_kernel_config_opts ko = {.source = o.source, .fragments = frags};
+  *ret = TAKE_PTR(p);
+  return EXIT_OK;
+}
+
+static int run_config(struct cli *cli, int argc, char **argv) {
+  struct kernel_opts o = {0};
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = load_for_verb(cli, "kernel config", argc, argv, &o, &p);
+  _cleanup_strv_free_ char **frags = o.fragments;
+  if (r != EXIT_OK)
+    return r < 0 ? EXIT_OK : r;
+  struct kgb_kernel_config_opts ko = {
+      .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = frags};
+
   _cleanup_(kgb_config_result_freep) struct kgb_config_result *res = NULL;
   r = kgb_kernel_config(cli->ctx, p, &ko, &res);
   if (r < 0)
@@ -259,11 +313,159 @@ static int run_config(struct cli *cli, int argc, char **argv) {
   return res->verify->n_unexplained ? EXIT_MISMATCH : EXIT_OK;
 }
 
+/* Builds (or finds in the stage cache) the profile's kernel; reports a config that lost
+ * values like `kernel config` does. Returns EXIT_OK with *ret set, or an exit status. */
+static int build_for_verb(struct cli *cli, struct kgb_profile *p, const struct kernel_opts *o,
+                          struct kgb_build_result **ret) {
+  struct kgb_kernel_config_opts ko = {
+      .source = o->source, .sha256 = o->sha256, .mirror = o->mirror, .fragments = o->fragments};
+  struct kgb_build_opts bo = {
+      .config = &ko, .ccache_dir = o->ccache_dir, .no_ccache = o->no_ccache};
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  int r = kgb_kernel_build(cli->ctx, p, &bo, &b);
+  if (r == -EBADE && b) {
+    report(cli, p, b->config);
+    cli_fail(cli, r, NULL);
+    return EXIT_MISMATCH;
+  }
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (b->cached)
+    cli_msg(cli, "kernel build: '%s' is up to date (%s), make did not run\n", p->name, b->release);
+  else
+    cli_msg(cli, "kernel build: built %s in %.0f s, %lu objects compiled (%s)\n", b->release,
+            b->seconds, b->objects, b->why);
+  *ret = TAKE_PTR(b);
+  return EXIT_OK;
+}
+
+static void json_build(struct sbuf *sb, const struct kgb_profile *p,
+                       const struct kgb_build_result *b) {
+  sbuf_adds(sb, "{\n  \"profile\": ");
+  sbuf_add_json(sb, p->name);
+  sbuf_adds(sb, ",\n  \"release\": ");
+  sbuf_add_json(sb, b->release);
+  sbuf_adds(sb, ",\n  \"stage\": ");
+  sbuf_add_json(sb, b->stage_dir);
+  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"why\": ", b->cached ? "true" : "false");
+  if (b->why)
+    sbuf_add_json(sb, b->why);
+  else
+    sbuf_adds(sb, "null");
+  sbuf_addf(sb, ",\n  \"objects\": %lu,\n  \"seconds\": %.3f,\n  \"modules\": %s,\n  \"log\": ",
+            b->objects, b->seconds, b->has_modules ? "true" : "false");
+  sbuf_add_json(sb, b->log_path);
+}
+
+static int run_build(struct cli *cli, int argc, char **argv) {
+  struct kernel_opts o = {0};
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = load_for_verb(cli, "kernel build", argc, argv, &o, &p);
+  _cleanup_strv_free_ char **frags = o.fragments;
+  if (r != EXIT_OK)
+    return r < 0 ? EXIT_OK : r;
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+    return r;
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json) {
+    json_build(&sb, p, b);
+    sbuf_adds(&sb, "\n}\n");
+  } else {
+    sbuf_addf(&sb, "%s\n", b->stage_dir);
+  }
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static int run_install(struct cli *cli, int argc, char **argv) {
+  struct kernel_opts o = {0};
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = load_for_verb(cli, "kernel install", argc, argv, &o, &p);
+  _cleanup_strv_free_ char **frags = o.fragments;
+  if (r != EXIT_OK)
+    return r < 0 ? EXIT_OK : r;
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+    return r;
+  struct kgb_install_opts io = {.destdir = o.destdir, .prefix = o.prefix};
+  _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
+  r = kgb_kernel_install(cli->ctx, p, b, &io, &in);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json) {
+    json_build(&sb, p, b);
+    sbuf_adds(&sb, ",\n  \"dir\": ");
+    sbuf_add_json(&sb, in->dir);
+    sbuf_adds(&sb, ",\n  \"files\": [");
+    for (size_t i = 0; in->files[i]; i++) {
+      sbuf_adds(&sb, i ? ", " : "");
+      sbuf_add_json(&sb, in->files[i]);
+    }
+    sbuf_adds(&sb, "],\n  \"links\": [");
+    sbuf_add_json(&sb, in->vmlinuz_link);
+    sbuf_adds(&sb, ", ");
+    sbuf_add_json(&sb, in->vmlinux_link);
+    sbuf_addf(&sb, "],\n  \"cfgver_stale\": %s\n}\n", in->cfgver_stale ? "true" : "false");
+  } else {
+    for (size_t i = 0; in->files[i]; i++)
+      sbuf_addf(&sb, "%s/%s\n", in->dir, in->files[i]);
+    sbuf_addf(&sb, "%s\n%s\n", in->vmlinuz_link, in->vmlinux_link);
+  }
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 int cli_kernel_verify(struct cli *cli, int argc, char **argv); /* cmd-kernel-verify.c */
+
+static int run_headers(struct cli *cli, int argc, char **argv) {
+  struct kernel_opts o = {0};
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = load_for_verb(cli, "kernel headers", argc, argv, &o, &p);
+  _cleanup_strv_free_ char **frags = o.fragments;
+  if (r != EXIT_OK)
+    return r < 0 ? EXIT_OK : r;
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+    return r;
+  struct kgb_kernel_config_opts ko = {
+      .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = o.fragments};
+  struct kgb_build_opts bo = {.config = &ko, .ccache_dir = o.ccache_dir, .no_ccache = o.no_ccache};
+  _cleanup_(kgb_headers_result_freep) struct kgb_headers_result *h = NULL;
+  r = kgb_kernel_headers(cli->ctx, p, &bo, b,
+                         kgb_headers_format_from_string(o.headers ? o.headers : "deb"), &h);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (h->cached)
+    cli_msg(cli, "kernel headers: up to date in '%s'\n", h->stage_dir);
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json) {
+    json_build(&sb, p, b);
+    sbuf_adds(&sb, ",\n  \"headers\": [");
+    for (size_t i = 0; h->files[i]; i++) {
+      sbuf_adds(&sb, i ? ", " : "");
+      sbuf_add_json(&sb, h->files[i]);
+    }
+    sbuf_adds(&sb, "]\n}\n");
+  } else {
+    for (size_t i = 0; h->files[i]; i++)
+      sbuf_addf(&sb, "%s\n", h->files[i]);
+  }
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
 
 static const struct cli_command kernel_verbs[] = {
     {"config", run_config, "merge fragments, resolve with Kconfig, verify every value", NULL},
     {"setup", run_config, "the same as 'config' (Kata build-kernel.sh's name)", NULL},
+    {"build", run_build, "config, then compile bzImage, vmlinux and modules (cached)", NULL},
+    {"install", run_install, "build, then install under Kata's file names", NULL},
+    {"headers", run_headers, "build, then the header package (-H deb|rpm|tar)", NULL},
+    {"build-headers", run_headers, "the same as 'headers' (build-kernel.sh's name)", NULL},
     {"verify", cli_kernel_verify, "check a built kernel's embedded config, or modules", NULL},
 };
 
@@ -272,17 +474,30 @@ static int run_kernel(struct cli *cli, int argc, char **argv) {
 }
 
 const struct cli_command cli_cmd_kernel = {
-    "kernel", run_kernel, "kernel config: merge, resolve and verify",
-    "usage: kata-gpu-builder kernel config -p PROFILE [options]\n"
-    "       kata-gpu-builder kernel setup  -g nvidia|intel|virgl [options]\n"
-    "       kata-gpu-builder kernel verify -p PROFILE [-o CONFIG] FILE\n"
-    "       kata-gpu-builder kernel verify --modules DIR --release KVER\n\n"
+    "kernel", run_kernel, "guest kernel: config (verified), build, install",
+    "usage: kata-gpu-builder kernel config  -p PROFILE [options]\n"
+    "       kata-gpu-builder kernel setup   -g nvidia|intel|virgl [options]\n"
+    "       kata-gpu-builder kernel build   -p PROFILE [options]\n"
+    "       kata-gpu-builder kernel install -p PROFILE [--destdir D] [--prefix P] [options]\n"
+    "       kata-gpu-builder kernel headers -p PROFILE [-H deb|rpm|tar] [options]\n"
+    "       kata-gpu-builder kernel verify  -p PROFILE [-o CONFIG] FILE\n"
+    "       kata-gpu-builder kernel verify  --modules DIR --release KVER\n\n"
     "Merges the profile's fragments (common/, then the architecture's, then the vendor's),\n"
     "then each --fragment, resolves them with the kernel's own Kconfig on top of allnoconfig in\n"
     "an out-of-tree directory, and checks every requested value in the result. A value that did\n"
     "not survive is reported with its reason (unknown symbol, unmet dependency with the values of\n"
     "its operands, select, choice, prompt, type) and makes the exit status 3, unless\n"
     "kconfig-fragments/allow.conf lists it with a reason. The .config's path goes to stdout.\n\n"
+    "'build' compiles the verified config out of tree (bzImage, vmlinux, modules into a staging\n"
+    "tree), reproducibly (KBUILD_BUILD_TIMESTAMP from SOURCE_DATE_EPOCH), with ccache when it is\n"
+    "installed; an unchanged profile is a cache hit and make does not run. Its stage directory\n"
+    "goes to stdout. 'install' lays the build out under Kata's names in\n"
+    "<destdir><prefix>/share/kata-containers: vmlinuz-, vmlinux-, config-, System.map-\n"
+    "<version>-<cfgver>-<vendor>-gpu and the links vmlinuz-<vendor>-gpu.container and\n"
+    "vmlinux-<vendor>-gpu.container. 'headers' makes the package that out-of-tree drivers\n"
+    "compile against: deb (the kernel's bindeb-pkg; default), rpm (binrpm-pkg, needs rpmbuild)\n"
+    "or tar (linux-headers-<release>.tar.gz, a tree usable as /lib/modules/<release>/build);\n"
+    "the package paths go to stdout, the header package first.\n\n"
     "'verify' reads the config embedded in a built vmlinux or bzImage (CONFIG_IKCONFIG) and\n"
     "checks the profile's required values in it, or checks that every module under DIR has\n"
     "the vermagic of release KVER; exit 3 lists each mismatch ('kernel verify --help').\n\n"
@@ -290,14 +505,27 @@ const struct cli_command cli_cmd_kernel = {
     "  -p, --profile NAME|FILE   the profile ('kata-gpu-builder profiles' lists them);\n"
     "                            default: virgl\n"
     "  -g, --gpu VENDOR          the vendor's default profile: nvidia, intel or virgl\n"
-    "  -k, --kernel-source SRC   a kernel tree or tarball (.tar.xz/.gz/.zst/.bz2); default: the\n"
-    "                            profile's, else /usr/src/linux-source-<version>.tar.xz\n"
-    "  -v, --version V           kernel series for Debian's linux-source-V tarball (e.g. 6.1)\n"
+    "  -k, --kernel-source SRC   a kernel tree, a tarball (.tar.xz/.gz/.zst/.bz2) or its URL\n"
+    "                            (http, https, file); default: the profile's, else\n"
+    "                            /usr/src/linux-source-<version>.tar.xz\n"
+    "  -v, --version V           6.1: Debian's linux-source-6.1; 6.1.192: that tarball from the\n"
+    "                            mirror when no Debian package has it\n"
+    "      --mirror TEMPLATE     URL template with ${version} and ${major} (default: kernel.org's\n"
+    "                            layout; $KGB_KERNEL_MIRROR or kernel.mirror in the profile)\n"
+    "      --sha256 HEX          the downloaded tarball's SHA-256 (default: kernel.sha256, else a\n"
+    "                            sha256sums file beside it)\n"
     "  -a, --arch ARCH           check that the profile builds for ARCH\n"
     "      --fragment FILE       merge FILE after the profile's fragments (repeatable)\n"
     "  -o, --output FILE         also write the resolved .config to FILE\n"
-    "  -f, --force               resolve again even when the stage cache has the result\n\n"
+    "  -f, --force               resolve (and build) again even when cached\n"
+    "      --ccache-dir DIR      ccache's directory (default: $KGB_CCACHE_DIR, else ccache's)\n"
+    "      --no-ccache           compile without ccache\n"
+    "  -H, --headers FORMAT      deb, rpm or tar (headers)\n"
+    "      --destdir D           install under D (install)\n"
+    "      --prefix P            install prefix, default /usr (Kata's packages), /opt/kata\n"
+    "                            for kata-deploy (install)\n\n"
     "examples:\n"
     "  kata-gpu-builder kernel config -p nvidia-gpu\n"
     "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"
+    "  kata-gpu-builder kernel install -p intel-gvt-d --destdir /tmp/root\n"
     "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n"};

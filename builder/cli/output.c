@@ -2,6 +2,7 @@
  * (only on a terminal, redrawn at most 10 times a second, cut to the terminal width). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static struct {
   bool enabled;
   double last;
   double started;
+  uint64_t first_done; /* a resumed download starts above 0: rates count from here */
   char what[128];
 } progress;
 
@@ -50,6 +52,7 @@ static void on_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   if (strcmp(progress.what, what) != 0) {
     snprintf(progress.what, sizeof(progress.what), "%s", what);
     progress.started = t;
+    progress.first_done = done;
   } else if (!finished && t - progress.last < 0.1) {
     return;
   }
@@ -60,7 +63,17 @@ static void on_progress(void *ud, const char *what, uint64_t done, uint64_t tota
     return;
   }
   char line[512];
-  if (total)
+  double elapsed = t - progress.started;
+  if (total && startswith(what, "downloading") && elapsed > 0.5 && done > progress.first_done) {
+    /* bytes: show size, rate and the time left */
+    double rate = (double)(done - progress.first_done) / elapsed;
+    snprintf(line, sizeof(line), "%s: %.1f of %.1f MiB, %.1f MiB/s, %.0fs left", what,
+             (double)done / 1048576.0, (double)total / 1048576.0, rate / 1048576.0,
+             (double)(total - done) / rate);
+  } else if (total && startswith(what, "compiling"))
+    snprintf(line, sizeof(line), "%s: %" PRIu64 " of about %" PRIu64 " objects (%.0fs)", what, done,
+             total, elapsed);
+  else if (total)
     snprintf(line, sizeof(line), "%s: %3.0f%% (%.0fs)", what, 100.0 * (double)done / (double)total,
              t - progress.started);
   else

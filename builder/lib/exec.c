@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
     close(pfd[1]);
     return -errno;
   }
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     int r = -errno;
@@ -68,6 +70,12 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
     return r;
   }
   if (pid == 0) {
+    /* Its own process group, so that cancelling reaches make's whole job tree; and it dies
+     * with us even when we are killed with SIGKILL. */
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+      _exit(127);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0)
       dup2(devnull, STDIN_FILENO);
@@ -100,7 +108,7 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
       break;
     if (!cancelled && kgb_cancelled(ctx)) {
       cancelled = true;
-      kill(pid, SIGTERM);
+      kill(-pid, SIGTERM);
     }
     if (pr <= 0)
       continue;

@@ -212,14 +212,14 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (!res)
     return -ENOMEM;
   _cleanup_free_ char *spec = NULL;
-  int r =
-      o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM) : kgb_profile_source(ctx, p, &spec);
+  int r = o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM)
+                    : kgb_profile_source(ctx, p, o->mirror, &spec);
   if (r < 0)
     return r;
   r = load_merge(ctx, p, o, &res->merge);
   if (r < 0)
     return r;
-  r = kgb_source_prepare(ctx, spec, &res->source);
+  r = kgb_source_prepare(ctx, spec, o->sha256 ? o->sha256 : p->kernel.sha256, &res->source);
   if (r < 0)
     return r;
   if (p->kernel.version && !startswith(res->source->version, p->kernel.version))

@@ -9,6 +9,8 @@
 
 struct kgb_kernel_config_opts {
   const char *source;     /* --kernel-source; NULL: the profile's */
+  const char *sha256;     /* --sha256 of a downloaded source; NULL: the profile's */
+  const char *mirror;     /* --mirror URL template for -v VERSION; NULL: the profile's */
   char *const *fragments; /* --fragment files, merged last */
 };
 

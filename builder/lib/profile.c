@@ -13,6 +13,7 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
+#include "fetch.h"
 #include "fragment.h"
 
 enum field_type { F_STRING, F_INT, F_BOOL, F_STRINGS, F_GROUP };
@@ -45,6 +46,7 @@ static const struct field schema[] = {
     {"kernel.version", F_STRING, false, NULL},
     {"kernel.source", F_STRING, false, NULL},
     {"kernel.sha256", F_STRING, false, NULL},
+    {"kernel.mirror", F_STRING, false, NULL},
     {"kernel.arch", F_STRING, true, arches},
     {"kernel.fragments", F_STRINGS, true, NULL},
     {"kernel.cfgver", F_INT, true, NULL},
@@ -88,6 +90,7 @@ struct kgb_profile *kgb_profile_free(struct kgb_profile *p) {
   free(p->kernel.version);
   free(p->kernel.source);
   free(p->kernel.sha256);
+  free(p->kernel.mirror);
   free(p->kernel.arch);
   strv_free(p->kernel.fragments);
   strv_free(p->kernel.required);
@@ -511,6 +514,7 @@ int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_p
       (r = get_str(&p->cfg, "kernel.version", &p->kernel.version)) < 0 ||
       (r = get_str(&p->cfg, "kernel.source", &p->kernel.source)) < 0 ||
       (r = get_str(&p->cfg, "kernel.sha256", &p->kernel.sha256)) < 0 ||
+      (r = get_str(&p->cfg, "kernel.mirror", &p->kernel.mirror)) < 0 ||
       (r = get_str(&p->cfg, "kernel.arch", &p->kernel.arch)) < 0 ||
       (r = get_strv(&p->cfg, "kernel.fragments", &p->kernel.fragments)) < 0 ||
       (r = get_strv(&p->cfg, "kernel.required", &p->kernel.required)) < 0 ||
@@ -645,21 +649,33 @@ int kgb_profile_fragments(struct kgb_ctx *ctx, const struct kgb_profile *p, char
   return 0;
 }
 
-int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, char **ret) {
+int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, const char *mirror,
+                       char **ret) {
   if (p->kernel.source) {
     *ret = strdup(p->kernel.source);
     return *ret ? 0 : -ENOMEM;
   }
-  const char *series = p->kernel.version ? p->kernel.version : "6.1";
-  _cleanup_free_ char *deb = kgb_strdup_printf("/usr/src/linux-source-%s.tar.xz", series);
+  const char *version = p->kernel.version ? p->kernel.version : "6.1";
+  _cleanup_free_ char *deb = kgb_strdup_printf("/usr/src/linux-source-%s.tar.xz", version);
   if (!deb)
     return -ENOMEM;
-  if (!is_file(deb))
-    return kgb_error(
-        ctx, -ENOENT,
-        "no kernel source: profile '%s' names none and '%s' does not exist; install "
-        "it with 'apt-get install linux-source-%s' or pass --kernel-source DIR|TARBALL",
-        p->name, deb, series);
-  *ret = TAKE_PTR(deb);
-  return 0;
+  if (is_file(deb)) {
+    *ret = TAKE_PTR(deb);
+    return 0;
+  }
+  /* a series such as 6.1 names Debian's package; a full version can be downloaded */
+  size_t dots = 0;
+  for (const char *c = version; *c; c++)
+    dots += *c == '.';
+  if (dots < 2)
+    return kgb_error(ctx, -ENOENT,
+                     "no kernel source: profile '%s' names none and '%s' does not exist; install "
+                     "it with 'apt-get install linux-source-%s', pass --kernel-source "
+                     "DIR|TARBALL|URL, or a full version (-v %s.N) to download",
+                     p->name, deb, version, version);
+  const char *tmpl = mirror             ? mirror
+                     : p->kernel.mirror ? p->kernel.mirror
+                                        : getenv("KGB_KERNEL_MIRROR");
+  return kgb_kernel_url_for_version(ctx, tmpl && *tmpl ? tmpl : KGB_KERNEL_URL_TEMPLATE, version,
+                                    ret);
 }

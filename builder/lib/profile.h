@@ -17,6 +17,7 @@ struct kgb_profile {
     char *version; /* expected kernel version series, e.g. "6.1" */
     char *source;  /* directory, tarball; NULL: Debian's linux-source */
     char *sha256;
+    char *mirror;
     char *arch;       /* x86_64 */
     char **fragments; /* patterns relative to kconfig-fragments/, ${arch} expanded */
     int cfgver;
@@ -47,5 +48,8 @@ int kgb_profile_format(const struct kgb_profile *p, bool json, char **ret);
  * each pattern must match at least one file. ret_names are for messages. */
 int kgb_profile_fragments(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret_paths,
                           char ***ret_names);
-/* The profile's source: kernel.source, else Debian's linux-source tarball for the version. */
-int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, char **ret);
+/* The profile's source: kernel.source; else Debian's linux-source tarball for the version
+ * when it is installed; else, for a full version (6.1.192), the URL the mirror template
+ * (mirror, else kernel.mirror, else $KGB_KERNEL_MIRROR, else kernel.org's layout) gives. */
+int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, const char *mirror,
+                       char **ret);

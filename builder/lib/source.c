@@ -16,6 +16,7 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
+#include "fetch.h"
 
 struct kgb_source *kgb_source_free(struct kgb_source *s) {
   if (!s)
@@ -213,7 +214,8 @@ int kgb_archive_extract(struct kgb_ctx *ctx, const char *archive, const char *de
     return kgb_error(ctx, -errno, "cannot create a directory next to '%s': %m", dest);
   int r = extract_into(ctx, archive, tmpl);
   /* Another run may have finished the same extraction meanwhile: its tree is as good. */
-  if (r == 0 && rename(tmpl, dest) < 0 && !((errno == EEXIST || errno == ENOTEMPTY) && is_dir(dest)))
+  if (r == 0 && rename(tmpl, dest) < 0 &&
+      !((errno == EEXIST || errno == ENOTEMPTY) && is_dir(dest)))
     r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmpl, dest);
   if (r == 0 && is_dir(tmpl))
     rm_rf(tmpl);
@@ -260,10 +262,21 @@ static bool is_tarball(const char *p) {
   return false;
 }
 
-int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, struct kgb_source **ret) {
+int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, const char *sha256,
+                       struct kgb_source **ret) {
   _cleanup_(kgb_source_freep) struct kgb_source *s = calloc(1, sizeof(*s));
   if (!s)
     return -ENOMEM;
+  _cleanup_free_ char *downloaded = NULL;
+  if (strstr(spec, "://")) {
+    struct kgb_fetch_opts fo;
+    kgb_fetch_opts_init(&fo);
+    fo.sha256 = sha256;
+    int r = kgb_fetch_file(ctx, spec, &fo, &downloaded);
+    if (r < 0)
+      return r;
+    spec = downloaded; /* named by its hash: libarchive tells the format from the content */
+  }
   struct stat st;
   if (stat(spec, &st) < 0)
     return kgb_error(ctx, -errno, "kernel source '%s': %m", spec);
@@ -283,7 +296,7 @@ int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, struct kgb_source 
     *ret = TAKE_PTR(s);
     return 0;
   }
-  if (!S_ISREG(st.st_mode) || !is_tarball(spec))
+  if (!S_ISREG(st.st_mode) || (!downloaded && !is_tarball(spec)))
     return kgb_error(ctx, -EINVAL,
                      "kernel source '%s' is neither a directory nor a tarball (.tar, .tar.xz, "
                      ".tar.gz, .tar.zst, .tar.bz2)",

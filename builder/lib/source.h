@@ -14,8 +14,11 @@ struct kgb_source {
 struct kgb_source *kgb_source_free(struct kgb_source *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_source *, kgb_source_free)
 
-/* spec: a kernel directory or a .tar[.xz|.gz|.zst|.bz2] file. */
-int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, struct kgb_source **ret);
+/* spec: a kernel directory, a .tar[.xz|.gz|.zst|.bz2] file, or an http(s):// or file:// URL
+ * of a tarball, downloaded into the cache first; sha256 is the tarball's hash (NULL: from a
+ * sha256sums file beside the URL). */
+int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, const char *sha256,
+                       struct kgb_source **ret);
 /* Checks that dir is a kernel tree and reads its version. */
 int kgb_source_check_tree(struct kgb_ctx *ctx, const char *dir, char **ret_version);
 /* Extracts archive into dest (which must not exist) through dest.tmp-XXXXXX; refuses entries

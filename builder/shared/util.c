@@ -239,3 +239,68 @@ bool is_file(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
+
+int copy_file_atomic(const char *src, const char *dst, mode_t mode) {
+  _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return -errno;
+  _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", dst);
+  if (!tmp)
+    return -ENOMEM;
+  _cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
+  if (out < 0)
+    return -errno;
+  int r = 0;
+  for (;;) {
+    ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+    if (n == 0)
+      break;
+    if (n > 0)
+      continue;
+    if (errno == EINTR)
+      continue;
+    if (errno != EXDEV && errno != ENOSYS && errno != EINVAL) {
+      r = -errno;
+      break;
+    }
+    /* fall back to read/write for file systems without copy_file_range */
+    char buf[65536];
+    ssize_t k;
+    while ((k = read(in, buf, sizeof(buf))) > 0)
+      if (write(out, buf, (size_t)k) != k) {
+        r = -errno ? -errno : -EIO;
+        break;
+      }
+    if (k < 0)
+      r = -errno;
+    break;
+  }
+  if (r == 0 && fchmod(out, mode) < 0)
+    r = -errno;
+  if (r == 0 && close(TAKE_FD(out)) < 0)
+    r = -errno;
+  if (r == 0 && rename(tmp, dst) < 0)
+    r = -errno;
+  if (r < 0)
+    unlink(tmp);
+  return r;
+}
+
+char *find_program(const char *name) {
+  const char *path = getenv("PATH");
+  if (strchr(name, '/'))
+    return access(name, X_OK) == 0 ? strdup(name) : NULL;
+  if (!path)
+    path = "/usr/local/bin:/usr/bin:/bin";
+  while (*path) {
+    size_t n = strcspn(path, ":");
+    char *p = kgb_strdup_printf("%.*s/%s", (int)n, path, name);
+    if (p && access(p, X_OK) == 0 && is_file(p))
+      return p;
+    free(p);
+    path += n;
+    if (*path == ':')
+      path++;
+  }
+  return NULL;
+}

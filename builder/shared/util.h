@@ -31,3 +31,8 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 bool is_dir(const char *path);
 bool is_file(const char *path);
+
+/* Copies a regular file through dst.tmp.XXXXXX + rename (copy_file_range when possible). */
+int copy_file_atomic(const char *src, const char *dst, mode_t mode);
+/* Finds an executable in $PATH; returns its path or NULL. */
+char *find_program(const char *name);

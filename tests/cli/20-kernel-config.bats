@@ -133,3 +133,49 @@ no_leftovers() {
   assert_output --partial "No space left on device"
   [ "$leftovers" -eq 0 ]
 }
+
+# serve DIR: starts the test HTTP server on 127.0.0.1 for DIR, sets $port
+serve() {
+  coproc SERVER { exec python3 "$FIXTURES/http-server.py" "$1" "$BATS_TEST_TMPDIR/requests.log"; }
+  read -r port <&"${SERVER[0]}"
+}
+
+teardown() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+}
+
+@test "a source URL is downloaded over HTTP, checked and extracted" {
+  mkdir -p "$BATS_TEST_TMPDIR/www"
+  mktar "$BATS_TEST_TMPDIR/www/project.tar.gz" project/README
+  sum=$(sha256sum "$BATS_TEST_TMPDIR/www/project.tar.gz" | cut -d' ' -f1)
+  serve "$BATS_TEST_TMPDIR/www"
+  run kgb kernel config -p virgl -k "http://127.0.0.1:$port/files/a/project.tar.gz" --sha256 "$sum"
+  assert_failure 1
+  # downloaded into the cache by hash, extracted, then found not to be a kernel
+  assert_output --partial "is not a kernel source tree"
+  [ -f "$WORKDIR/cache/downloads/$sum" ]
+  run grep -c "GET /files/a/project.tar.gz" "$BATS_TEST_TMPDIR/requests.log"
+  assert_output 1
+}
+
+@test "a downloaded source with the wrong checksum is refused with both hashes" {
+  mkdir -p "$BATS_TEST_TMPDIR/www"
+  mktar "$BATS_TEST_TMPDIR/www/linux.tar.gz" linux/Makefile
+  serve "$BATS_TEST_TMPDIR/www"
+  wrong=0000000000000000000000000000000000000000000000000000000000000000
+  run kgb kernel config -p virgl -k "http://127.0.0.1:$port/files/b/linux.tar.gz" --sha256 "$wrong"
+  assert_failure 1
+  assert_output --partial "$wrong"
+  assert_output --partial "$(sha256sum "$BATS_TEST_TMPDIR/www/linux.tar.gz" | cut -d' ' -f1)"
+  run ls -A "$WORKDIR/cache/downloads"
+  refute_output --partial "0000"
+}
+
+@test "a missing source URL is a clear error naming it" {
+  mkdir -p "$BATS_TEST_TMPDIR/www"
+  serve "$BATS_TEST_TMPDIR/www"
+  run kgb kernel config -p virgl -k "http://127.0.0.1:$port/files/c/linux-9.9.tar.xz" \
+    --sha256 0000000000000000000000000000000000000000000000000000000000000000
+  assert_failure 1
+  assert_output --partial "http://127.0.0.1:$port/files/c/linux-9.9.tar.xz: HTTP 404"
+}

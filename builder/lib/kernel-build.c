@@ -1,0 +1,621 @@
+/* kernel build and kernel install. The O= directory is kept per (source, architecture,
+ * profile) so that a changed fragment rebuilds incrementally; finished outputs are copied
+ * into a stage directory keyed by everything that can change them, written under a
+ * temporary name and renamed when complete. */
+#define _GNU_SOURCE
+#include "kernel-build.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "exec.h"
+
+#define KGB_BUILD_STAGE_VERSION "kernel-build 1"
+/* A minimal Kata-like x86_64 guest compiles about this many objects. */
+#define KGB_OBJECTS_ESTIMATE 2400
+
+struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r) {
+  if (!r)
+    return NULL;
+  kgb_config_result_free(r->config);
+  free(r->stage_dir);
+  free(r->objdir);
+  free(r->release);
+  free(r->log_path);
+  free(r->why);
+  free(r);
+  return NULL;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir) {
+  const char *env = getenv("SOURCE_DATE_EPOCH");
+  if (env && *env)
+    return strtoll(env, NULL, 10);
+  int v = 0;
+  if (config_lookup_int(&p->cfg, "kernel.source_date_epoch", &v) == CONFIG_TRUE)
+    return v;
+  _cleanup_free_ char *mk = strjoin_path(srcdir, "Makefile");
+  struct stat st;
+  return mk && stat(mk, &st) == 0 ? (long long)st.st_mtime : 0;
+}
+
+static char *read_line_file(const char *path) {
+  char *text = NULL;
+  if (read_full_file(path, &text, NULL) < 0)
+    return NULL;
+  text[strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+/* "config changed: CONFIG_X y -> n, CONFIG_Y ..." from the old and new .config */
+static char *describe_config_change(struct kgb_ctx *ctx, const char *old_path,
+                                    const char *new_path) {
+  _cleanup_(kgb_fragment_freep) struct kgb_fragment *a = NULL, *b = NULL;
+  if (kgb_fragment_load(ctx, old_path, old_path, true, &a) < 0 ||
+      kgb_fragment_load(ctx, new_path, new_path, true, &b) < 0) {
+    kgb_error_clear(ctx);
+    return strdup("config changed");
+  }
+  struct sbuf sb = SBUF_INIT;
+  size_t n = 0;
+  sbuf_adds(&sb, "config changed:");
+  for (size_t i = 0; i < b->n_entries; i++) {
+    const struct kgb_fentry *e = &b->entries[i], *o = kgb_fragment_find(a, e->symbol);
+    if (o && kgb_fvalue_equal(o->value, o->is_string, e->value, e->is_string))
+      continue;
+    if (!o && kgb_fvalue_equal(NULL, false, e->value, e->is_string))
+      continue;
+    if (n++ < 5) {
+      _cleanup_free_ char *ov = kgb_fentry_display(o ? o->value : NULL, o && o->is_string);
+      _cleanup_free_ char *nv = kgb_fentry_display(e->value, e->is_string);
+      sbuf_addf(&sb, "%s CONFIG_%s %s -> %s", n > 1 ? "," : "", e->symbol, ov, nv);
+    }
+  }
+  for (size_t i = 0; i < a->n_entries; i++) {
+    const struct kgb_fentry *o = &a->entries[i];
+    if (!kgb_fragment_find(b, o->symbol) &&
+        !kgb_fvalue_equal(o->value, o->is_string, NULL, false) && n++ < 5) {
+      _cleanup_free_ char *ov = kgb_fentry_display(o->value, o->is_string);
+      sbuf_addf(&sb, "%s CONFIG_%s %s -> n", n > 1 ? "," : "", o->symbol, ov);
+    }
+  }
+  if (n > 5)
+    sbuf_addf(&sb, " and %zu more", n - 5);
+  return sbuf_steal(&sb);
+}
+
+/* A finished sibling O= directory (another profile, same source and architecture). */
+static char *find_sibling(const char *parent, const char *self) {
+  DIR *d = opendir(parent);
+  if (!d)
+    return NULL;
+  char *found = NULL;
+  struct dirent *de;
+  while (!found && (de = readdir(d))) {
+    if (de->d_name[0] == '.' || STREQ(de->d_name, self) || STREQ(de->d_name, "kconfig"))
+      continue;
+    _cleanup_free_ char *marker = kgb_strdup_printf("%s/%s/.kgb-built", parent, de->d_name);
+    if (marker && is_file(marker))
+      found = kgb_strdup_printf("%s/%s", parent, de->d_name);
+  }
+  closedir(d);
+  return found;
+}
+
+struct make_progress {
+  struct kgb_ctx *ctx;
+  unsigned long objects;
+  unsigned long expected;
+};
+
+static void on_make_line(void *ud, const char *line) {
+  struct make_progress *mp = ud;
+  /* kbuild's quiet output: "  CC      init/main.o", "  CC [M]  drivers/x.o", "  AS ..." */
+  if (startswith(line, "  CC ") || startswith(line, "  AS ")) {
+    mp->objects++;
+    kgb_progress(mp->ctx, "compiling the kernel", mp->objects, MAX(mp->expected, mp->objects + 1));
+  }
+}
+
+static char *log_tail(const char *path, int lines) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_full_file(path, &text, &len) < 0)
+    return strdup("");
+  size_t i = len;
+  while (i > 0 && lines > 0)
+    if (text[--i] == '\n' && i + 1 < len)
+      lines--;
+  return strdup(text + (i ? i + 1 : 0));
+}
+
+/* The make invocation every step of one build shares: the same variables and environment,
+ * or kbuild would see a changed command line and rebuild everything. */
+struct make_env {
+  char *o_arg, *a_arg, *j_arg, *stamp, *epoch, *ccdir, *base;
+  bool ccache;
+  const char *srcdir;
+  const char *log_path;
+};
+
+static void make_env_release(struct make_env *m) {
+  free(m->o_arg);
+  free(m->a_arg);
+  free(m->j_arg);
+  free(m->stamp);
+  free(m->epoch);
+  free(m->ccdir);
+  free(m->base);
+}
+
+static int make_env_init(struct kgb_ctx *ctx, struct make_env *m, const struct kgb_profile *p,
+                         const struct kgb_build_opts *o, const struct kgb_build_result *res) {
+  char stamp[64];
+  time_t t = (time_t)res->epoch;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(stamp, sizeof(stamp), "%a %b %e %H:%M:%S UTC %Y", &tm);
+  const char *ccdir = o->ccache_dir ? o->ccache_dir : getenv("KGB_CCACHE_DIR");
+  _cleanup_free_ char *ccache = o->no_ccache ? NULL : find_program("ccache");
+  *m = (struct make_env){
+      .o_arg = kgb_strdup_printf("O=%s", res->objdir),
+      .a_arg = kgb_strdup_printf("ARCH=%s", p->kernel.arch),
+      .j_arg = kgb_strdup_printf("-j%u", ctx->jobs ? ctx->jobs : 1),
+      .stamp = kgb_strdup_printf("KBUILD_BUILD_TIMESTAMP=%s", stamp),
+      .epoch = kgb_strdup_printf("SOURCE_DATE_EPOCH=%lld", res->epoch),
+      .ccdir = ccdir ? kgb_strdup_printf("CCACHE_DIR=%s", ccdir) : NULL,
+      /* relative paths below the work directory make ccache hits independent of where it is */
+      .base = kgb_strdup_printf("CCACHE_BASEDIR=%s", ctx->workdir),
+      .ccache = ccache != NULL,
+      .srcdir = res->config->source->dir,
+      .log_path = res->log_path,
+  };
+  if (!m->o_arg || !m->a_arg || !m->j_arg || !m->stamp || !m->epoch || !m->base ||
+      (ccdir && !m->ccdir)) {
+    make_env_release(m);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static int run_make(struct kgb_ctx *ctx, const struct make_env *m, char *const *targets,
+                    char *const *extra_env, struct make_progress *mp, const char *what) {
+  char *argv[32] = {"make", "-C", (char *)m->srcdir, m->o_arg, m->a_arg, m->j_arg};
+  size_t n = 6;
+  if (m->ccache)
+    argv[n++] = "CC=ccache gcc";
+  for (size_t i = 0; targets[i] && n < ELEMENTSOF(argv) - 1; i++)
+    argv[n++] = targets[i];
+  char *env[16] = {m->stamp,
+                   m->epoch,
+                   "KBUILD_BUILD_USER=kata",
+                   "KBUILD_BUILD_HOST=kata-gpu-builder",
+                   "KBUILD_BUILD_VERSION=1",
+                   "LC_ALL=C",
+                   m->base};
+  size_t ne = 7;
+  if (m->ccdir)
+    env[ne++] = m->ccdir;
+  for (size_t i = 0; extra_env && extra_env[i] && ne < ELEMENTSOF(env) - 1; i++)
+    env[ne++] = extra_env[i];
+  struct kgb_exec_opts eo = {
+      .env = env, .log_path = m->log_path, .line_fn = mp ? on_make_line : NULL, .userdata = mp};
+  int r = kgb_exec(ctx, argv, &eo);
+  if (r < 0)
+    return r;
+  if (r != 0) {
+    _cleanup_free_ char *tail = log_tail(m->log_path, 30);
+    return kgb_error(ctx, -EIO, "%s failed (make exit %d):\n%s\nfull log: %s", what, r,
+                     tail ? tail : "", m->log_path);
+  }
+  return 0;
+}
+
+static int copy_into(struct kgb_ctx *ctx, const char *objdir, const char *rel, const char *dir,
+                     const char *name) {
+  _cleanup_free_ char *src = strjoin_path(objdir, rel), *dst = strjoin_path(dir, name);
+  if (!src || !dst)
+    return -ENOMEM;
+  int r = copy_file_atomic(src, dst, 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot copy '%s' to '%s': %s", src, dst, strerror(-r));
+  return 0;
+}
+
+static int write_text(struct kgb_ctx *ctx, const char *dir, const char *name, const char *text) {
+  _cleanup_free_ char *p = strjoin_path(dir, name);
+  if (!p)
+    return -ENOMEM;
+  int r = write_file_atomic(p, text, strlen(text), 0644);
+  return r < 0 ? kgb_error(ctx, r, "cannot write '%s': %s", p, strerror(-r)) : 0;
+}
+
+/* Removes the build/source links modules_install points at the O= directory: the rootfs
+ * gets its headers from the header package instead. */
+static void drop_module_links(const char *modroot, const char *release) {
+  static const char *const links[] = {"build", "source"};
+  for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+    _cleanup_free_ char *l = kgb_strdup_printf("%s/lib/modules/%s/%s", modroot, release, links[i]);
+    if (l)
+      unlink(l);
+  }
+}
+
+static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const char *parent,
+                          const char *name, const char *inputs) {
+  /* .kgb-inputs and .kgb-config describe the last finished build in this directory;
+   * .kgb-building exists while a build runs, so an interrupted one is recognised */
+  _cleanup_free_ char *old_inputs_path = strjoin_path(res->objdir, ".kgb-inputs");
+  _cleanup_free_ char *old_config = strjoin_path(res->objdir, ".kgb-config");
+  _cleanup_free_ char *building = strjoin_path(res->objdir, ".kgb-building");
+  if (!old_inputs_path || !old_config || !building)
+    return -ENOMEM;
+  _cleanup_free_ char *old_inputs = NULL;
+  if (is_dir(res->objdir)) {
+    const char *lead = is_file(building) ? "continuing an interrupted build; " : "";
+    _cleanup_free_ char *what = NULL;
+    if (ctx->force)
+      what = strdup("rebuild forced (--force)");
+    else if (read_full_file(old_inputs_path, &old_inputs, NULL) < 0)
+      what = strdup("no finished build here yet");
+    else if (STREQ(old_inputs, inputs))
+      what = strdup("outputs missing from the stage cache");
+    else if (is_file(old_config))
+      what = describe_config_change(ctx, old_config, res->config->config_path);
+    else
+      what = strdup("inputs changed");
+    res->why = what ? kgb_strdup_printf("%s%s", lead, what) : NULL;
+    return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
+  }
+  int r = mkdir_p(parent, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
+  _cleanup_free_ char *sibling = find_sibling(parent, name);
+  if (sibling) {
+    /* kbuild tracks which config symbols each object uses, so a copy of a finished
+     * sibling recompiles only what the other config changes (a copy: never shared links) */
+    _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp-seed", res->objdir);
+    if (!tmp)
+      return -ENOMEM;
+    rm_rf(tmp);
+    char *argv[] = {"cp", "-a", "--reflink=auto", sibling, tmp, NULL};
+    kgb_progress(ctx, "seeding the build directory", 0, 0);
+    r = kgb_exec(ctx, argv, NULL);
+    if (r == 0 && rename(tmp, res->objdir) == 0) {
+      _cleanup_free_ char *marker = strjoin_path(res->objdir, ".kgb-built");
+      if (marker)
+        unlink(marker);
+      unlink(old_inputs_path);
+      unlink(old_config);
+      res->why = kgb_strdup_printf("first build of this profile, seeded from '%s'", sibling);
+      return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
+    }
+    rm_rf(tmp);
+    if (r == -ECANCELED)
+      return r;
+    kgb_warn(ctx, "could not seed from '%s'; building from scratch", sibling);
+  }
+  r = mkdir_p(res->objdir, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", res->objdir, strerror(-r));
+  res->why = strdup("first build");
+  return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
+}
+
+static bool config_has(const char *config_path, const char *line) {
+  _cleanup_free_ char *text = NULL;
+  if (read_full_file(config_path, &text, NULL) < 0)
+    return false;
+  size_t n = strlen(line);
+  for (const char *p = text; (p = strstr(p, line)); p += n)
+    if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0'))
+      return true;
+  return false;
+}
+
+static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           struct kgb_build_result *res, const struct make_env *menv,
+                           const char *parent, const char *inputs, const char *key);
+
+int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_build_opts *o, struct kgb_build_result **ret) {
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  /* the config stage honours --force by itself; a forced build should not re-resolve */
+  int r = kgb_kernel_config(ctx, p, o->config, &res->config);
+  if (r < 0)
+    return r;
+  if (res->config->verify->n_unexplained) {
+    *ret = TAKE_PTR(res);
+    return kgb_error(ctx, -EBADE, "the config lost %zu requested value%s: not building",
+                     (*ret)->config->verify->n_unexplained,
+                     (*ret)->config->verify->n_unexplained == 1 ? "" : "s");
+  }
+  const struct kgb_config_result *cfg = res->config;
+  long long epoch = res->epoch = kgb_source_date_epoch(p, cfg->source->dir);
+  res->has_modules = config_has(cfg->config_path, "CONFIG_MODULES=y");
+  _cleanup_free_ char *inputs =
+      kgb_strdup_printf("%s\nconfig %s\nepoch %lld\n", KGB_BUILD_STAGE_VERSION, cfg->key, epoch);
+  char key[65];
+  if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
+    return -ENOMEM;
+  res->stage_dir = kgb_strdup_printf("%s/stages/kernel/%s", ctx->workdir, key);
+  _cleanup_free_ char *parent =
+      kgb_strdup_printf("%s/obj/%s-%s", ctx->workdir, cfg->source->key, p->kernel.arch);
+  res->objdir = parent ? kgb_strdup_printf("%s/%s", parent, p->name) : NULL;
+  res->log_path = kgb_strdup_printf("%s/logs/kernel-%s-%.16s.log", ctx->workdir, p->name, key);
+  _cleanup_free_ char *manifest =
+      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
+  if (!res->stage_dir || !res->objdir || !res->log_path || !manifest)
+    return -ENOMEM;
+  double t0 = now();
+  if (!ctx->force && is_file(manifest)) {
+    _cleanup_free_ char *rel = strjoin_path(res->stage_dir, "kernel.release");
+    res->release = rel ? read_line_file(rel) : NULL;
+    if (!res->release)
+      return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
+    res->cached = true;
+    res->seconds = now() - t0;
+    *ret = TAKE_PTR(res);
+    return 0;
+  }
+  r = prepare_objdir(ctx, res, parent, p->name, inputs);
+  if (r < 0)
+    return r;
+  kgb_info(ctx, "building the %s kernel in '%s': %s", p->name, res->objdir, res->why);
+  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
+  if (!logdir || (r = mkdir_p(logdir, 0755)) < 0)
+    return logdir ? kgb_error(ctx, r, "cannot create '%s'", logdir) : -ENOMEM;
+  unlink(res->log_path);
+  /* .config changes only when the content does, so kbuild's timestamps stay meaningful */
+  _cleanup_free_ char *objcfg = strjoin_path(res->objdir, ".config"), *cur = NULL, *want = NULL;
+  if (!objcfg)
+    return -ENOMEM;
+  if ((r = read_full_file(cfg->config_path, &want, NULL)) < 0)
+    return kgb_error(ctx, r, "cannot read '%s'", cfg->config_path);
+  if (read_full_file(objcfg, &cur, NULL) < 0 || !STREQ(cur, want))
+    if ((r = write_file_atomic(objcfg, want, strlen(want), 0644)) < 0)
+      return kgb_error(ctx, r, "cannot write '%s': %s", objcfg, strerror(-r));
+
+  struct make_env menv;
+  if ((r = make_env_init(ctx, &menv, p, o, res)) < 0)
+    return r;
+  r = build_and_stage(ctx, p, res, &menv, parent, inputs, key);
+  make_env_release(&menv);
+  if (r < 0)
+    return r;
+  res->seconds = now() - t0;
+  *ret = TAKE_PTR(res);
+  return 0;
+}
+
+static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           struct kgb_build_result *res, const struct make_env *menv,
+                           const char *parent, const char *inputs, const char *key) {
+  int r;
+  char *targets[4] = {NULL};
+  size_t nt = 0;
+  targets[nt++] = "bzImage";
+  if (res->has_modules)
+    targets[nt++] = "modules";
+  _cleanup_free_ char *countf = kgb_strdup_printf("%s/.kgb-objcount", parent);
+  _cleanup_free_ char *prev = countf ? read_line_file(countf) : NULL;
+  struct make_progress mp = {ctx, 0, prev ? strtoul(prev, NULL, 10) : KGB_OBJECTS_ESTIMATE};
+  r = run_make(ctx, menv, targets, NULL, &mp, "the kernel build");
+  kgb_progress(ctx, "compiling the kernel", 1, 1);
+  if (r < 0)
+    return r;
+  res->objects = mp.objects;
+
+  _cleanup_free_ char *stages = kgb_strdup_printf("%s/stages/kernel", ctx->workdir);
+  _cleanup_free_ char *tmp = kgb_strdup_printf("%s/.%.16s.tmp-XXXXXX", stages, key);
+  if (!stages || !tmp)
+    return -ENOMEM;
+  if ((r = mkdir_p(stages, 0755)) < 0)
+    return kgb_error(ctx, r, "cannot create '%s'", stages);
+  if (!mkdtemp(tmp))
+    return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
+  _cleanup_free_ char *relpath = strjoin_path(res->objdir, "include/config/kernel.release");
+  res->release = relpath ? read_line_file(relpath) : NULL;
+  if (!res->release)
+    r = kgb_error(ctx, -EIO, "the build wrote no '%s'", relpath ? relpath : "kernel.release");
+  _cleanup_free_ char *bz = kgb_strdup_printf("arch/%s/boot/bzImage", kgb_srcarch(p->kernel.arch));
+  if (r >= 0 && !bz)
+    r = -ENOMEM;
+  if (r >= 0)
+    r = copy_into(ctx, res->objdir, bz, tmp, "vmlinuz");
+  if (r >= 0)
+    r = copy_into(ctx, res->objdir, "vmlinux", tmp, "vmlinux");
+  if (r >= 0)
+    r = copy_into(ctx, res->objdir, "System.map", tmp, "System.map");
+  if (r >= 0)
+    r = copy_into(ctx, res->objdir, ".config", tmp, "config");
+  if (r >= 0)
+    r = write_text(ctx, tmp, "kernel.release", res->release);
+  if (r >= 0 && res->has_modules) {
+    _cleanup_free_ char *modroot = strjoin_path(tmp, "modules");
+    _cleanup_free_ char *arg = modroot ? kgb_strdup_printf("INSTALL_MOD_PATH=%s", modroot) : NULL;
+    char *mi[] = {arg, "INSTALL_MOD_STRIP=1", "modules_install", NULL};
+    if (!arg)
+      r = -ENOMEM;
+    else
+      r = run_make(ctx, menv, mi, NULL, NULL, "installing the modules");
+    if (r >= 0)
+      drop_module_links(modroot, res->release);
+  }
+  if (r >= 0) {
+    struct sbuf sb = SBUF_INIT;
+    sbuf_adds(&sb, "{\n  \"stage\": \"kernel\",\n  \"key\": ");
+    sbuf_add_json(&sb, key);
+    sbuf_adds(&sb, ",\n  \"profile\": ");
+    sbuf_add_json(&sb, p->name);
+    sbuf_adds(&sb, ",\n  \"release\": ");
+    sbuf_add_json(&sb, res->release);
+    sbuf_addf(
+        &sb, ",\n  \"config_key\": \"%s\",\n  \"source_date_epoch\": %lld,\n  \"modules\": %s\n}\n",
+        res->config->key, res->epoch, res->has_modules ? "true" : "false");
+    r = write_text(ctx, tmp, "manifest.json", sbuf_str(&sb));
+    sbuf_release(&sb);
+  }
+  if (r >= 0) {
+    if (is_dir(res->stage_dir))
+      rm_rf(res->stage_dir);
+    if (rename(tmp, res->stage_dir) < 0)
+      r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmp, res->stage_dir);
+  }
+  if (r < 0) {
+    rm_rf(tmp);
+    return r;
+  }
+  /* the O= directory now matches these inputs; siblings may be seeded from it */
+  _cleanup_free_ char *marker = strjoin_path(res->objdir, ".kgb-built");
+  _cleanup_free_ char *inputs_path = strjoin_path(res->objdir, ".kgb-inputs");
+  _cleanup_free_ char *config_copy = strjoin_path(res->objdir, ".kgb-config");
+  _cleanup_free_ char *building = strjoin_path(res->objdir, ".kgb-building");
+  if (marker && inputs_path && config_copy && building) {
+    write_file_atomic(inputs_path, inputs, strlen(inputs), 0644);
+    copy_file_atomic(res->config->config_path, config_copy, 0644);
+    write_file_atomic(marker, "", 0, 0644);
+    unlink(building);
+  }
+  if (countf && STREQ(res->why, "first build")) {
+    _cleanup_free_ char *c = kgb_strdup_printf("%lu\n", mp.objects);
+    if (c)
+      write_file_atomic(countf, c, strlen(c), 0644);
+  }
+  return 0;
+}
+
+struct kgb_installed *kgb_installed_free(struct kgb_installed *i) {
+  if (!i)
+    return NULL;
+  free(i->dir);
+  strv_free(i->files);
+  free(i->vmlinuz_link);
+  free(i->vmlinux_link);
+  free(i);
+  return NULL;
+}
+
+char *kgb_kata_suffix(const struct kgb_profile *p) {
+  return kgb_strdup_printf("-%s-gpu", p->vendor);
+}
+
+char *kgb_kata_kver(const char *release, const char *suffix) {
+  size_t lr = strlen(release), ls = strlen(suffix);
+  if (lr > ls && STREQ(release + lr - ls, suffix))
+    return strndup(release, lr - ls);
+  return strdup(release);
+}
+
+static bool same_content(const char *a, const char *b) {
+  _cleanup_free_ char *x = NULL, *y = NULL;
+  size_t lx, ly;
+  if (read_full_file(a, &x, &lx) < 0 || read_full_file(b, &y, &ly) < 0)
+    return false;
+  return lx == ly && memcmp(x, y, lx) == 0;
+}
+
+/* Points link at target through link.tmp + rename, so the link is never missing. */
+static int replace_symlink(const char *target, const char *link) {
+  _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.%d", link, (int)getpid());
+  if (!tmp)
+    return -ENOMEM;
+  unlink(tmp);
+  if (symlink(target, tmp) < 0)
+    return -errno;
+  if (rename(tmp, link) < 0) {
+    int r = -errno;
+    unlink(tmp);
+    return r;
+  }
+  return 0;
+}
+
+int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                       const struct kgb_build_result *b, const struct kgb_install_opts *o,
+                       struct kgb_installed **ret) {
+  _cleanup_(kgb_installed_freep) struct kgb_installed *in = calloc(1, sizeof(*in));
+  _cleanup_free_ char *suffix = kgb_kata_suffix(p);
+  _cleanup_free_ char *kver = suffix ? kgb_kata_kver(b->release, suffix) : NULL;
+  if (!in || !suffix || !kver)
+    return -ENOMEM;
+  const char *destdir = o->destdir ? o->destdir : "";
+  const char *prefix = o->prefix ? o->prefix : "/usr";
+  in->dir = kgb_strdup_printf("%s%s/share/kata-containers", destdir, prefix);
+  if (!in->dir)
+    return -ENOMEM;
+  int r = mkdir_p(in->dir, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", in->dir, strerror(-r));
+  static const struct {
+    const char *stage_name, *kata_name;
+  } files[] = {{"vmlinuz", "vmlinuz"},
+               {"vmlinux", "vmlinux"},
+               {"config", "config"},
+               {"System.map", "System.map"}};
+  for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+    _cleanup_free_ char *name =
+        kgb_strdup_printf("%s-%s-%d%s", files[i].kata_name, kver, p->kernel.cfgver, suffix);
+    _cleanup_free_ char *src = strjoin_path(b->stage_dir, files[i].stage_name);
+    _cleanup_free_ char *dst = name ? strjoin_path(in->dir, name) : NULL;
+    if (!name || !src || !dst)
+      return -ENOMEM;
+    if (STREQ(files[i].kata_name, "config") && is_file(dst) && !same_content(src, dst)) {
+      in->cfgver_stale = true;
+      kgb_warn(ctx,
+               "'%s' had a different config with the same cfgver %d: bump kernel.cfgver in '%s' "
+               "so that Kata's file names change with the config",
+               dst, p->kernel.cfgver, p->path);
+    }
+    r = copy_file_atomic(src, dst, 0644);
+    if (r < 0)
+      return kgb_error(ctx, r, "cannot install '%s': %s", dst, strerror(-r));
+    if ((r = strv_push(&in->files, TAKE_PTR(name))) < 0)
+      return r;
+  }
+  for (size_t i = 0; i < 2; i++) {
+    const char *kind = i == 0 ? "vmlinuz" : "vmlinux";
+    _cleanup_free_ char *target =
+        kgb_strdup_printf("%s-%s-%d%s", kind, kver, p->kernel.cfgver, suffix);
+    _cleanup_free_ char *link = kgb_strdup_printf("%s/%s%s.container", in->dir, kind, suffix);
+    if (!target || !link)
+      return -ENOMEM;
+    r = replace_symlink(target, link);
+    if (r < 0)
+      return kgb_error(ctx, r, "cannot create the link '%s': %s", link, strerror(-r));
+    if (i == 0)
+      in->vmlinuz_link = TAKE_PTR(link);
+    else
+      in->vmlinux_link = TAKE_PTR(link);
+  }
+  *ret = TAKE_PTR(in);
+  return 0;
+}
+
+int kgb_build_make(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_build_opts *o,
+                   const struct kgb_build_result *b, char *const *targets, char *const *extra_env,
+                   const char *what) {
+  struct make_env menv;
+  int r = make_env_init(ctx, &menv, p, o, b);
+  if (r < 0)
+    return r;
+  r = run_make(ctx, &menv, targets, extra_env, NULL, what);
+  make_env_release(&menv);
+  return r;
+}

@@ -1,0 +1,87 @@
+/* The `kernel build` stage: the resolved config compiled out of tree (bzImage, vmlinux,
+ * modules), reproducibly, with its outputs and a modules staging tree stored under the
+ * stage key; and `kernel install` under Kata's file names. */
+#pragma once
+
+#include "kernel-config.h"
+
+struct kgb_build_opts {
+  const struct kgb_kernel_config_opts *config;
+  const char *ccache_dir; /* NULL: $KGB_CCACHE_DIR, else ccache's own default (~/.cache/ccache) */
+  bool no_ccache;
+};
+
+struct kgb_build_result {
+  struct kgb_config_result *config;
+  char *stage_dir; /* <workdir>/stages/kernel/<key> */
+  char *objdir;    /* the O= directory */
+  char *release;   /* include/config/kernel.release: what `uname -r` prints */
+  char *log_path;
+  char *why; /* why it ran ("first build", "config changed: ...") or NULL when cached */
+  bool cached;
+  bool has_modules;
+  long long epoch;       /* SOURCE_DATE_EPOCH of the build */
+  unsigned long objects; /* objects compiled by this run */
+  double seconds;
+};
+
+struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_build_result *, kgb_build_result_free)
+
+/* Runs the config stage, refuses a config with unexplained drops (-EBADE, the report is in
+ * ret->config), then builds or reuses the kernel. */
+int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_build_opts *o, struct kgb_build_result **ret);
+
+/* Runs make in the build's O= directory with the very variables and environment of the
+ * build (a different CC or timestamp would make kbuild rebuild everything), for packaging
+ * targets that come after it. */
+int kgb_build_make(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_build_opts *o,
+                   const struct kgb_build_result *b, char *const *targets, char *const *extra_env,
+                   const char *what);
+
+enum kgb_headers_format {
+  KGB_HEADERS_DEB, /* the kernel's bindeb-pkg: linux-headers-<release>_*.deb and friends */
+  KGB_HEADERS_RPM, /* binrpm-pkg, when rpmbuild is installed */
+  KGB_HEADERS_TAR, /* linux-headers-<release>.tar.gz: a tree usable as /lib/modules/<r>/build */
+  _KGB_HEADERS_FORMAT_MAX,
+  _KGB_HEADERS_FORMAT_INVALID = -22,
+};
+enum kgb_headers_format kgb_headers_format_from_string(const char *s);
+
+struct kgb_headers_result {
+  char *stage_dir;
+  char **files; /* absolute paths of the packages, the header package first */
+  bool cached;
+};
+struct kgb_headers_result *kgb_headers_result_free(struct kgb_headers_result *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_headers_result *, kgb_headers_result_free)
+int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                       const struct kgb_build_opts *o, const struct kgb_build_result *b,
+                       enum kgb_headers_format fmt, struct kgb_headers_result **ret);
+
+/* SOURCE_DATE_EPOCH for a build: $SOURCE_DATE_EPOCH, else kernel.source_date_epoch of the
+ * profile, else the mtime of the source's top Makefile. */
+long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir);
+
+struct kgb_install_opts {
+  const char *destdir; /* "" or NULL: / */
+  const char *prefix;  /* default /usr */
+};
+
+struct kgb_installed {
+  char *dir;    /* <destdir><prefix>/share/kata-containers */
+  char **files; /* names written, in order */
+  char *vmlinuz_link, *vmlinux_link;
+  bool cfgver_stale; /* an older config with the same cfgver was replaced */
+};
+struct kgb_installed *kgb_installed_free(struct kgb_installed *i);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_installed *, kgb_installed_free)
+
+/* The Kata name suffix of a build: "-<vendor>-gpu". */
+char *kgb_kata_suffix(const struct kgb_profile *p);
+/* "6.1.192" from release "6.1.192-nvidia-gpu" and suffix "-nvidia-gpu". */
+char *kgb_kata_kver(const char *release, const char *suffix);
+int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                       const struct kgb_build_result *b, const struct kgb_install_opts *o,
+                       struct kgb_installed **ret);
