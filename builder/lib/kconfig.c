@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "kconfig.h"
@@ -57,6 +58,7 @@ struct kgb_kconfig {
   size_t n_defined;
   char **files; /* every file read, relative to the tree */
   size_t n_files;
+  struct hashmap file_index; /* name -> the same name in files */
   struct kchoice **choices;
   size_t n_choices;
 };
@@ -163,6 +165,7 @@ struct kgb_kconfig *kgb_kconfig_free(struct kgb_kconfig *k) {
     }
   free(k->buckets);
   free(k->defined);
+  hashmap_release(&k->file_index);
   for (size_t i = 0; i < k->n_files; i++)
     free(k->files[i]);
   free(k->files);
@@ -225,7 +228,7 @@ size_t kgb_kconfig_similar(const struct kgb_kconfig *k, const char *name, const 
                            size_t max) {
   if (!k || !name || !out || max == 0)
     return 0;
-  if (startswith(name, "CONFIG_"))
+  if (startswith(name, "CONFIG_") && name[strlen("CONFIG_")])
     name += strlen("CONFIG_");
   /* symbol names are upper case by convention; a user typing `drm_i915` means DRM_I915 */
   _cleanup_free_ char *want = strdup(name);
@@ -645,7 +648,8 @@ static const struct {
 
 static enum kkeyword keyword_lookup(const char *s, size_t n) {
   for (size_t i = 0; i < _KW_MAX; i++)
-    if (strncmp(keywords[i].word, s, n) == 0 && keywords[i].word[n] == '\0')
+    if (keywords[i].word[0] == s[0] && strncmp(keywords[i].word, s, n) == 0 &&
+        keywords[i].word[n] == '\0')
       return (enum kkeyword)i;
   return _KW_INVALID;
 }
@@ -1319,10 +1323,7 @@ static int parse_text(struct kloader *L, const char *path, const char *text) {
   /* a file sourced from two places (Documentation/Kconfig is) is read twice, as the kernel
    * does, but counted and named once */
   struct kgb_kconfig *k = L->k;
-  const char *file = NULL;
-  for (size_t i = 0; i < k->n_files && !file; i++)
-    if (STREQ(k->files[i], path))
-      file = k->files[i];
+  const char *file = hashmap_get(&k->file_index, path);
   if (!file) {
     if (ARRAY_GROW(k->files, k->n_files) < 0)
       return -ENOMEM;
@@ -1330,6 +1331,8 @@ static int parse_text(struct kloader *L, const char *path, const char *text) {
     if (!copy)
       return -ENOMEM;
     k->files[k->n_files++] = copy;
+    if (hashmap_put(&k->file_index, copy, copy) < 0)
+      return -ENOMEM;
     file = copy;
   }
   L->include_stack[L->depth++] = file;
