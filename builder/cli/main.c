@@ -25,6 +25,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_profiles,
     &cli_cmd_profile,
     &cli_cmd_kernel,
+    &cli_cmd_kata_config,
     &help_cmd,
 };
 

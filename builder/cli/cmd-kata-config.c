@@ -1,0 +1,293 @@
+/* `kata-config`: Kata's configuration.toml settings for a profile, a Kata version and this
+ * host's GPUs, as TOML on stdout, a file, a drop-in, or an in-place patch. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kata-config.h"
+#include "sbuf.h"
+#include "util.h"
+
+struct kata_opts {
+  const char *profile;
+  const char *output;
+  const char *drop_in;
+  const char *patch;
+  int priority;
+  bool check;
+  struct kgb_kata_opts engine;
+};
+
+static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
+  enum {
+    O_VERSION = 0x100,
+    O_SYSFS,
+    O_GPU,
+    O_PREFIX,
+    O_DROP_IN,
+    O_PRIORITY,
+    O_PATCH,
+    O_CHECK,
+    O_VIRGL
+  };
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                       {"kata-version", required_argument, NULL, O_VERSION},
+                                       {"sysfs", required_argument, NULL, O_SYSFS},
+                                       {"gpu", required_argument, NULL, O_GPU},
+                                       {"prefix", required_argument, NULL, O_PREFIX},
+                                       {"output", required_argument, NULL, 'o'},
+                                       {"drop-in", required_argument, NULL, O_DROP_IN},
+                                       {"priority", required_argument, NULL, O_PRIORITY},
+                                       {"patch", required_argument, NULL, O_PATCH},
+                                       {"check", no_argument, NULL, O_CHECK},
+                                       {"experimental-virgl", no_argument, NULL, O_VIRGL},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known[] = {"--profile",
+                                      "--kata-version",
+                                      "--sysfs",
+                                      "--gpu",
+                                      "--prefix",
+                                      "--output",
+                                      "--drop-in",
+                                      "--priority",
+                                      "--patch",
+                                      "--check",
+                                      "--experimental-virgl",
+                                      "--help",
+                                      NULL};
+  int c;
+  while ((c = getopt_long(argc, argv, "p:o:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      o->profile = optarg;
+      break;
+    case O_VERSION:
+      o->engine.kata_version = optarg;
+      break;
+    case O_SYSFS:
+      if (kgb_ctx_set_string(&cli->ctx->sysfs, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case O_GPU:
+      o->engine.gpu = optarg;
+      break;
+    case O_PREFIX:
+      if (optarg[0] != '/')
+        return cli_usage(cli, "kata-config: --prefix takes an absolute path, not '%s'", optarg);
+      o->engine.prefix = optarg;
+      break;
+    case 'o':
+      o->output = optarg;
+      break;
+    case O_DROP_IN:
+      o->drop_in = optarg;
+      break;
+    case O_PRIORITY: {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (*end || end == optarg || n < 50 || n > 89)
+        return cli_usage(cli,
+                         "kata-config: --priority takes a number from 50 to 89 (custom drop-ins), "
+                         "not '%s'",
+                         optarg);
+      o->priority = (int)n;
+      break;
+    }
+    case O_PATCH:
+      o->patch = optarg;
+      break;
+    case O_CHECK:
+      o->check = true;
+      break;
+    case O_VIRGL:
+      o->engine.experimental_virgl = true;
+      break;
+    case 'h':
+      return -1;
+    default:
+      return cli_bad_option(cli, "kata-config", argv[optind - 1], known);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "kata-config: unexpected argument '%s'", argv[optind]);
+  if (!o->profile)
+    return cli_usage(cli, "kata-config: -p PROFILE is required ('kata-gpu-builder profiles' "
+                          "lists them)");
+  if (!!o->output + !!o->drop_in + !!o->patch > 1)
+    return cli_usage(cli, "kata-config: -o, --drop-in and --patch exclude each other");
+  if (o->check && !o->patch)
+    return cli_usage(cli, "kata-config: --check goes with --patch FILE");
+  if (o->priority && !o->drop_in)
+    return cli_usage(cli, "kata-config: --priority goes with --drop-in DIR");
+  if (!o->priority)
+    o->priority = KGB_DROP_IN_DEFAULT;
+  return EXIT_OK;
+}
+
+static void json_strv(struct sbuf *sb, char *const *v) {
+  sbuf_adds(sb, "[");
+  for (size_t i = 0; v && v[i]; i++) {
+    sbuf_adds(sb, i ? ", " : "");
+    sbuf_add_json(sb, v[i]);
+  }
+  sbuf_adds(sb, "]");
+}
+
+static void json_or_null(struct sbuf *sb, const char *s) {
+  if (s)
+    sbuf_add_json(sb, s);
+  else
+    sbuf_adds(sb, "null");
+}
+
+static char *render_json(const struct kgb_kata_plan *plan, const char *toml, const char *written,
+                         const struct kgb_kata_patch_result *patch, bool check) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "{\n  \"profile\": ");
+  sbuf_add_json(&sb, plan->profile);
+  sbuf_adds(&sb, ",\n  \"kata_version\": ");
+  sbuf_add_json(&sb, plan->version);
+  sbuf_adds(&sb, ",\n  \"gpus\": ");
+  json_strv(&sb, plan->gpus);
+  sbuf_adds(&sb, ",\n  \"large_bar\": ");
+  json_or_null(&sb, plan->large_bar);
+  sbuf_adds(&sb, ",\n  \"header\": ");
+  json_strv(&sb, plan->header);
+  sbuf_adds(&sb, ",\n  \"settings\": ");
+  kgb_kata_settings_json(plan, &sb);
+  sbuf_adds(&sb, ",\n  \"toml\": ");
+  sbuf_add_json(&sb, toml);
+  sbuf_adds(&sb, ",\n  \"written\": ");
+  json_or_null(&sb, written);
+  if (patch) {
+    sbuf_adds(&sb, ",\n  \"patch\": {\"path\": ");
+    sbuf_add_json(&sb, patch->path);
+    sbuf_addf(&sb, ", \"check\": %s, \"changes\": %u, \"backup\": ", check ? "true" : "false",
+              patch->changes);
+    json_or_null(&sb, patch->backup);
+    sbuf_adds(&sb, ", \"diff\": ");
+    sbuf_add_json(&sb, patch->diff);
+    sbuf_adds(&sb, "}");
+  } else {
+    sbuf_adds(&sb, ",\n  \"patch\": null");
+  }
+  sbuf_adds(&sb, "\n}\n");
+  return sbuf_steal(&sb);
+}
+
+static int run_kata_config(struct cli *cli, int argc, char **argv) {
+  struct kata_opts o = {0};
+  int r = parse(cli, argc, argv, &o);
+  if (r < 0) {
+    fputs(cli_cmd_kata_config.help, stdout);
+    return EXIT_OK;
+  }
+  if (r != EXIT_OK)
+    return r;
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  r = kgb_profile_load(cli->ctx, o.profile, &p);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *plan = NULL;
+  r = kgb_kata_plan(cli->ctx, p, &o.engine, &plan);
+  if (r < 0)
+    return cli_fail(cli, r, "kata-config");
+  _cleanup_free_ char *toml = kgb_kata_render(plan);
+  if (!toml)
+    return cli_fail(cli, -ENOMEM, "kata-config");
+  if (o.engine.experimental_virgl && (o.drop_in || o.patch))
+    fprintf(stderr, "kata-gpu-builder: warning: writing virgl's experimental settings into a "
+                    "file the runtime reads: a stock Kata runtime does not know them\n");
+  _cleanup_free_ char *written = NULL;
+  struct kgb_kata_patch_result patch = {0};
+  int status = EXIT_OK;
+  struct sbuf out = SBUF_INIT;
+  if (o.output) {
+    r = write_file_atomic(o.output, toml, strlen(toml), 0644);
+    if (r < 0) {
+      kgb_error(cli->ctx, r, "cannot write '%s': %s", o.output, strerror(-r));
+      return cli_fail(cli, r, "kata-config");
+    }
+    written = strdup(o.output);
+    cli_msg(cli, "kata-config: wrote %s\n", o.output);
+  } else if (o.drop_in) {
+    r = kgb_kata_drop_in(cli->ctx, plan, o.drop_in, o.priority, &written);
+    if (r < 0)
+      return cli_fail(cli, r, "kata-config");
+    cli_msg(cli, "kata-config: wrote the drop-in %s\n", written);
+    if (!cli->json)
+      sbuf_addf(&out, "%s\n", written);
+  } else if (o.patch) {
+    r = kgb_kata_patch_file(cli->ctx, plan, o.patch, o.check, &patch);
+    if (r < 0)
+      return cli_fail(cli, r, "kata-config --patch");
+    if (!patch.changes)
+      cli_msg(cli, "kata-config: %s already has these settings: nothing to change\n", patch.path);
+    else if (o.check)
+      cli_msg(cli, "kata-config: %s differs in %u place%s (nothing written)\n", patch.path,
+              patch.changes, patch.changes == 1 ? "" : "s");
+    else
+      cli_msg(cli, "kata-config: patched %s in %u place%s; the original is in %s\n", patch.path,
+              patch.changes, patch.changes == 1 ? "" : "s", patch.backup);
+    if (o.check && patch.changes)
+      status = EXIT_MISMATCH;
+    if (!cli->json)
+      sbuf_adds(&out, patch.diff);
+  } else if (!cli->json) {
+    sbuf_adds(&out, toml);
+  }
+  if (cli->json) {
+    _cleanup_free_ char *j = render_json(plan, toml, written, o.patch ? &patch : NULL, o.check);
+    sbuf_adds(&out, j ? j : "");
+  }
+  kgb_kata_patch_result_release(&patch);
+  r = cli_out(sbuf_str(&out));
+  sbuf_release(&out);
+  return r < 0 ? EXIT_FAIL : status;
+}
+
+const struct cli_command cli_cmd_kata_config = {
+    "kata-config", run_kata_config, "Kata configuration.toml settings for a profile and host",
+    "usage: kata-gpu-builder kata-config -p PROFILE [--kata-version V] [--sysfs DIR]\n"
+    "         [--gpu BDF] [--prefix DIR] [-o FILE | --drop-in DIR [--priority N] |\n"
+    "         --patch FILE [--check]] [--experimental-virgl]\n\n"
+    "Prints the configuration.toml keys that the profile needs, and only those, each with a\n"
+    "comment saying why: the installed kernel and image, the machine type, kernel parameters,\n"
+    "memory, guest hooks, the modules the agent loads, the VFIO mode, and the VFIO topology.\n"
+    "The host decides the topology: the GPUs' BARs are read from <sysfs>/bus/pci/devices; a\n"
+    "64-bit BAR of 4 GiB or more means q35 with PCIe root ports, one per GPU. With no GPU of\n"
+    "the profile's vendor, the profile's defaults (and a comment says so).\n\n"
+    "Keys follow the Kata version: 3.x uses hot_plug_vfio/cold_plug_vfio, pcie_root_port and\n"
+    "rootfs_type; 1.x and 2.x use hotplug_vfio_on_root_bus (large BARs need 1.11 or later: an\n"
+    "older version is refused for them); Intel profiles with 1.x use the pc machine type with\n"
+    "VFIO on the root bus; vfio_mode exists from 2.x on.\n\n"
+    "Installed names: <prefix>/share/kata-containers/vmlinuz-<vendor>-gpu.container for the\n"
+    "kernel, kata-containers-<profile>.img (image) or kata-containers-initrd-<profile>.img\n"
+    "(initrd) beside it.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE  the profile ('kata-gpu-builder profiles' lists them)\n"
+    "      --kata-version V     1.x, 2.x or 3.x (default), or a release such as 1.11\n"
+    "      --sysfs DIR          read the GPUs from DIR instead of /sys\n"
+    "      --gpu BDF            decide the topology from this GPU only\n"
+    "      --prefix DIR         where Kata's files are installed (default /usr; kata-deploy\n"
+    "                           uses /opt/kata)\n"
+    "  -o, --output FILE        write the TOML to FILE instead of stdout\n"
+    "      --drop-in DIR        write DIR/50-kata-gpu-<profile>.toml (for Kata's config.d/)\n"
+    "      --priority N         the drop-in's number, 50 to 89 (default 50)\n"
+    "      --patch FILE         edit an existing configuration.toml in place: each key is set\n"
+    "                           in its table, a commented-out '#key = ...' is uncommented, a\n"
+    "                           missing key is added at the end of its table; every other byte\n"
+    "                           stays; the original goes to FILE.bak; the diff goes to stdout\n"
+    "      --check              with --patch: print the diff, write nothing, exit 3 when the\n"
+    "                           file differs\n"
+    "      --experimental-virgl virgl's QEMU settings (virtio_gpu, display), which only a\n"
+    "                           runtime patched for them understands\n\n"
+    "examples:\n"
+    "  kata-gpu-builder kata-config -p nvidia-gpu --kata-version 2.x\n"
+    "  sudo kata-gpu-builder kata-config -p nvidia-gpu --drop-in /etc/kata-containers/config.d\n"
+    "  kata-gpu-builder kata-config -p intel-gvt-d --patch configuration.toml --check\n"};

@@ -1,0 +1,649 @@
+/* Which configuration.toml keys a profile needs for a Kata version and this host, and why;
+ * rendering them as TOML, writing a drop-in, patching a configuration.toml in place. The host
+ * decides the VFIO topology from the GPUs' BARs (REFERENCE.md: large BARs fail behind a PCI
+ * bridge and need q35 with PCIe root ports). */
+#define _GNU_SOURCE
+#include "kata-config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "pci.h"
+#include "toml.h"
+
+#define HV "hypervisor.qemu"
+#define AGENT "agent.kata"
+#define RUNTIME "runtime"
+#define MAX_ROOT_PORTS 16 /* Kata's upper bound for pcie_root_port */
+
+struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p) {
+  if (!p)
+    return NULL;
+  free(p->profile);
+  free(p->version);
+  strv_free(p->header);
+  strv_free(p->gpus);
+  free(p->large_bar);
+  for (size_t i = 0; i < p->n_settings; i++) {
+    free(p->settings[i].key);
+    free(p->settings[i].value);
+    free(p->settings[i].why);
+  }
+  free(p->settings);
+  free(p);
+  return NULL;
+}
+
+int kgb_kata_version_parse(struct kgb_ctx *ctx, const char *s, unsigned *ret_major,
+                           unsigned *ret_minor) {
+  const char *v = s + (s[0] == 'v');
+  unsigned major = 0, minor = UINT_MAX, patch;
+  int n = 0;
+  bool ok = false;
+  if (sscanf(v, "%u.x%n", &major, &n) == 1 && (size_t)n == strlen(v))
+    ok = true;
+  else if (sscanf(v, "%u.%u.%u%n", &major, &minor, &patch, &n) == 3 && (size_t)n == strlen(v))
+    ok = true;
+  else if (sscanf(v, "%u.%u%n", &major, &minor, &n) == 2 && (size_t)n == strlen(v))
+    ok = true;
+  else if (sscanf(v, "%u%n", &major, &n) == 1 && (size_t)n == strlen(v))
+    ok = true, minor = UINT_MAX;
+  if (!ok || major < 1 || major > 3)
+    return kgb_error(ctx, -EINVAL,
+                     "unknown Kata version '%s': use 1.x, 2.x or 3.x, or a release such as 1.11 "
+                     "or 3.2.0",
+                     s);
+  *ret_major = major;
+  *ret_minor = minor;
+  return 0;
+}
+
+bool kgb_kata_key_known(unsigned major, unsigned minor, const char *table, const char *key) {
+  static const char *const any_hv[] = {"kernel",       "image",          "initrd",
+                                       "machine_type", "kernel_params",  "default_memory",
+                                       "enable_iommu", "guest_hook_path"};
+  if (STREQ(table, AGENT))
+    return STREQ(key, "kernel_modules");
+  if (STREQ(table, RUNTIME))
+    return STREQ(key, "vfio_mode") && major >= 2;
+  if (!STREQ(table, HV))
+    return false;
+  for (size_t i = 0; i < ELEMENTSOF(any_hv); i++)
+    if (STREQ(key, any_hv[i]))
+      return true;
+  if (major <= 2 && STREQ(key, "hotplug_vfio_on_root_bus"))
+    return true;
+  if (STREQ(key, "pcie_root_port"))
+    return major >= 2 || minor >= 11;
+  return major >= 3 &&
+         (STREQ(key, "hot_plug_vfio") || STREQ(key, "cold_plug_vfio") || STREQ(key, "rootfs_type"));
+}
+
+/* ---- building the plan ---- */
+static int add(struct kgb_kata_plan *plan, const char *table, const char *key, char *value,
+               char *why) {
+  if (!value || !why) {
+    free(value);
+    free(why);
+    return -ENOMEM;
+  }
+  struct kgb_kata_setting *n =
+      realloc(plan->settings, (plan->n_settings + 1) * sizeof(*plan->settings));
+  if (n)
+    plan->settings = n;
+  char *k = n ? strdup(key) : NULL;
+  if (!k) {
+    free(value);
+    free(why);
+    return -ENOMEM;
+  }
+  plan->settings[plan->n_settings++] =
+      (struct kgb_kata_setting){.table = table, .key = k, .value = value, .why = why};
+  return 0;
+}
+
+static char *str_value(const char *s) { return kgb_toml_quote(s); }
+static char *int_value(long long v) { return kgb_strdup_printf("%lld", v); }
+static char *bool_value(bool v) { return strdup(v ? "true" : "false"); }
+
+static char *strv_value(char *const *v) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_addc(&sb, '[');
+  for (size_t i = 0; v && v[i]; i++) {
+    _cleanup_free_ char *q = kgb_toml_quote(v[i]);
+    sbuf_addf(&sb, "%s%s", i ? ", " : "", q ? q : "\"\"");
+  }
+  sbuf_addc(&sb, ']');
+  return sbuf_steal(&sb);
+}
+
+static const char *cfg_string(const struct kgb_profile *p, const char *path) {
+  const char *v = NULL;
+  return config_lookup_string(&p->cfg, path, &v) == CONFIG_TRUE ? v : NULL;
+}
+
+static bool cfg_int(const struct kgb_profile *p, const char *path, int *ret) {
+  return config_lookup_int(&p->cfg, path, ret) == CONFIG_TRUE;
+}
+
+static int add_header(struct kgb_kata_plan *plan, char *line) {
+  if (!line)
+    return -ENOMEM;
+  return strv_push(&plan->header, line);
+}
+
+/* The GPUs that decide the topology: the vendor's, or the one --gpu names. */
+struct host {
+  struct kgb_pci_list *list;
+  const struct kgb_pci_dev **gpus;
+  size_t n_gpus;     /* every function considered (VFs included) */
+  size_t n_physical; /* GPUs as the count of root ports sees them: physical functions */
+  const struct kgb_pci_dev *large;
+  const struct kgb_pci_bar *large_bar;
+};
+
+static void host_release(struct host *h) {
+  kgb_pci_list_free(h->list);
+  free(h->gpus);
+}
+
+static int read_host(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_kata_opts *o, struct host *h) {
+  int r = kgb_pci_scan(ctx, true, NULL, &h->list);
+  if (r < 0)
+    return r;
+  h->gpus = calloc(h->list->n + 1, sizeof(*h->gpus));
+  if (!h->gpus)
+    return -ENOMEM;
+  unsigned want = kgb_pci_vendor_id(p->vendor);
+  _cleanup_free_ char *bdf = NULL;
+  if (o->gpu) {
+    if ((r = kgb_pci_bdf_normalize(ctx, o->gpu, &bdf)) < 0)
+      return r;
+    const struct kgb_pci_dev *d = NULL;
+    for (size_t i = 0; i < h->list->n && !d; i++)
+      if (STREQ(h->list->devs[i].bdf, bdf))
+        d = &h->list->devs[i];
+    if (!d) {
+      struct kgb_pci_dev any = {0};
+      r = kgb_pci_read(ctx, bdf, NULL, &any);
+      if (r < 0)
+        return r;
+      unsigned cls = any.class_code;
+      kgb_pci_dev_release(&any);
+      return kgb_error(ctx, -EINVAL, "--gpu %s: class 0x%06x is not a display controller (0x03)",
+                       bdf, cls);
+    }
+    if (want && d->vendor != want)
+      return kgb_error(ctx, -EINVAL, "--gpu %s: vendor %04x is not %s's (%04x), for profile '%s'",
+                       bdf, d->vendor, kgb_pci_vendor_label(want), want, p->name);
+    h->gpus[h->n_gpus++] = d;
+  } else {
+    for (size_t i = 0; i < h->list->n; i++)
+      if (!want || h->list->devs[i].vendor == want)
+        h->gpus[h->n_gpus++] = &h->list->devs[i];
+  }
+  for (size_t i = 0; i < h->n_gpus; i++) {
+    const struct kgb_pci_dev *d = h->gpus[i];
+    if (!d->physfn)
+      h->n_physical++;
+    const struct kgb_pci_bar *b = kgb_pci_large_bar(d);
+    if (b && (!h->large_bar || b->size > h->large_bar->size)) {
+      h->large = d;
+      h->large_bar = b;
+    }
+  }
+  return 0;
+}
+
+static const char *profile_label(const struct kgb_profile *p) {
+  unsigned id = kgb_pci_vendor_id(p->vendor);
+  return id ? kgb_pci_vendor_label(id) : p->vendor;
+}
+
+static int plan_host_header(struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                            const struct host *h) {
+  unsigned want = kgb_pci_vendor_id(p->vendor);
+  if (!h->n_gpus)
+    return add_header(plan, kgb_strdup_printf("Host: no %s GPU (PCI class 0x03, vendor %04x) "
+                                              "found: the profile's defaults",
+                                              profile_label(p), want));
+  struct sbuf sb = SBUF_INIT;
+  size_t vfs = 0;
+  for (size_t i = 0; i < h->n_gpus; i++) {
+    const struct kgb_pci_dev *d = h->gpus[i];
+    if (strv_extend(&plan->gpus, d->bdf) < 0) {
+      sbuf_release(&sb);
+      return -ENOMEM;
+    }
+    if (d->physfn) {
+      vfs++;
+      continue;
+    }
+    const struct kgb_pci_bar *b = kgb_pci_large_bar(d);
+    _cleanup_free_ char *sz = b ? kgb_format_size(b->size) : NULL;
+    sbuf_addf(&sb, "%s%s (%04x:%04x%s%s%s)", sb.len ? ", " : "", d->bdf, d->vendor, d->device,
+              b ? ", " : "", b && sz ? sz : "", b ? " 64-bit BAR" : "");
+  }
+  if (vfs)
+    sbuf_addf(&sb, "%s%zu virtual function%s", sb.len ? ", and " : "", vfs, vfs == 1 ? "" : "s");
+  int r = add_header(plan, kgb_strdup_printf("Host: %s GPU%s %s", profile_label(p),
+                                             h->n_physical == 1 ? "" : "s", sbuf_str(&sb)));
+  sbuf_release(&sb);
+  return r;
+}
+
+/* pcie_root_port: at least one per GPU, at least the profile's, at most Kata's 16. */
+static int plan_root_ports(struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                           const struct host *h) {
+  int want = 1;
+  cfg_int(p, "kata.pcie_root_port", &want);
+  char *why;
+  if (!h->n_gpus) {
+    want = MAX(want, 1);
+    why = kgb_strdup_printf("one PCIe root port per GPU; no %s GPU on this host, so the "
+                            "profile's count",
+                            profile_label(p));
+  } else if ((size_t)want >= h->n_physical) {
+    why = kgb_strdup_printf("one PCIe root port per GPU: %zu on this host (the profile asks for "
+                            "%d)",
+                            h->n_physical, want);
+  } else {
+    want = (int)h->n_physical;
+    why = kgb_strdup_printf("one PCIe root port per GPU: %zu on this host", h->n_physical);
+  }
+  if (want > MAX_ROOT_PORTS) {
+    free(why);
+    why = kgb_strdup_printf("one PCIe root port per GPU, %zu here, but Kata allows at most %d",
+                            h->n_physical, MAX_ROOT_PORTS);
+    want = MAX_ROOT_PORTS;
+  }
+  return add(plan, HV, "pcie_root_port", int_value(want), why);
+}
+
+static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                     const struct host *h, bool intel_pc) {
+  const char *large = plan->large_bar;
+  int r;
+  if (plan->major >= 3) {
+    const char *hot = cfg_string(p, "kata.hot_plug_vfio");
+    const char *cold = cfg_string(p, "kata.cold_plug_vfio");
+    hot = hot ? hot : "root-port";
+    cold = cold ? cold : "no-port";
+    char *why;
+    if (large && !STREQ(hot, "root-port") && !STREQ(cold, "root-port")) {
+      why = kgb_strdup_printf("%s: hot-plug it into a PCIe root port (the profile says '%s', and "
+                              "behind a bridge there is no room for it)",
+                              large, hot);
+      hot = "root-port";
+      cold = "no-port";
+    } else if (large) {
+      why = kgb_strdup_printf("%s: a PCIe root port has room for it, a PCI bridge does not", large);
+    } else {
+      why = kgb_strdup_printf("how GPUs are plugged into the VM (kata.%s_plug_vfio in the profile)",
+                              STREQ(cold, "no-port") ? "hot" : "cold");
+    }
+    if (!STREQ(cold, "no-port") && !STREQ(hot, "no-port"))
+      hot = "no-port";
+    if ((r = add(plan, HV, "hot_plug_vfio", str_value(hot), why)) < 0 ||
+        (r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+                 strdup("only one of hot_plug_vfio and cold_plug_vfio may be other than "
+                        "\"no-port\""))) < 0)
+      return r;
+    if (STREQ(hot, "root-port") || STREQ(cold, "root-port"))
+      return plan_root_ports(plan, p, h);
+    return 0;
+  }
+  /* Kata 1.x and 2.x: hotplug_vfio_on_root_bus, with pcie_root_port from 1.11 on. */
+  bool ports = kgb_kata_key_known(plan->major, plan->minor, HV, "pcie_root_port");
+  if (large) {
+    if (!ports)
+      return kgb_error(ctx, -ENOTSUP,
+                       "%s: Kata %s cannot hot-plug it (large BARs need PCIe root ports, from "
+                       "Kata 1.11 on); use --kata-version 1.11 or later",
+                       large, plan->version);
+    if ((r = add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(true),
+                 kgb_strdup_printf("%s: hot-plug it on the root bus, into a PCIe root port "
+                                   "(Kata 1.11 and later), not behind a PCI bridge",
+                                   large))) < 0)
+      return r;
+    return plan_root_ports(plan, p, h);
+  }
+  if (intel_pc)
+    return add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(true),
+               strdup("Intel GVT-d/GVT-g with Kata 1.x: the integrated GPU is hot-plugged on the "
+                      "root bus of the pc machine (seed: Intel GPU with Kata)"));
+  if (h->n_gpus)
+    return add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(false),
+               strdup("no BAR of 4 GiB or more: the GPU is hot-plugged behind a PCI bridge "
+                      "through ACPI hotplug"));
+  const char *hot = cfg_string(p, "kata.hot_plug_vfio");
+  bool root = !hot || STREQ(hot, "root-port");
+  if ((r = add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(root),
+               kgb_strdup_printf("no %s GPU on this host: the profile's %s, which Kata before "
+                                 "3.0 spells hotplug_vfio_on_root_bus = %s",
+                                 profile_label(p), root ? "root-port hot-plug" : "bridge hot-plug",
+                                 root ? "true" : "false"))) < 0)
+    return r;
+  return root && ports ? plan_root_ports(plan, p, h) : 0;
+}
+
+int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_kata_opts *o,
+                  struct kgb_kata_plan **ret) {
+  _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *plan = calloc(1, sizeof(*plan));
+  if (!plan)
+    return -ENOMEM;
+  const char *version = o->kata_version ? o->kata_version : "3.x";
+  int r = kgb_kata_version_parse(ctx, version, &plan->major, &plan->minor);
+  if (r < 0)
+    return r;
+  if (!(plan->profile = strdup(p->name)) || !(plan->version = strdup(version)))
+    return -ENOMEM;
+  const char *host_mode = cfg_string(p, "host.mode");
+  bool no_device = STREQ(p->mode, "virgl") || (host_mode && STREQ(host_mode, "none"));
+  if (o->experimental_virgl && !STREQ(p->mode, "virgl"))
+    return kgb_error(ctx, -EINVAL,
+                     "--experimental-virgl is for the virgl profile, not '%s' (mode '%s')", p->name,
+                     p->mode);
+  if (no_device && o->gpu)
+    return kgb_error(ctx, -EINVAL, "profile '%s' passes no device to the VM: --gpu does not apply",
+                     p->name);
+  struct host h = {0};
+  if (!no_device && (r = read_host(ctx, p, o, &h)) < 0) {
+    host_release(&h);
+    return r;
+  }
+  if (h.large) {
+    _cleanup_free_ char *sz = kgb_format_size(h.large_bar->size);
+    plan->large_bar = kgb_strdup_printf("%s has a %s 64-bit BAR", h.large->bdf, sz ? sz : "large");
+    if (!plan->large_bar)
+      r = -ENOMEM;
+  }
+  if (r >= 0)
+    r = add_header(plan, kgb_strdup_printf("Kata Containers %s settings for profile '%s': %s",
+                                           version, p->name, p->description));
+  if (r >= 0)
+    r = add_header(plan, strdup("Generated by kata-gpu-builder kata-config: only the keys this "
+                                "profile needs, each with its reason."));
+  if (r >= 0 && no_device)
+    r = add_header(plan, strdup("virgl passes no device to the VM: no VFIO settings."));
+  else if (r >= 0)
+    r = plan_host_header(plan, p, &h);
+  if (r >= 0 && no_device && !o->experimental_virgl)
+    r = add_header(plan, strdup("virgl's QEMU settings (virtio_gpu, display) are left out: "
+                                "upstream Kata has no such keys; --experimental-virgl adds them "
+                                "for a patched runtime."));
+  const char *prefix = o->prefix ? o->prefix : "/usr";
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/share/kata-containers", prefix);
+  if (!dir)
+    r = -ENOMEM;
+  bool intel_pc = STREQ(p->vendor, "intel") && plan->major == 1 && !plan->large_bar;
+  /* [hypervisor.qemu] */
+  if (r >= 0) {
+    _cleanup_free_ char *kernel = kgb_strdup_printf("%s/vmlinuz-%s-gpu.container", dir, p->vendor);
+    r = kernel ? add(plan, HV, "kernel", str_value(kernel),
+                     kgb_strdup_printf("the guest kernel built for profile '%s', under the name "
+                                       "'kernel install' gives it",
+                                       p->name))
+               : -ENOMEM;
+  }
+  const char *format = p->image.format ? p->image.format : "ext4";
+  if (r >= 0 && STREQ(format, "initrd")) {
+    _cleanup_free_ char *img = kgb_strdup_printf("%s/kata-containers-initrd-%s.img", dir, p->name);
+    r = img ? add(plan, HV, "initrd", str_value(img),
+                  kgb_strdup_printf("the guest initrd of profile '%s', as 'image build' names it",
+                                    p->name))
+            : -ENOMEM;
+    if (r >= 0) {
+      r = add(plan, HV, "image", str_value(""),
+              strdup("Kata refuses an image and an initrd together: no image"));
+      if (r >= 0)
+        plan->settings[plan->n_settings - 1].clear = true;
+    }
+  } else if (r >= 0) {
+    _cleanup_free_ char *img = kgb_strdup_printf("%s/kata-containers-%s.img", dir, p->name);
+    r = img ? add(plan, HV, "image", str_value(img),
+                  kgb_strdup_printf("the guest image of profile '%s' (%s), as 'image build' "
+                                    "names it",
+                                    p->name, format))
+            : -ENOMEM;
+    if (r >= 0 && kgb_kata_key_known(plan->major, plan->minor, HV, "rootfs_type"))
+      r = add(plan, HV, "rootfs_type", str_value(format),
+              strdup("the image's file system (image.format in the profile)"));
+  }
+  if (r >= 0) {
+    const char *machine = cfg_string(p, "kata.machine_type");
+    if (intel_pc)
+      r = add(plan, HV, "machine_type", str_value("pc"),
+              strdup("Intel GVT-d/GVT-g with Kata 1.x uses the pc machine type (seed: Intel GPU "
+                     "with Kata)"));
+    else if (plan->large_bar && !no_device)
+      r = add(plan, HV, "machine_type", str_value("q35"),
+              kgb_strdup_printf("%s: q35 has the PCIe root ports it needs", plan->large_bar));
+    else
+      r = add(plan, HV, "machine_type", str_value(machine ? machine : "q35"),
+              strdup(no_device ? "the profile's machine type (kata.machine_type)"
+                               : "PCIe for the GPU: the profile's machine type "
+                                 "(kata.machine_type)"));
+  }
+  const char *params = cfg_string(p, "kata.kernel_params");
+  if (r >= 0 && params)
+    r = add(plan, HV, "kernel_params", str_value(params),
+            strdup(strstr(params, "pci=realloc")
+                       ? "let the guest kernel re-assign PCI windows that the firmware sized "
+                         "too small for the GPU's BARs (kata.kernel_params)"
+                       : "the profile's guest kernel parameters (kata.kernel_params)"));
+  int mem;
+  if (r >= 0 && cfg_int(p, "kata.default_memory", &mem))
+    r = add(plan, HV, "default_memory", int_value(mem),
+            kgb_strdup_printf("MiB of memory for the VM: the %s driver and its workloads need "
+                              "it (kata.default_memory)",
+                              no_device ? "guest's graphics" : profile_label(p)));
+  if (r >= 0 && !no_device)
+    r = plan_vfio(ctx, plan, p, &h, intel_pc);
+  int iommu;
+  if (r >= 0 && config_lookup_bool(&p->cfg, "kata.enable_iommu", &iommu) == CONFIG_TRUE)
+    r = add(plan, HV, "enable_iommu", bool_value(iommu),
+            strdup("a virtual IOMMU in the guest (kata.enable_iommu)"));
+  const char *hooks = cfg_string(p, "kata.guest_hook_path");
+  if (r >= 0 && hooks)
+    r = add(plan, HV, "guest_hook_path", str_value(hooks),
+            strdup("the OCI hooks the guest image installs (the prestart hook of the container "
+                   "toolkit) live under this directory of the guest"));
+  if (r >= 0 && o->experimental_virgl) {
+    r = add(plan, HV, "virtio_gpu", str_value("virtio-gpu-gl-pci"),
+            strdup("EXPERIMENTAL, needs a runtime patched for virgl (upstream Kata has no such "
+                   "key): a virtio-gpu device with OpenGL for virglrenderer"));
+    if (r >= 0)
+      r = add(plan, HV, "display", str_value("egl-headless"),
+              strdup("EXPERIMENTAL, needs a runtime patched for virgl: render with EGL on the "
+                     "host, without a window"));
+  }
+  /* [agent.kata] */
+  if (r >= 0) {
+    _cleanup_strv_free_ char **mods = NULL;
+    config_setting_t *s = config_lookup(&p->cfg, "kata.kernel_modules");
+    for (int i = 0; s && i < config_setting_length(s) && r >= 0; i++)
+      r = strv_extend(&mods, config_setting_get_string_elem(s, i));
+    if (r >= 0 && s && mods)
+      r = add(plan, AGENT, "kernel_modules", strv_value(mods),
+              strdup("drivers the guest must load before the first container "
+                     "(kata.kernel_modules)"));
+    else if (r >= 0 && !s && STREQ(p->vendor, "nvidia")) {
+      char *const nv[] = {"nvidia", "nvidia_uvm", NULL};
+      r = add(plan, AGENT, "kernel_modules", strv_value(nv),
+              strdup("the NVIDIA driver is a module (nouveau is off): the agent loads it, and "
+                     "nvidia_uvm for CUDA, before the first container starts"));
+    }
+  }
+  /* [runtime] */
+  const char *vfio_mode = cfg_string(p, "kata.vfio_mode");
+  if (r >= 0 && vfio_mode && !no_device &&
+      kgb_kata_key_known(plan->major, plan->minor, RUNTIME, "vfio_mode"))
+    r = add(plan, RUNTIME, "vfio_mode", str_value(vfio_mode),
+            strdup(STREQ(vfio_mode, "guest-kernel")
+                       ? "the GPU is driven by its driver in the guest kernel, not handed to the "
+                         "container as a VFIO device (kata.vfio_mode)"
+                       : "the GPU reaches the container as a VFIO device (kata.vfio_mode)"));
+  host_release(&h);
+  if (r < 0)
+    return r;
+  *ret = TAKE_PTR(plan);
+  return 0;
+}
+
+/* ---- output ---- */
+static void add_comment(struct sbuf *sb, const char *text) {
+  /* One comment line per reason; a newline in a reason would end the comment early. */
+  sbuf_adds(sb, "# ");
+  for (const char *c = text; *c; c++)
+    sbuf_addc(sb, *c == '\n' ? ' ' : *c);
+  sbuf_addc(sb, '\n');
+}
+
+char *kgb_kata_render(const struct kgb_kata_plan *plan) {
+  static const char *const tables[] = {HV, AGENT, RUNTIME};
+  struct sbuf sb = SBUF_INIT;
+  for (size_t i = 0; plan->header && plan->header[i]; i++)
+    add_comment(&sb, plan->header[i]);
+  for (size_t t = 0; t < ELEMENTSOF(tables); t++) {
+    bool any = false;
+    for (size_t i = 0; i < plan->n_settings; i++) {
+      const struct kgb_kata_setting *s = &plan->settings[i];
+      if (!STREQ(s->table, tables[t]))
+        continue;
+      if (!any)
+        sbuf_addf(&sb, "\n[%s]\n", tables[t]);
+      any = true;
+      add_comment(&sb, s->why);
+      sbuf_addf(&sb, "%s = %s\n", s->key, s->value);
+    }
+  }
+  return sbuf_steal(&sb);
+}
+
+int kgb_kata_settings_json(const struct kgb_kata_plan *plan, struct sbuf *sb) {
+  sbuf_adds(sb, "[");
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    sbuf_adds(sb, i ? ",\n    {\"table\": " : "\n    {\"table\": ");
+    sbuf_add_json(sb, s->table);
+    sbuf_adds(sb, ", \"key\": ");
+    sbuf_add_json(sb, s->key);
+    sbuf_adds(sb, ", \"value\": ");
+    sbuf_add_json(sb, s->value);
+    sbuf_adds(sb, ", \"why\": ");
+    sbuf_add_json(sb, s->why);
+    sbuf_addf(sb, ", \"clear\": %s}", s->clear ? "true" : "false");
+  }
+  return sbuf_adds(sb, plan->n_settings ? "\n  ]" : "]");
+}
+
+static bool name_ok(const char *s) {
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+      return false;
+  return true;
+}
+
+int kgb_kata_drop_in(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *dir,
+                     int priority, char **ret_path) {
+  if (priority < 50 || priority > 89)
+    return kgb_error(ctx, -EINVAL,
+                     "drop-in number %d: custom drop-ins use 50 to 89 (Kata's own deployment "
+                     "uses 10, 20, 30 and 50)",
+                     priority);
+  if (!name_ok(plan->profile))
+    return kgb_error(ctx, -EINVAL, "profile name '%s' cannot be part of a file name",
+                     plan->profile);
+  _cleanup_free_ char *path =
+      kgb_strdup_printf("%s/%d-kata-gpu-%s.toml", dir, priority, plan->profile);
+  _cleanup_free_ char *text = kgb_kata_render(plan);
+  if (!path || !text)
+    return -ENOMEM;
+  int r = mkdir_p(dir, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", dir, strerror(-r));
+  r = write_file_atomic(path, text, strlen(text), 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", path, strerror(-r));
+  *ret_path = TAKE_PTR(path);
+  return 0;
+}
+
+void kgb_kata_patch_result_release(struct kgb_kata_patch_result *r) {
+  free(r->path);
+  free(r->diff);
+  free(r->backup);
+  *r = (struct kgb_kata_patch_result){0};
+}
+
+int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *path,
+                        bool check, struct kgb_kata_patch_result *ret) {
+  _cleanup_free_ char *target = realpath(path, NULL);
+  if (!target)
+    return kgb_error(ctx, -errno, "cannot patch '%s': %m", path);
+  struct stat st;
+  if (stat(target, &st) < 0)
+    return kgb_error(ctx, -errno, "cannot patch '%s': %m", path);
+  if (!S_ISREG(st.st_mode))
+    return kgb_error(ctx, -EINVAL, "cannot patch '%s': not a regular file", path);
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  int r = read_full_file(target, &text, &len);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+  _cleanup_free_ struct kgb_toml_set *sets = calloc(plan->n_settings + 1, sizeof(*sets));
+  if (!sets)
+    return -ENOMEM;
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    sets[i] = (struct kgb_toml_set){
+        .table = s->table, .key = s->key, .value = s->clear ? NULL : s->value, .why = s->why};
+  }
+  struct kgb_toml_patch out = {0};
+  r = kgb_toml_patch(ctx, path, text, len, sets, plan->n_settings, &out);
+  if (r < 0)
+    return r;
+  struct kgb_kata_patch_result res = {.changes = out.changes};
+  res.path = TAKE_PTR(target);
+  res.diff = TAKE_PTR(out.diff);
+  if (out.changes && !check) {
+    for (unsigned n = 0; n < 100 && !res.backup; n++) {
+      char *b =
+          n ? kgb_strdup_printf("%s.bak.%u", res.path, n) : kgb_strdup_printf("%s.bak", res.path);
+      if (!b) {
+        r = -ENOMEM;
+        break;
+      }
+      if (access(b, F_OK) == 0)
+        free(b);
+      else
+        res.backup = b;
+    }
+    if (r >= 0 && !res.backup)
+      r = kgb_error(ctx, -EEXIST, "'%s.bak' to '%s.bak.99' all exist: remove old backups", res.path,
+                    res.path);
+    if (r >= 0 && (r = write_file_atomic(res.backup, text, len, st.st_mode & 07777)) < 0)
+      r = kgb_error(ctx, r, "cannot write the backup '%s': %s", res.backup, strerror(-r));
+    if (r >= 0 && (r = write_file_atomic(res.path, out.text, out.len, st.st_mode & 07777)) < 0)
+      r = kgb_error(ctx, r, "cannot write '%s': %s", res.path, strerror(-r));
+  }
+  kgb_toml_patch_release(&out);
+  if (r < 0) {
+    kgb_kata_patch_result_release(&res);
+    return r;
+  }
+  *ret = res;
+  return 0;
+}

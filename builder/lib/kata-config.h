@@ -1,0 +1,71 @@
+/* Kata's configuration.toml settings for a profile, a Kata version and this host's GPUs: the
+ * keys the profile needs and nothing else, each with the reason, as a TOML fragment, a
+ * drop-in file, or an in-place edit of an existing configuration.toml. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "kgb.h"
+#include "profile.h"
+
+struct sbuf;
+
+struct kgb_kata_setting {
+  const char *table; /* "hypervisor.qemu", "agent.kata", "runtime" */
+  char *key;
+  char *value; /* TOML text of the value */
+  bool clear;  /* switches a conflicting key off (value ""): commented out by --patch */
+  char *why;
+};
+
+struct kgb_kata_opts {
+  const char *kata_version; /* "1.x", "2.x", "3.x" (default), or "1.11", "3.2.0", ... */
+  const char *prefix;       /* where Kata's files are installed; default /usr */
+  const char *gpu;          /* consider only this GPU (a BDF); NULL: every GPU of the vendor */
+  bool experimental_virgl;  /* emit virgl's QEMU settings, which need a patched runtime */
+};
+
+struct kgb_kata_plan {
+  char *profile;
+  char *version; /* as given, e.g. "3.x" */
+  unsigned major, minor;
+  char **header;   /* comment lines: what was decided from the host */
+  char **gpus;     /* the GPUs that decided the topology */
+  char *large_bar; /* "0000:d0:00.0 has a 32 GiB 64-bit BAR", NULL: none */
+  struct kgb_kata_setting *settings;
+  size_t n_settings;
+};
+
+struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_kata_plan *, kgb_kata_plan_free)
+
+/* "3.x" -> 3, UINT_MAX (the latest of the series); "1.10.2" -> 1, 10. Only 1 to 3. */
+int kgb_kata_version_parse(struct kgb_ctx *ctx, const char *s, unsigned *ret_major,
+                           unsigned *ret_minor);
+/* Is key a setting of Kata's QEMU configuration in that version? */
+bool kgb_kata_key_known(unsigned major, unsigned minor, const char *table, const char *key);
+
+int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                  const struct kgb_kata_opts *opts, struct kgb_kata_plan **ret);
+/* The TOML fragment: header comments, then each table with its keys and their reasons. */
+char *kgb_kata_render(const struct kgb_kata_plan *plan);
+/* The settings as a JSON array (table, key, value as TOML text, why). */
+int kgb_kata_settings_json(const struct kgb_kata_plan *plan, struct sbuf *sb);
+
+#define KGB_DROP_IN_DEFAULT 50
+/* Writes <dir>/<priority>-kata-gpu-<profile>.toml atomically (priority 50..89). */
+int kgb_kata_drop_in(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *dir,
+                     int priority, char **ret_path);
+
+struct kgb_kata_patch_result {
+  char *path; /* the file edited (symlinks resolved) */
+  char *diff; /* unified diff, "" when nothing changes */
+  unsigned changes;
+  char *backup; /* the copy of the original, NULL when nothing was written */
+};
+void kgb_kata_patch_result_release(struct kgb_kata_patch_result *r);
+/* Edits an existing configuration.toml in place (see kgb_toml_patch); check: only compute the
+ * difference. A backup of the original is written beside it (FILE.bak, or FILE.bak.N when
+ * that exists) before the file is replaced atomically with its mode kept. */
+int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *path,
+                        bool check, struct kgb_kata_patch_result *ret);

@@ -1,0 +1,323 @@
+#!/usr/bin/env bats
+# kata-config: the configuration.toml keys of every profile for Kata 1.x, 2.x and 3.x on the
+# seeds' hosts (golden files, each parsed by python's tomllib), the topology the host's BARs
+# decide, drop-ins, and in-place patches of a realistic configuration.toml that keep every
+# other byte. KGB_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing.
+
+setup() {
+  load ../helpers
+  WORKDIR=$BATS_TEST_TMPDIR/work
+  GOLDEN=$FIXTURES/golden/kata-config
+  OUT=$BATS_TEST_TMPDIR/out.toml
+}
+
+# golden NAME FILE: FILE must equal $GOLDEN/NAME
+golden() {
+  if [ -n "${KGB_UPDATE_GOLDEN:-}" ]; then
+    mkdir -p "$GOLDEN"
+    cp "$2" "$GOLDEN/$1"
+  fi
+  diff -u "$GOLDEN/$1" "$2"
+}
+
+# toml FILE EXPR: parses FILE with tomllib, prints EXPR over it (t)
+toml() {
+  python3 -c "import sys, tomllib; t = tomllib.load(open(sys.argv[1], 'rb')); print($2)" "$1"
+}
+
+# keys_known FILE MAJOR: every key is one Kata's QEMU configuration has in that version
+keys_known() {
+  python3 - "$1" "$2" <<'PY'
+import sys, tomllib
+t = tomllib.load(open(sys.argv[1], "rb"))
+major = int(sys.argv[2])
+hv = {"kernel", "image", "initrd", "machine_type", "kernel_params", "default_memory",
+      "enable_iommu", "guest_hook_path", "pcie_root_port"}
+hv |= {"hot_plug_vfio", "cold_plug_vfio", "rootfs_type"} if major >= 3 else {"hotplug_vfio_on_root_bus"}
+known = {("hypervisor", "qemu"): hv, ("agent", "kata"): {"kernel_modules"},
+         ("runtime",): {"vfio_mode"} if major >= 2 else set()}
+seen = set()
+for path, keys in known.items():
+    node = t
+    for p in path:
+        node = node.get(p, {})
+    for k in node:
+        if k not in keys:
+            sys.exit(f"{'.'.join(path)}.{k} is not a Kata {major}.x key")
+    seen |= {path[0]}
+extra = set(t) - seen
+if extra:
+    sys.exit(f"unexpected tables {extra}")
+PY
+}
+
+host_for() {
+  case $1 in
+  nvidia-gpu) echo "$FIXTURES/host-nvidia-dc/sys" ;;
+  nvidia-vgpu*) echo "$FIXTURES/host-nvidia-sriov/sys" ;;
+  intel-*) echo "$FIXTURES/host-intel-gvt/sys" ;;
+  *) echo "$FIXTURES/host-no-iommu/sys" ;;
+  esac
+}
+
+@test "every profile x Kata 1.x, 2.x, 3.x: golden output, valid TOML, only known keys" {
+  for p in intel-gvt-d intel-gvt-g nvidia-gpu nvidia-vgpu nvidia-vgpu-mig virgl; do
+    for v in 1 2 3; do
+      kgb kata-config -p "$p" --kata-version "$v.x" --sysfs "$(host_for "$p")" >"$OUT"
+      golden "$p-$v.x.toml" "$OUT"
+      toml "$OUT" 't["hypervisor"]["qemu"]["kernel"]' >/dev/null
+      keys_known "$OUT" "$v"
+      # every key is preceded by a comment saying why
+      run awk '/^[a-z_]+ = / && prev !~ /^# / { print "no reason for: " $0 } { prev = $0 }' "$OUT"
+      assert_output ""
+    done
+  done
+}
+
+@test "a 32 GiB 64-bit BAR means q35 with a PCIe root port, and says so" {
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["machine_type"], t["hypervisor"]["qemu"]["hot_plug_vfio"], t["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "q35 root-port 1"
+  run grep -B1 '^hot_plug_vfio' "$OUT"
+  assert_output --partial "# 0000:d0:00.0 has a 32 GiB 64-bit BAR: a PCIe root port has room for it"
+  # Kata 1.x and 2.x: on the root bus, into root ports (Kata 1.11 and later)
+  kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"], t["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "True 1"
+}
+
+@test "large BARs are refused before Kata 1.11, accepted from 1.11 on" {
+  run kgb kata-config -p nvidia-gpu --kata-version 1.10 --sysfs "$FIXTURES/host-nvidia-dc/sys"
+  assert_failure 1
+  assert_output --partial "0000:d0:00.0 has a 32 GiB 64-bit BAR: Kata 1.10 cannot hot-plug it"
+  assert_output --partial "use --kata-version 1.11 or later"
+  kgb kata-config -p nvidia-gpu --kata-version 1.11.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "1"
+  # small BARs work with 1.10: ACPI hotplug behind a bridge
+  kgb kata-config -p nvidia-gpu --kata-version 1.10 --sysfs "$FIXTURES/host-no-iommu/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"], "pcie_root_port" in t["hypervisor"]["qemu"]'
+  assert_output "False False"
+}
+
+@test "one root port per GPU; small BARs take the version's hotplug setting" {
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "2"
+  run grep -B1 '^pcie_root_port' "$OUT"
+  assert_output --partial "# one PCIe root port per GPU: 2 on this host"
+  kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"]'
+  assert_output "False"
+  # --gpu: only that GPU decides
+  kgb kata-config -p nvidia-gpu --gpu af:00.0 --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "1"
+  run grep '^# Host:' "$OUT"
+  assert_output "# Host: NVIDIA GPU 0000:af:00.0 (10de:1f08)"
+}
+
+@test "--gpu must name a GPU of the profile's vendor" {
+  run kgb kata-config -p intel-gvt-d --gpu 0000:86:00.0 --sysfs "$FIXTURES/host-geforce/sys"
+  assert_failure 1
+  assert_output --partial "--gpu 0000:86:00.0: vendor 10de is not Intel's (8086)"
+  run kgb kata-config -p nvidia-gpu --gpu 0000:86:00.1 --sysfs "$FIXTURES/host-geforce/sys"
+  assert_failure 1
+  assert_output --partial "class 0x040300 is not a display controller"
+  run kgb kata-config -p nvidia-gpu --gpu 0000:99:00.0 --sysfs "$FIXTURES/host-geforce/sys"
+  assert_failure 1
+  assert_output --partial "no PCI device 0000:99:00.0"
+  run kgb kata-config -p nvidia-gpu --gpu nonsense --sysfs "$FIXTURES/host-geforce/sys"
+  assert_failure 1
+  assert_output --partial "'nonsense' is not a PCI address"
+}
+
+@test "no GPU of the vendor: the profile's defaults, with a comment saying so" {
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-intel-gvt/sys" >"$OUT"
+  run grep '^# Host:' "$OUT"
+  assert_output "# Host: no NVIDIA GPU (PCI class 0x03, vendor 10de) found: the profile's defaults"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["hot_plug_vfio"], t["hypervisor"]["qemu"]["pcie_root_port"]'
+  assert_output "root-port 1"
+}
+
+@test "Intel with Kata 1.x: the seed's pc machine type and VFIO on the root bus" {
+  kgb kata-config -p intel-gvt-d --kata-version 1.x --sysfs "$FIXTURES/host-intel-gvt/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["machine_type"], t["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"], "pcie_root_port" in t["hypervisor"]["qemu"]'
+  assert_output "pc True False"
+}
+
+@test "virgl's QEMU settings only with --experimental-virgl, marked as needing a patched runtime" {
+  kgb kata-config -p virgl >"$OUT"
+  run grep -c 'virtio_gpu\|display' "$OUT"
+  assert_output "1" # the header line saying they are left out
+  run toml "$OUT" '"virtio_gpu" in t["hypervisor"]["qemu"]'
+  assert_output "False"
+  kgb kata-config -p virgl --experimental-virgl >"$OUT"
+  golden virgl-experimental.toml "$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["virtio_gpu"], t["hypervisor"]["qemu"]["display"]'
+  assert_output "virtio-gpu-gl-pci egl-headless"
+  run grep -B1 '^virtio_gpu' "$OUT"
+  assert_output --partial "EXPERIMENTAL, needs a runtime patched for virgl"
+  run kgb kata-config -p nvidia-gpu --experimental-virgl
+  assert_failure 1
+  assert_output --partial "--experimental-virgl is for the virgl profile"
+}
+
+@test "installed names follow --prefix; an initrd profile sets initrd and no image" {
+  kgb kata-config -p nvidia-gpu --prefix /opt/kata --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["kernel"], t["hypervisor"]["qemu"]["image"]'
+  assert_output "/opt/kata/share/kata-containers/vmlinuz-nvidia-gpu.container /opt/kata/share/kata-containers/kata-containers-nvidia-gpu.img"
+  kgb kata-config -p "$FIXTURES/kata/nvidia-initrd.cfg" --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["initrd"], repr(t["hypervisor"]["qemu"]["image"]), "rootfs_type" in t["hypervisor"]["qemu"]'
+  assert_output "/usr/share/kata-containers/kata-containers-initrd-nvidia-initrd.img '' False"
+  run kgb kata-config -p nvidia-gpu --prefix relative/path
+  assert_failure 2
+}
+
+@test "-o and --drop-in write the same TOML atomically; the drop-in number is 50 to 89" {
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" -o "$BATS_TEST_TMPDIR/o.toml"
+  cmp "$OUT" "$BATS_TEST_TMPDIR/o.toml"
+  run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --drop-in "$BATS_TEST_TMPDIR/config.d"
+  assert_success
+  assert_output "$BATS_TEST_TMPDIR/config.d/50-kata-gpu-nvidia-gpu.toml"
+  cmp "$OUT" "$BATS_TEST_TMPDIR/config.d/50-kata-gpu-nvidia-gpu.toml"
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --drop-in "$BATS_TEST_TMPDIR/config.d" --priority 75
+  run ls "$BATS_TEST_TMPDIR/config.d"
+  assert_output "$(printf '50-kata-gpu-nvidia-gpu.toml\n75-kata-gpu-nvidia-gpu.toml')"
+  run kgb kata-config -p nvidia-gpu --drop-in "$BATS_TEST_TMPDIR/config.d" --priority 90
+  assert_failure 2
+  assert_output --partial "--priority takes a number from 50 to 89"
+  run kgb kata-config -p nvidia-gpu --priority 60
+  assert_failure 2
+  run kgb kata-config -p nvidia-gpu -o a.toml --drop-in "$BATS_TEST_TMPDIR/config.d"
+  assert_failure 2
+  assert_output --partial "exclude each other"
+}
+
+@test "--patch keeps every other byte, backs up the original and is idempotent" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg"
+  chmod 0640 "$cfg"
+  run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+  assert_failure 3
+  cmp "$cfg" "$FIXTURES/kata/configuration-qemu-3.toml" # --check writes nothing
+  [ ! -e "$cfg.bak" ]
+  kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >"$BATS_TEST_TMPDIR/diff"
+  golden patch-nvidia-gpu-3.x.toml "$cfg"
+  sed "s|$BATS_TEST_TMPDIR/||g" "$BATS_TEST_TMPDIR/diff" >"$BATS_TEST_TMPDIR/diff.rel"
+  golden patch-nvidia-gpu-3.x.diff "$BATS_TEST_TMPDIR/diff.rel"
+  cmp "$cfg.bak" "$FIXTURES/kata/configuration-qemu-3.toml"
+  run stat -c %a "$cfg"
+  assert_output "640"
+  # the diff is exact: applied to the original it gives the patched file
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$BATS_TEST_TMPDIR/orig.toml"
+  patch -s "$BATS_TEST_TMPDIR/orig.toml" <"$BATS_TEST_TMPDIR/diff"
+  cmp "$BATS_TEST_TMPDIR/orig.toml" "$cfg"
+  # only the lines of the keys set changed: the rest is byte for byte the same
+  python3 - "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg" <<'PY'
+import difflib, re, sys
+a = open(sys.argv[1], "rb").read().decode().splitlines(keepends=True)
+b = open(sys.argv[2], "rb").read().decode().splitlines(keepends=True)
+keys = {"kernel", "image", "kernel_params", "default_memory", "guest_hook_path", "hot_plug_vfio",
+        "cold_plug_vfio", "pcie_root_port", "kernel_modules", "rootfs_type", "machine_type", "vfio_mode"}
+for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    if tag == "equal":
+        continue
+    for line in a[i1:i2] + b[j1:j2]:
+        m = re.match(r"^#? ?([a-z_]+)\s*=", line)
+        if not m or m.group(1) not in keys:
+            sys.exit(f"unexpected change: {line!r}")
+PY
+  # it still parses, with the new values
+  toml "$cfg" 't["hypervisor"]["qemu"]["hot_plug_vfio"], t["hypervisor"]["qemu"]["pcie_root_port"], t["agent"]["kata"]["kernel_modules"]'
+  # a second run changes nothing and writes no second backup
+  run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg"
+  assert_success
+  assert_output ""
+  grep -q "already has these settings" "$BATS_TEST_TMPDIR/stderr"
+  golden patch-nvidia-gpu-3.x.toml "$cfg"
+  [ ! -e "$cfg.bak.1" ]
+  run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+  assert_success
+}
+
+@test "--patch on a Kata 1.x layout: uncomments the seed's key, adds missing ones to their table" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-1.toml" "$cfg"
+  kgb kata-config -p intel-gvt-g --kata-version 1.x --sysfs "$FIXTURES/host-intel-gvt/sys" --patch "$cfg" >/dev/null
+  golden patch-intel-gvt-g-1.x.toml "$cfg"
+  run grep -n '^hotplug_vfio_on_root_bus = true$' "$cfg"
+  assert_output "52:hotplug_vfio_on_root_bus = true" # where '#hotplug_vfio_on_root_bus = true' was
+  cp "$FIXTURES/kata/configuration-qemu-1.toml" "$cfg"
+  kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >/dev/null
+  golden patch-nvidia-gpu-2.x.toml "$cfg"
+  # [runtime] had no vfio_mode: it is added after the table's last key, with its reason
+  run tail -2 "$cfg"
+  assert_line --index 0 --partial "# the GPU is driven by its driver in the guest kernel"
+  assert_line --index 1 'vfio_mode = "guest-kernel"'
+  toml "$cfg" 't["runtime"]["vfio_mode"], t["hypervisor"]["qemu"]["pcie_root_port"]'
+}
+
+@test "--patch of an initrd profile switches the image off and the initrd on" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg"
+  kgb kata-config -p "$FIXTURES/kata/nvidia-initrd.cfg" --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >/dev/null
+  run grep -n '^#\?image\|^#\? \?initrd' "$cfg"
+  assert_line --index 0 '8:#image = "/opt/kata/share/kata-containers/kata-containers.img"'
+  assert_line --index 1 '9:initrd = "/usr/share/kata-containers/kata-containers-initrd-nvidia-initrd.img"'
+  run toml "$cfg" '"image" in t["hypervisor"]["qemu"]'
+  assert_output "False"
+  run kgb kata-config -p "$FIXTURES/kata/nvidia-initrd.cfg" --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+  assert_success
+}
+
+@test "--patch refuses a file that is not valid TOML, with its line, and writes nothing" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg"
+  sed -i "40s/.*/default_maxvcpus = one/" "$cfg"
+  cp "$cfg" "$BATS_TEST_TMPDIR/before"
+  run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg"
+  assert_failure 1
+  assert_output --partial "$cfg:40: invalid value 'one' (strings need quotes)"
+  cmp "$cfg" "$BATS_TEST_TMPDIR/before"
+  [ ! -e "$cfg.bak" ]
+  run kgb kata-config -p nvidia-gpu --patch "$BATS_TEST_TMPDIR/missing.toml"
+  assert_failure 1
+  assert_output --partial "cannot patch '$BATS_TEST_TMPDIR/missing.toml'"
+  run kgb kata-config -p nvidia-gpu --check
+  assert_failure 2
+  assert_output --partial "--check goes with --patch FILE"
+}
+
+@test "--json: one document with the settings, their reasons and the TOML" {
+  kgb --json kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$BATS_TEST_TMPDIR/k.json"
+  run json '[s["key"] for s in j["settings"] if s["table"] == "hypervisor.qemu"][-3:], j["large_bar"], j["gpus"]' <"$BATS_TEST_TMPDIR/k.json"
+  assert_output "['cold_plug_vfio', 'pcie_root_port', 'guest_hook_path'] 0000:d0:00.0 has a 32 GiB 64-bit BAR ['0000:d0:00.0']"
+  json 'j["toml"]' <"$BATS_TEST_TMPDIR/k.json" | python3 -c 'import sys, tomllib; tomllib.loads(sys.stdin.read())'
+  run json 'all(s["why"] for s in j["settings"])' <"$BATS_TEST_TMPDIR/k.json"
+  assert_output "True"
+}
+
+@test "bad input: no profile, unknown version, unknown option" {
+  run kgb kata-config
+  assert_failure 2
+  assert_output --partial "-p PROFILE is required"
+  run kgb kata-config -p nvidia-gpu --kata-version 4.x
+  assert_failure 1
+  assert_output --partial "unknown Kata version '4.x'"
+  run kgb kata-config -p nvidia-gpu --kata-verison 3.x
+  assert_failure 2
+  assert_output --partial "did you mean '--kata-version'"
+  run kgb kata-config -p nvidia-gpu --sysfs "$BATS_TEST_TMPDIR/nothing"
+  assert_failure 1
+  assert_output --partial "is '$BATS_TEST_TMPDIR/nothing' a sysfs tree?"
+}
+
+@test "works on this machine's real /sys, read-only" {
+  run kgb kata-config -p nvidia-gpu
+  assert_success
+  assert_line --regexp '^# Host: '
+  run kgb kata-config -p intel-gvt-d --kata-version 2.x
+  assert_success
+}
