@@ -26,6 +26,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_profile,
     &cli_cmd_kernel,
     &cli_cmd_kata_config,
+    &cli_cmd_host,
     &help_cmd,
 };
 

@@ -1,0 +1,1431 @@
+/* Host readiness (`host check`) and the seeds' manual host steps (`host bind|unbind`,
+ * `host mdev`). Reads and writes only below ctx->sysfs, ctx->proc, ctx->boot and the dev root
+ * given by the caller, so that a fixture tree stands in for a host. */
+#define _GNU_SOURCE
+#include "host.h"
+
+#include <archive.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "exec.h"
+
+#define WAIT_MS 5000 /* how long a sysfs write may take to show its effect */
+
+/* ---- small helpers ---- */
+static char *read_line_file(const char *path) {
+  char *text = NULL;
+  if (read_full_file(path, &text, NULL) < 0)
+    return NULL;
+  text[strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+static char *link_base(const char *path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+  if (n < 0)
+    return NULL;
+  buf[n] = '\0';
+  const char *s = strrchr(buf, '/');
+  return strdup(s ? s + 1 : buf);
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static bool is_real_sysfs(const struct kgb_ctx *ctx) {
+  _cleanup_free_ char *real = realpath(ctx->sysfs, NULL);
+  return real && STREQ(real, "/sys");
+}
+
+static int add_problem(struct kgb_host_report *r, char *what, char *fix) {
+  if (!what || !fix) {
+    free(what);
+    free(fix);
+    return -ENOMEM;
+  }
+  struct kgb_host_problem *np = realloc(r->problems, (r->n_problems + 1) * sizeof(*np));
+  if (!np) {
+    free(what);
+    free(fix);
+    return -ENOMEM;
+  }
+  r->problems = np;
+  r->problems[r->n_problems++] = (struct kgb_host_problem){what, fix};
+  return 0;
+}
+
+static int add_note(struct kgb_host_report *r, char *note) {
+  if (!note)
+    return -ENOMEM;
+  return strv_push(&r->notes, note);
+}
+
+/* ---- kernel config ---- */
+static int read_gzip(struct kgb_ctx *ctx, const char *path, char **ret) {
+  struct archive *a = archive_read_new();
+  if (!a)
+    return -ENOMEM;
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  struct archive_entry *e;
+  int r = 0;
+  if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK ||
+      archive_read_next_header(a, &e) != ARCHIVE_OK) {
+    int err = archive_errno(a);
+    r = kgb_error(ctx, err > 0 ? -err : -EIO, "%s: %s", path, archive_error_string(a));
+    archive_read_free(a);
+    return r;
+  }
+  struct sbuf sb = SBUF_INIT;
+  char buf[65536];
+  la_ssize_t n;
+  while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+    if ((r = sbuf_add(&sb, buf, (size_t)n)) < 0)
+      break;
+  if (n < 0)
+    r = kgb_error(ctx, -EIO, "%s: %s", path, archive_error_string(a));
+  archive_read_free(a);
+  if (r < 0) {
+    sbuf_release(&sb);
+    return r;
+  }
+  sbuf_adds(&sb, "");
+  *ret = sbuf_steal(&sb);
+  return *ret ? 0 : -ENOMEM;
+}
+
+int kgb_host_kernel_config(struct kgb_ctx *ctx, const char *release, char **ret_text,
+                           char **ret_source) {
+  _cleanup_free_ char *boot =
+      release ? kgb_strdup_printf("%s/config-%s", ctx->boot, release) : NULL;
+  _cleanup_free_ char *gz = strjoin_path(ctx->proc, "config.gz");
+  if (!gz || (release && !boot))
+    return -ENOMEM;
+  int r;
+  if (boot && is_file(boot)) {
+    r = read_full_file(boot, ret_text, NULL);
+    if (r < 0)
+      return kgb_error(ctx, r, "cannot read '%s': %s", boot, strerror(-r));
+    *ret_source = TAKE_PTR(boot);
+    return 0;
+  }
+  if (is_file(gz)) {
+    r = read_gzip(ctx, gz, ret_text);
+    if (r < 0)
+      return r;
+    *ret_source = TAKE_PTR(gz);
+    return 0;
+  }
+  return -ENOENT;
+}
+
+char *kgb_host_config_value(const char *text, const char *symbol) {
+  size_t sl = strlen(symbol);
+  for (const char *line = text; line && *line;) {
+    const char *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) : strlen(line);
+    if (len > sl && strncmp(line, symbol, sl) == 0 && line[sl] == '=') {
+      char *v = strndup(line + sl + 1, len - sl - 1);
+      if (v && STREQ(v, "n")) {
+        free(v);
+        return strdup("n");
+      }
+      return v;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  return strdup("n");
+}
+
+/* Does the config know the symbol at all (set, or "is not set")? */
+static bool config_mentions(const char *text, const char *symbol) {
+  _cleanup_free_ char *a = kgb_strdup_printf("\n%s=", symbol);
+  _cleanup_free_ char *b = kgb_strdup_printf("# %s is not set", symbol);
+  return a && b && (strstr(text, a) || strstr(text, b) || startswith(text, a + 1));
+}
+
+static bool release_before(const char *release, unsigned major, unsigned minor) {
+  unsigned a = 0, b = 0;
+  if (!release || sscanf(release, "%u.%u", &a, &b) != 2)
+    return false;
+  return a < major || (a == major && b < minor);
+}
+
+static int add_symbol(struct kgb_host_report *r, const char *name, const char *text,
+                      bool required) {
+  for (size_t i = 0; i < r->n_symbols; i++)
+    if (STREQ(r->symbols[i].name, name)) {
+      r->symbols[i].required = r->symbols[i].required || required;
+      return 0;
+    }
+  struct kgb_host_symbol *ns = realloc(r->symbols, (r->n_symbols + 1) * sizeof(*ns));
+  if (!ns)
+    return -ENOMEM;
+  r->symbols = ns;
+  struct kgb_host_symbol *s = &r->symbols[r->n_symbols];
+  *s = (struct kgb_host_symbol){.name = strdup(name), .required = required};
+  if (text)
+    s->value = kgb_host_config_value(text, name);
+  if (!s->name || (text && !s->value)) {
+    free(s->name);
+    free(s->value);
+    return -ENOMEM;
+  }
+  r->n_symbols++;
+  return 0;
+}
+
+/* ---- MIG through nvidia-smi ---- */
+struct lines {
+  char **v;
+};
+
+static void collect_line(void *userdata, const char *line) {
+  struct lines *l = userdata;
+  strv_extend(&l->v, line);
+}
+
+/* "00000000:D0:00.0" -> "0000:d0:00.0" */
+static char *smi_bdf(const char *s) {
+  unsigned dom, bus, dev, fn;
+  if (sscanf(s, " %x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4)
+    return NULL;
+  return kgb_strdup_printf("%04x:%02x:%02x.%x", dom & 0xffff, bus, dev, fn);
+}
+
+static int check_mig(struct kgb_ctx *ctx, struct kgb_host_report *r) {
+  bool any = false;
+  for (size_t i = 0; i < r->n_gpus; i++)
+    any = any || r->gpus[i].dev.vendor == 0x10de;
+  if (!any)
+    return 0;
+  struct lines q = {0}, list = {0};
+  char *const query[] = {"nvidia-smi", "--query-gpu=index,pci.bus_id,mig.mode.current",
+                         "--format=csv,noheader", NULL};
+  struct kgb_exec_opts o = {.line_fn = collect_line, .userdata = &q};
+  int st = kgb_exec(ctx, query, &o);
+  if (st == -ENOENT) {
+    kgb_error_clear(ctx);
+    r->mig = strdup("cannot tell: nvidia-smi is not installed");
+    strv_free(q.v);
+    return r->mig ? 0 : -ENOMEM;
+  }
+  if (st != 0) {
+    kgb_error_clear(ctx);
+    r->mig = kgb_strdup_printf("cannot tell: nvidia-smi failed (%s%d)%s%s",
+                               st < 0 ? "error " : "exit ", st < 0 ? -st : st,
+                               q.v && q.v[0] ? ": " : "", q.v && q.v[0] ? q.v[0] : "");
+    strv_free(q.v);
+    return r->mig ? 0 : -ENOMEM;
+  }
+  char *const list_argv[] = {"nvidia-smi", "-L", NULL};
+  o.userdata = &list;
+  st = kgb_exec(ctx, list_argv, &o);
+  if (st != 0)
+    kgb_error_clear(ctx);
+  /* Index -> MIG devices listed under "GPU <index>:" by nvidia-smi -L. */
+  int counts[64] = {0};
+  int cur = -1;
+  for (size_t i = 0; list.v && list.v[i]; i++) {
+    const char *l = list.v[i];
+    int idx;
+    if (sscanf(l, "GPU %d:", &idx) == 1)
+      cur = idx >= 0 && idx < 64 ? idx : -1;
+    else if (cur >= 0 && strstr(l, "MIG "))
+      counts[cur]++;
+  }
+  for (size_t i = 0; q.v && q.v[i]; i++) {
+    char *line = q.v[i];
+    char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+    if (!c2)
+      continue;
+    *c1 = *c2 = '\0';
+    int idx = atoi(line);
+    _cleanup_free_ char *bdf = smi_bdf(c1 + 1);
+    char *mode = strstrip(c2 + 1);
+    for (size_t g = 0; bdf && g < r->n_gpus; g++) {
+      if (!STREQ(r->gpus[g].dev.bdf, bdf))
+        continue;
+      if (STREQ(mode, "Enabled") || STREQ(mode, "Disabled")) {
+        r->gpus[g].mig_mode = strdup(mode);
+        r->gpus[g].mig_instances = idx >= 0 && idx < 64 ? counts[idx] : 0;
+      }
+    }
+  }
+  strv_free(q.v);
+  strv_free(list.v);
+  r->mig = strdup("read with nvidia-smi");
+  return r->mig ? 0 : -ENOMEM;
+}
+
+/* ---- the report ---- */
+void kgb_mdev_release(struct kgb_mdev *m) {
+  free(m->uuid);
+  free(m->parent);
+  free(m->type);
+  free(m->type_name);
+  *m = (struct kgb_mdev){.iommu_group = -1};
+}
+
+struct kgb_host_report *kgb_host_report_free(struct kgb_host_report *r) {
+  if (!r)
+    return NULL;
+  free(r->profile);
+  free(r->release);
+  free(r->config_source);
+  for (size_t i = 0; i < r->n_symbols; i++) {
+    free(r->symbols[i].name);
+    free(r->symbols[i].value);
+  }
+  free(r->symbols);
+  free(r->cmdline);
+  for (size_t i = 0; i < r->n_gpus; i++) {
+    kgb_pci_dev_release(&r->gpus[i].dev);
+    strv_free(r->gpus[i].group_members);
+    free(r->gpus[i].vfio_dev);
+    free(r->gpus[i].mig_mode);
+  }
+  free(r->gpus);
+  for (size_t i = 0; i < r->n_mdevs; i++)
+    kgb_mdev_release(&r->mdevs[i]);
+  free(r->mdevs);
+  free(r->mig);
+  for (size_t i = 0; i < r->n_problems; i++) {
+    free(r->problems[i].what);
+    free(r->problems[i].fix);
+  }
+  free(r->problems);
+  strv_free(r->notes);
+  free(r);
+  return NULL;
+}
+
+static bool has_token(const char *cmdline, const char *tok) {
+  size_t tl = strlen(tok);
+  for (const char *p = cmdline; p && *p;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+      p++;
+    size_t l = strcspn(p, " \t\n");
+    if (l == tl && strncmp(p, tok, tl) == 0)
+      return true;
+    p += l;
+  }
+  return false;
+}
+
+/* i915.enable_gvt=1 set another way: <sysfs>/module/i915/parameters/enable_gvt says Y or 1. */
+static bool module_param_set(struct kgb_ctx *ctx, const char *tok) {
+  const char *dot = strchr(tok, '.'), *eq = strchr(tok, '=');
+  if (!dot || !eq || eq < dot)
+    return false;
+  _cleanup_free_ char *p = kgb_strdup_printf("%s/module/%.*s/parameters/%.*s", ctx->sysfs,
+                                             (int)(dot - tok), tok, (int)(eq - dot - 1), dot + 1);
+  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  if (!v)
+    return false;
+  const char *want = eq + 1;
+  return STREQ(v, want) || (STREQ(want, "1") && STREQ(v, "Y")) ||
+         (STREQ(want, "0") && STREQ(v, "N"));
+}
+
+static const char *grub_hint =
+    " to GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub (grub2-mkconfig -o "
+    "/boot/grub2/grub.cfg on Fedora) and reboot";
+
+static char *cpu_vendor(struct kgb_ctx *ctx) {
+  _cleanup_free_ char *p = strjoin_path(ctx->proc, "cpuinfo"), *text = NULL;
+  if (!p || read_full_file(p, &text, NULL) < 0)
+    return NULL;
+  char *v = strstr(text, "vendor_id");
+  if (!v)
+    return NULL;
+  v = strchr(v, ':');
+  if (!v)
+    return NULL;
+  v++;
+  size_t l = strcspn(v, "\n");
+  v[l] = '\0';
+  return strdup(strstrip(v));
+}
+
+static int check_kernel(struct kgb_ctx *ctx, struct kgb_host_report *r, const struct kgb_profile *p,
+                        const char *mode) {
+  _cleanup_free_ char *text = NULL;
+  int k = kgb_host_kernel_config(ctx, r->release, &text, &r->config_source);
+  if (k < 0 && k != -ENOENT)
+    return k;
+  if (k == -ENOENT) {
+    kgb_error_clear(ctx);
+    int e =
+        add_note(r, kgb_strdup_printf("cannot check the host kernel's options: neither "
+                                      "'%s/config-%s' nor '%s/config.gz' exists",
+                                      ctx->boot, r->release ? r->release : "RELEASE", ctx->proc));
+    if (e < 0)
+      return e;
+  }
+  bool none = mode && STREQ(mode, "none");
+  _cleanup_strv_free_ char **req = NULL;
+  config_setting_t *s = p ? config_lookup((config_t *)&p->cfg, "host.kernel_config") : NULL;
+  for (int i = 0; s && i < config_setting_length(s); i++)
+    if (strv_extend(&req, config_setting_get_string_elem(s, i)) < 0)
+      return -ENOMEM;
+  if (!p || (!s && !none)) {
+    static const char *const base[] = {"CONFIG_VFIO", "CONFIG_VFIO_IOMMU_TYPE1", "CONFIG_VFIO_PCI"};
+    for (size_t i = 0; i < ELEMENTSOF(base); i++)
+      if (strv_extend(&req, base[i]) < 0)
+        return -ENOMEM;
+  }
+  /* CONFIG_VFIO_MDEV_DEVICE was folded into CONFIG_VFIO_MDEV in Linux 5.13. */
+  if (strv_contains(req, "CONFIG_VFIO_MDEV") && !strv_contains(req, "CONFIG_VFIO_MDEV_DEVICE") &&
+      ((text && config_mentions(text, "CONFIG_VFIO_MDEV_DEVICE")) ||
+       release_before(r->release, 5, 13)))
+    if (strv_extend(&req, "CONFIG_VFIO_MDEV_DEVICE") < 0)
+      return -ENOMEM;
+  for (size_t i = 0; req && req[i]; i++)
+    if (add_symbol(r, req[i], text, true) < 0)
+      return -ENOMEM;
+  /* Shown for information: the VFIO options, and GVT-g's on a host with an Intel GPU. */
+  bool intel = false;
+  for (size_t i = 0; i < r->n_gpus; i++)
+    intel = intel || r->gpus[i].dev.vendor == 0x8086;
+  static const char *const shown[] = {"CONFIG_VFIO",         "CONFIG_VFIO_IOMMU_TYPE1",
+                                      "CONFIG_VFIO_PCI",     "CONFIG_VFIO_MDEV",
+                                      "CONFIG_DRM_I915_GVT", "CONFIG_DRM_I915_GVT_KVMGT"};
+  for (size_t i = 0; i < ELEMENTSOF(shown); i++)
+    if ((intel || !strstr(shown[i], "I915")) && add_symbol(r, shown[i], text, false) < 0)
+      return -ENOMEM;
+  for (size_t i = 0; text && i < r->n_symbols; i++) {
+    const struct kgb_host_symbol *sym = &r->symbols[i];
+    if (!sym->required || !STREQ(sym->value, "n"))
+      continue;
+    int e = add_problem(
+        r,
+        kgb_strdup_printf("the host kernel lacks %s (not set in %s)", sym->name, r->config_source),
+        kgb_strdup_printf("use a host kernel built with %s=m (add the line to its "
+                          ".config and rebuild), or a distribution kernel that "
+                          "has it",
+                          sym->name));
+    if (e < 0)
+      return e;
+  }
+  return 0;
+}
+
+static int check_cmdline(struct kgb_ctx *ctx, struct kgb_host_report *r,
+                         const struct kgb_profile *p, const char *mode) {
+  _cleanup_free_ char *path = strjoin_path(ctx->proc, "cmdline");
+  if (!path)
+    return -ENOMEM;
+  r->cmdline = read_line_file(path);
+  if (!r->cmdline && !(r->cmdline = strdup("")))
+    return -ENOMEM;
+  _cleanup_free_ char *groups = strjoin_path(ctx->sysfs, "kernel/iommu_groups");
+  DIR *d = groups ? opendir(groups) : NULL;
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)))
+      if (de->d_name[0] != '.')
+        r->iommu_groups++;
+    closedir(d);
+  }
+  r->iommu_enabled = r->iommu_groups > 0;
+  if (mode && STREQ(mode, "none"))
+    return 0;
+  _cleanup_free_ char *vendor = cpu_vendor(ctx);
+  bool amd = vendor && STREQ(vendor, "AuthenticAMD");
+  const char *param = amd ? "amd_iommu=on" : "intel_iommu=on";
+  int e = 0;
+  if (!r->iommu_enabled) {
+    bool on = has_token(r->cmdline, "intel_iommu=on") || has_token(r->cmdline, "amd_iommu=on");
+    if (on)
+      e = add_problem(r,
+                      kgb_strdup_printf("the IOMMU is not active: '%s' has no groups although the "
+                                        "command line has %s",
+                                        groups, param),
+                      kgb_strdup_printf("enable %s in the firmware setup and reboot",
+                                        amd ? "AMD-Vi (IOMMU)" : "VT-d"));
+    else
+      e = add_problem(r,
+                      kgb_strdup_printf("the IOMMU is not active: no groups under '%s' and no %s "
+                                        "on the kernel command line",
+                                        groups, param),
+                      kgb_strdup_printf("add %s%s; enable %s in the firmware setup", param,
+                                        grub_hint, amd ? "AMD-Vi" : "VT-d"));
+    if (e < 0)
+      return e;
+  } else if (!has_token(r->cmdline, "iommu=pt")) {
+    e = add_note(r, kgb_strdup_printf("iommu=pt is not on the command line: host devices that "
+                                      "stay with the host then go through the IOMMU too (add "
+                                      "iommu=pt%s)",
+                                      grub_hint));
+    if (e < 0)
+      return e;
+  }
+  config_setting_t *s = p ? config_lookup((config_t *)&p->cfg, "host.cmdline") : NULL;
+  for (int i = 0; s && i < config_setting_length(s); i++) {
+    const char *tok = config_setting_get_string_elem(s, i);
+    /* The IOMMU switch is judged by the groups above: it may be on by default. */
+    if (STREQ(tok, "intel_iommu=on") || STREQ(tok, "amd_iommu=on") || has_token(r->cmdline, tok) ||
+        module_param_set(ctx, tok))
+      continue;
+    e = add_problem(r,
+                    kgb_strdup_printf("'%s' is not on the kernel command line (profile '%s' "
+                                      "needs it)",
+                                      tok, p->name),
+                    kgb_strdup_printf("add %s%s", tok, grub_hint));
+    if (e < 0)
+      return e;
+  }
+  return 0;
+}
+
+static bool is_bridge(struct kgb_ctx *ctx, const char *bdf) {
+  _cleanup_free_ char *p = kgb_strdup_printf("%s/bus/pci/devices/%s/class", ctx->sysfs, bdf);
+  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  return v && (strtoul(v, NULL, 16) >> 8) == 0x0604;
+}
+
+static char *member_driver(struct kgb_ctx *ctx, const char *bdf) {
+  _cleanup_free_ char *p = kgb_strdup_printf("%s/bus/pci/devices/%s/driver", ctx->sysfs, bdf);
+  return p ? link_base(p) : NULL;
+}
+
+static unsigned member_class(struct kgb_ctx *ctx, const char *bdf) {
+  _cleanup_free_ char *p = kgb_strdup_printf("%s/bus/pci/devices/%s/class", ctx->sysfs, bdf);
+  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  return v ? (unsigned)strtoul(v, NULL, 16) : 0;
+}
+
+static int read_gpus(struct kgb_ctx *ctx, struct kgb_host_report *r, const char *dev_root,
+                     const char *pci_ids) {
+  _cleanup_(kgb_pci_list_freep) struct kgb_pci_list *l = NULL;
+  int e = kgb_pci_scan(ctx, true, pci_ids, &l);
+  if (e < 0)
+    return e;
+  r->gpus = calloc(l->n + 1, sizeof(*r->gpus));
+  if (!r->gpus)
+    return -ENOMEM;
+  for (size_t i = 0; i < l->n; i++) {
+    struct kgb_host_gpu *g = &r->gpus[r->n_gpus++];
+    g->dev = l->devs[i];
+    l->devs[i] = (struct kgb_pci_dev){0};
+    g->mig_instances = -1;
+    if (g->dev.iommu_group < 0)
+      continue;
+    _cleanup_strv_free_ char **members = NULL;
+    if ((e = kgb_pci_group_devices(ctx, g->dev.iommu_group, &members)) < 0)
+      return e;
+    for (size_t m = 0; members[m]; m++)
+      if (!STREQ(members[m], g->dev.bdf) && (e = strv_extend(&g->group_members, members[m])) < 0)
+        return e;
+    g->vfio_dev = kgb_strdup_printf("%s/vfio/%d", dev_root, g->dev.iommu_group);
+    if (!g->vfio_dev)
+      return -ENOMEM;
+    g->vfio_dev_present = access(g->vfio_dev, F_OK) == 0;
+  }
+  return 0;
+}
+
+/* Problems of one GPU's IOMMU group: members that are neither GPUs nor bridges and that a
+ * host driver still holds. */
+static int check_group(struct kgb_ctx *ctx, struct kgb_host_report *r,
+                       const struct kgb_host_gpu *g) {
+  struct sbuf who = SBUF_INIT, fix = SBUF_INIT;
+  size_t n = 0;
+  for (size_t m = 0; g->group_members && g->group_members[m]; m++) {
+    const char *bdf = g->group_members[m];
+    unsigned cls = member_class(ctx, bdf);
+    if ((cls >> 16) == 0x03 || (cls >> 8) == 0x0604 || is_bridge(ctx, bdf))
+      continue;
+    _cleanup_free_ char *drv = member_driver(ctx, bdf);
+    if (drv && STREQ(drv, "vfio-pci"))
+      continue;
+    sbuf_addf(&who, "%s%s (class 0x%06x, %s%s)", n ? ", " : "", bdf, cls,
+              drv ? "bound to " : "no driver", drv ? drv : "");
+    sbuf_addf(&fix, "%skata-gpu-builder host bind %s", n ? "; " : "", bdf);
+    n++;
+  }
+  int e = 0;
+  if (n)
+    e = add_problem(r,
+                    kgb_strdup_printf("IOMMU group %d of %s is shared with %s: the whole group "
+                                      "goes to the VM",
+                                      g->dev.iommu_group, g->dev.bdf, sbuf_str(&who)),
+                    kgb_strdup_printf("%s (the container then gets all of /dev/vfio/%d), or put "
+                                      "the GPU in a slot with its own IOMMU group",
+                                      sbuf_str(&fix), g->dev.iommu_group));
+  sbuf_release(&who);
+  sbuf_release(&fix);
+  return e;
+}
+
+static int check_passthrough(struct kgb_ctx *ctx, struct kgb_host_report *r,
+                             const struct kgb_host_gpu *g) {
+  int e = check_group(ctx, r, g);
+  if (e < 0 || g->dev.iommu_group < 0)
+    return e;
+  if (!g->dev.driver || !STREQ(g->dev.driver, "vfio-pci"))
+    e = add_problem(r,
+                    kgb_strdup_printf("%s is %s%s, not to vfio-pci", g->dev.bdf,
+                                      g->dev.driver ? "bound to " : "not bound to any driver",
+                                      g->dev.driver ? g->dev.driver : ""),
+                    kgb_strdup_printf("kata-gpu-builder host bind %s", g->dev.bdf));
+  else if (!g->vfio_dev_present)
+    e = add_problem(r,
+                    kgb_strdup_printf("%s is bound to vfio-pci but '%s' does not exist", g->dev.bdf,
+                                      g->vfio_dev),
+                    strdup("load the VFIO modules (modprobe vfio-pci) and check that devtmpfs "
+                           "is mounted on /dev"));
+  if (e >= 0) {
+    const struct kgb_pci_bar *b = kgb_pci_large_bar(&g->dev);
+    if (b) {
+      _cleanup_free_ char *sz = kgb_format_size(b->size);
+      e = add_note(r, kgb_strdup_printf("%s has a %s 64-bit BAR: the guest needs q35 with PCIe "
+                                        "root ports ('kata-config' sets them), and the firmware "
+                                        "must map MMIO above 4 GiB ('Above 4G Decoding')",
+                                        g->dev.bdf, sz ? sz : "large"));
+    }
+  }
+  return e;
+}
+
+static const struct kgb_host_gpu *find_gpu(const struct kgb_host_report *r, const char *bdf) {
+  for (size_t i = 0; i < r->n_gpus; i++)
+    if (STREQ(r->gpus[i].dev.bdf, bdf))
+      return &r->gpus[i];
+  return NULL;
+}
+
+static int check_mdev(struct kgb_ctx *ctx, struct kgb_host_report *r, const struct kgb_profile *p,
+                      const struct kgb_host_gpu *const *mine, size_t n_mine) {
+  (void)ctx;
+  const struct kgb_mdev_type *avail = NULL;
+  const char *avail_parent = NULL;
+  bool any_types = false;
+  for (size_t i = 0; i < n_mine; i++)
+    for (size_t t = 0; t < mine[i]->dev.n_mdev_types; t++) {
+      any_types = true;
+      if (!avail && mine[i]->dev.mdev_types[t].available > 0) {
+        avail = &mine[i]->dev.mdev_types[t];
+        avail_parent = mine[i]->dev.bdf;
+      }
+    }
+  bool intel = STREQ(p->vendor, "intel");
+  int e = 0;
+  if (!any_types) {
+    const struct kgb_host_gpu *pf = NULL;
+    for (size_t i = 0; i < n_mine && !pf; i++)
+      if (mine[i]->dev.sriov && mine[i]->dev.numvfs == 0)
+        pf = mine[i];
+    if (intel)
+      e = add_problem(
+          r, kgb_strdup_printf("%s offers no mediated device types (GVT-g)", mine[0]->dev.bdf),
+          kgb_strdup_printf("boot with i915.enable_gvt=1%s, then load kvmgt "
+                            "(modprobe kvmgt); GVT-g needs a 5th to 10th "
+                            "generation Intel Core GPU",
+                            grub_hint));
+    else if (pf)
+      e = add_problem(
+          r,
+          kgb_strdup_printf("%s has SR-IOV with no virtual function enabled: vGPUs live on VFs",
+                            pf->dev.bdf),
+          kgb_strdup_printf("/usr/lib/nvidia/sriov-manage -e %s", pf->dev.bdf));
+    else
+      e = add_problem(r, kgb_strdup_printf("no NVIDIA GPU offers mediated device (vGPU) types"),
+                      strdup("install the NVIDIA vGPU manager (the host vGPU driver) for this "
+                             "GPU and reboot"));
+    return e;
+  }
+  /* Existing mediated devices on these GPUs. */
+  size_t mine_mdevs = 0;
+  for (size_t i = 0; i < r->n_mdevs && e >= 0; i++) {
+    const struct kgb_mdev *m = &r->mdevs[i];
+    bool ours = false;
+    for (size_t k = 0; k < n_mine; k++)
+      ours = ours || STREQ(mine[k]->dev.bdf, m->parent);
+    if (!ours)
+      continue;
+    mine_mdevs++;
+    if (m->iommu_group < 0)
+      e = add_problem(r, kgb_strdup_printf("mediated device %s has no IOMMU group", m->uuid),
+                      strdup("load vfio_mdev and the vendor's mdev driver (modprobe vfio_mdev "
+                             "kvmgt, or the NVIDIA vGPU manager), then recreate the device"));
+  }
+  if (e >= 0 && !mine_mdevs) {
+    if (avail)
+      e = add_problem(r,
+                      kgb_strdup_printf(
+                          "no %s exists yet on this host (%s offers type %s%s%s%s, %ld available)",
+                          intel ? "GVT-g vGPU" : "vGPU", avail_parent, avail->id,
+                          avail->name ? " \"" : "", avail->name ? avail->name : "",
+                          avail->name ? "\"" : "", avail->available),
+                      kgb_strdup_printf("kata-gpu-builder host mdev create %s --parent %s",
+                                        avail->id, avail_parent));
+    else
+      e = add_problem(r, strdup("every mediated device type has 0 available instances"),
+                      strdup("remove a vGPU that is no longer used (kata-gpu-builder host mdev "
+                             "list; kata-gpu-builder host mdev remove UUID)"));
+  }
+  return e;
+}
+
+static int check_mig_mode(struct kgb_host_report *r, const char *mode,
+                          const struct kgb_host_gpu *const *mine, size_t n_mine) {
+  int e = 0;
+  for (size_t i = 0; i < n_mine && e >= 0; i++) {
+    const struct kgb_host_gpu *g = mine[i];
+    if (g->dev.physfn)
+      continue;
+    if (!g->mig_mode) {
+      if (STREQ(mode, "mig"))
+        e = add_note(r, kgb_strdup_printf("cannot tell whether MIG is enabled on %s (%s)",
+                                          g->dev.bdf, r->mig ? r->mig : "no nvidia-smi"));
+      continue;
+    }
+    bool on = STREQ(g->mig_mode, "Enabled");
+    if (STREQ(mode, "mig") && !on)
+      e = add_problem(r, kgb_strdup_printf("MIG is disabled on %s", g->dev.bdf),
+                      kgb_strdup_printf("nvidia-smi -i %s -mig 1, reset the GPU (nvidia-smi "
+                                        "--gpu-reset) or reboot, then create GPU instances "
+                                        "(nvidia-smi mig -cgi PROFILE -C)",
+                                        g->dev.bdf));
+    else if (STREQ(mode, "mig") && g->mig_instances == 0)
+      e = add_problem(
+          r, kgb_strdup_printf("MIG is enabled on %s but it has no GPU instance", g->dev.bdf),
+          kgb_strdup_printf("nvidia-smi mig -i %s -lgip lists the profiles; "
+                            "nvidia-smi mig -i %s -cgi PROFILE -C creates one",
+                            g->dev.bdf, g->dev.bdf));
+    else if (STREQ(mode, "mdev") && on)
+      e = add_problem(
+          r, kgb_strdup_printf("MIG is enabled on %s: time-sliced vGPUs need it off", g->dev.bdf),
+          kgb_strdup_printf("nvidia-smi -i %s -mig 0", g->dev.bdf));
+  }
+  return e;
+}
+
+static int check_render_node(struct kgb_host_report *r, const char *dev_root) {
+  _cleanup_free_ char *dri = strjoin_path(dev_root, "dri");
+  DIR *d = dri ? opendir(dri) : NULL;
+  _cleanup_free_ char *found = NULL;
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)) && !found)
+      if (startswith(de->d_name, "renderD"))
+        found = kgb_strdup_printf("%s/%s", dri, de->d_name);
+    closedir(d);
+  }
+  if (found)
+    return add_note(r, kgb_strdup_printf("virgl renders on the host through %s", found));
+  return add_note(r, kgb_strdup_printf("no DRM render node under '%s': virglrenderer falls back "
+                                       "to software rendering without a host GPU driver",
+                                       dri ? dri : "dri"));
+}
+
+int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
+                   struct kgb_host_report **ret) {
+  _cleanup_(kgb_host_report_freep) struct kgb_host_report *r = calloc(1, sizeof(*r));
+  if (!r)
+    return -ENOMEM;
+  const struct kgb_profile *p = opts->profile;
+  const char *dev_root = opts->dev_root ? opts->dev_root : "/dev";
+  const char *mode = NULL;
+  if (p) {
+    if (!(r->profile = strdup(p->name)))
+      return -ENOMEM;
+    if (config_lookup_string(&p->cfg, "host.mode", &mode) != CONFIG_TRUE)
+      mode = STREQ(p->mode, "virgl") ? "none" : "passthrough";
+  }
+  _cleanup_free_ char *osrel = strjoin_path(ctx->proc, "sys/kernel/osrelease");
+  if (!osrel)
+    return -ENOMEM;
+  r->release = read_line_file(osrel);
+  int e = 0;
+  if (!r->release)
+    e = add_note(r, kgb_strdup_printf("cannot read '%s': the kernel release is unknown", osrel));
+  if (e < 0 || (e = read_gpus(ctx, r, dev_root, opts->pci_ids)) < 0 ||
+      (e = check_kernel(ctx, r, p, mode)) < 0 || (e = check_cmdline(ctx, r, p, mode)) < 0 ||
+      (e = kgb_mdev_list(ctx, &r->mdevs, &r->n_mdevs)) < 0 || (e = check_mig(ctx, r)) < 0)
+    return e;
+  if (mode && STREQ(mode, "none")) {
+    if ((e = check_render_node(r, dev_root)) < 0)
+      return e;
+  } else {
+    unsigned want = p ? kgb_pci_vendor_id(p->vendor) : 0;
+    _cleanup_free_ const struct kgb_host_gpu **mine = calloc(r->n_gpus + 1, sizeof(*mine));
+    size_t n_mine = 0;
+    if (!mine)
+      return -ENOMEM;
+    for (size_t i = 0; i < r->n_gpus; i++)
+      if (!want || r->gpus[i].dev.vendor == want)
+        mine[n_mine++] = &r->gpus[i];
+    if (!r->n_gpus) {
+      _cleanup_free_ char *dir = strjoin_path(ctx->sysfs, "bus/pci/devices");
+      e = add_problem(r,
+                      kgb_strdup_printf("no GPU (PCI class 0x03) under '%s': nothing to pass "
+                                        "to a VM",
+                                        dir),
+                      strdup("run on a host with a GPU, or use the 'virgl' profile, which needs "
+                             "none"));
+    } else if (!n_mine) {
+      struct sbuf sb = SBUF_INIT;
+      for (size_t i = 0; i < r->n_gpus; i++)
+        sbuf_addf(&sb, "%s%s (%04x:%04x)", i ? ", " : "", r->gpus[i].dev.bdf, r->gpus[i].dev.vendor,
+                  r->gpus[i].dev.device);
+      e = add_problem(r,
+                      kgb_strdup_printf("no %s GPU (vendor %04x) on this host; it has %s",
+                                        kgb_pci_vendor_label(want), want, sbuf_str(&sb)),
+                      strdup("use a profile for this host's GPU ('kata-gpu-builder profiles' "
+                             "lists them)"));
+      sbuf_release(&sb);
+    } else if (!p) {
+      for (size_t i = 0; i < n_mine && e >= 0; i++)
+        e = check_group(ctx, r, mine[i]);
+    } else if (STREQ(mode, "passthrough")) {
+      for (size_t i = 0; i < n_mine && e >= 0; i++)
+        if (!mine[i]->dev.physfn)
+          e = check_passthrough(ctx, r, mine[i]);
+    } else {
+      if (STREQ(p->vendor, "nvidia") && (e = check_mig_mode(r, mode, mine, n_mine)) < 0)
+        return e;
+      e = check_mdev(ctx, r, p, mine, n_mine);
+      for (size_t i = 0; i < r->n_mdevs && e >= 0; i++) {
+        const struct kgb_mdev *m = &r->mdevs[i];
+        _cleanup_free_ char *node = kgb_strdup_printf("%s/vfio/%d", dev_root, m->iommu_group);
+        if (!node)
+          return -ENOMEM;
+        if (m->iommu_group >= 0 && find_gpu(r, m->parent) && access(node, F_OK) < 0)
+          e = add_problem(r,
+                          kgb_strdup_printf("mediated device %s is in IOMMU group %d but '%s' "
+                                            "does not exist",
+                                            m->uuid, m->iommu_group, node),
+                          strdup("load the VFIO modules (modprobe vfio_mdev vfio_iommu_type1) "
+                                 "and check that devtmpfs is mounted on /dev"));
+      }
+    }
+    if (e < 0)
+      return e;
+  }
+  r->ready = r->n_problems == 0;
+  *ret = TAKE_PTR(r);
+  return 0;
+}
+
+/* ---- JSON ---- */
+static void json_str_or_null(struct sbuf *sb, const char *s) {
+  if (s)
+    sbuf_add_json(sb, s);
+  else
+    sbuf_adds(sb, "null");
+}
+
+char *kgb_host_report_json(const struct kgb_host_report *r) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "{\n  \"profile\": ");
+  json_str_or_null(&sb, r->profile);
+  sbuf_adds(&sb, ",\n  \"release\": ");
+  json_str_or_null(&sb, r->release);
+  sbuf_adds(&sb, ",\n  \"kernel_config_source\": ");
+  json_str_or_null(&sb, r->config_source);
+  sbuf_adds(&sb, ",\n  \"kernel_config\": {");
+  for (size_t i = 0; i < r->n_symbols; i++) {
+    sbuf_adds(&sb, i ? ", " : "");
+    sbuf_add_json(&sb, r->symbols[i].name);
+    sbuf_adds(&sb, ": ");
+    json_str_or_null(&sb, r->symbols[i].value);
+  }
+  sbuf_adds(&sb, "},\n  \"kernel_config_required\": [");
+  for (size_t i = 0, n = 0; i < r->n_symbols; i++)
+    if (r->symbols[i].required) {
+      sbuf_adds(&sb, n++ ? ", " : "");
+      sbuf_add_json(&sb, r->symbols[i].name);
+    }
+  sbuf_adds(&sb, "],\n  \"cmdline\": ");
+  sbuf_add_json(&sb, r->cmdline ? r->cmdline : "");
+  sbuf_addf(&sb, ",\n  \"iommu_enabled\": %s,\n  \"iommu_groups\": %u,\n  \"gpus\": [",
+            r->iommu_enabled ? "true" : "false", r->iommu_groups);
+  for (size_t i = 0; i < r->n_gpus; i++) {
+    const struct kgb_host_gpu *g = &r->gpus[i];
+    const struct kgb_pci_dev *d = &g->dev;
+    sbuf_adds(&sb, i ? ",\n    {\"bdf\": " : "\n    {\"bdf\": ");
+    sbuf_add_json(&sb, d->bdf);
+    sbuf_addf(&sb,
+              ", \"vendor\": \"%04x\", \"device\": \"%04x\", \"class\": \"0x%06x\", \"name\": ",
+              d->vendor, d->device, d->class_code);
+    json_str_or_null(&sb, d->device_name);
+    sbuf_adds(&sb, ", \"vendor_name\": ");
+    json_str_or_null(&sb, d->vendor_name);
+    sbuf_adds(&sb, ", \"driver\": ");
+    json_str_or_null(&sb, d->driver);
+    if (d->iommu_group >= 0)
+      sbuf_addf(&sb, ", \"iommu_group\": %d", d->iommu_group);
+    else
+      sbuf_adds(&sb, ", \"iommu_group\": null");
+    sbuf_adds(&sb, ", \"group_members\": [");
+    for (size_t m = 0; g->group_members && g->group_members[m]; m++) {
+      sbuf_adds(&sb, m ? ", " : "");
+      sbuf_add_json(&sb, g->group_members[m]);
+    }
+    sbuf_adds(&sb, "], \"vfio_device\": ");
+    json_str_or_null(&sb, g->vfio_dev);
+    sbuf_addf(&sb, ", \"vfio_device_present\": %s, \"bars\": [",
+              g->vfio_dev_present ? "true" : "false");
+    for (size_t b = 0; b < d->n_bars; b++)
+      sbuf_addf(&sb,
+                "%s{\"index\": %u, \"size\": %llu, \"is64\": %s, \"prefetchable\": %s, "
+                "\"io\": %s}",
+                b ? ", " : "", d->bars[b].index, (unsigned long long)d->bars[b].size,
+                d->bars[b].is64 ? "true" : "false", d->bars[b].prefetchable ? "true" : "false",
+                d->bars[b].io ? "true" : "false");
+    sbuf_addf(&sb, "], \"large_bar\": %s, \"sriov\": ", kgb_pci_large_bar(d) ? "true" : "false");
+    if (d->sriov)
+      sbuf_addf(&sb, "{\"totalvfs\": %u, \"numvfs\": %u}", d->totalvfs, d->numvfs);
+    else
+      sbuf_adds(&sb, "null");
+    sbuf_adds(&sb, ", \"physfn\": ");
+    json_str_or_null(&sb, d->physfn);
+    sbuf_adds(&sb, ", \"virtfns\": [");
+    for (size_t v = 0; d->virtfns && d->virtfns[v]; v++) {
+      sbuf_adds(&sb, v ? ", " : "");
+      sbuf_add_json(&sb, d->virtfns[v]);
+    }
+    sbuf_adds(&sb, "], \"mdev_types\": [");
+    for (size_t t = 0; t < d->n_mdev_types; t++) {
+      const struct kgb_mdev_type *mt = &d->mdev_types[t];
+      sbuf_adds(&sb, t ? ", {\"type\": " : "{\"type\": ");
+      sbuf_add_json(&sb, mt->id);
+      sbuf_adds(&sb, ", \"name\": ");
+      json_str_or_null(&sb, mt->name);
+      sbuf_adds(&sb, ", \"description\": ");
+      json_str_or_null(&sb, mt->description);
+      sbuf_addf(&sb, ", \"available_instances\": %ld}", mt->available);
+    }
+    sbuf_adds(&sb, "], \"mig_mode\": ");
+    json_str_or_null(&sb, g->mig_mode);
+    if (g->mig_mode)
+      sbuf_addf(&sb, ", \"mig_instances\": %d}", g->mig_instances);
+    else
+      sbuf_adds(&sb, ", \"mig_instances\": null}");
+  }
+  sbuf_adds(&sb, r->n_gpus ? "\n  ],\n  \"mdevs\": [" : "],\n  \"mdevs\": [");
+  for (size_t i = 0; i < r->n_mdevs; i++) {
+    const struct kgb_mdev *m = &r->mdevs[i];
+    sbuf_adds(&sb, i ? ", {\"uuid\": " : "{\"uuid\": ");
+    sbuf_add_json(&sb, m->uuid);
+    sbuf_adds(&sb, ", \"parent\": ");
+    json_str_or_null(&sb, m->parent);
+    sbuf_adds(&sb, ", \"type\": ");
+    json_str_or_null(&sb, m->type);
+    if (m->iommu_group >= 0)
+      sbuf_addf(&sb, ", \"iommu_group\": %d}", m->iommu_group);
+    else
+      sbuf_adds(&sb, ", \"iommu_group\": null}");
+  }
+  sbuf_adds(&sb, "],\n  \"mig\": ");
+  json_str_or_null(&sb, r->mig);
+  sbuf_addf(&sb, ",\n  \"ready\": %s,\n  \"problems\": [", r->ready ? "true" : "false");
+  for (size_t i = 0; i < r->n_problems; i++) {
+    sbuf_adds(&sb, i ? ",\n    {\"what\": " : "\n    {\"what\": ");
+    sbuf_add_json(&sb, r->problems[i].what);
+    sbuf_adds(&sb, ", \"fix\": ");
+    sbuf_add_json(&sb, r->problems[i].fix);
+    sbuf_adds(&sb, "}");
+  }
+  sbuf_adds(&sb, r->n_problems ? "\n  ],\n  \"notes\": [" : "],\n  \"notes\": [");
+  for (size_t i = 0; r->notes && r->notes[i]; i++) {
+    sbuf_adds(&sb, i ? ",\n    " : "\n    ");
+    sbuf_add_json(&sb, r->notes[i]);
+  }
+  sbuf_adds(&sb, r->notes ? "\n  ]\n}\n" : "]\n}\n");
+  return sbuf_steal(&sb);
+}
+
+/* ---- writing to sysfs ---- */
+int kgb_host_check_writable(struct kgb_ctx *ctx, const char *what) {
+  if (is_real_sysfs(ctx) && geteuid() != 0)
+    return kgb_error(ctx, -EPERM,
+                     "'%s' writes to /sys and needs root: run it with sudo (nothing was changed)",
+                     what);
+  return 0;
+}
+
+static int write_attr(struct kgb_ctx *ctx, const char *path, const char *value) {
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return kgb_error(ctx, -errno, "cannot open '%s' for writing: %m", path);
+  size_t len = strlen(value);
+  ssize_t n = write(fd, value, len);
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  if (n < 0)
+    return kgb_error(ctx, -err, "writing '%.*s' to '%s' failed: %s", (int)strcspn(value, "\n"),
+                     value, path, strerror(err));
+  if ((size_t)n != len)
+    return kgb_error(ctx, -EIO, "short write to '%s'", path);
+  return 0;
+}
+
+static char *dev_path(struct kgb_ctx *ctx, const char *bdf, const char *attr) {
+  return kgb_strdup_printf("%s/bus/pci/devices/%s%s%s", ctx->sysfs, bdf, attr ? "/" : "",
+                           attr ? attr : "");
+}
+
+static char *current_driver(struct kgb_ctx *ctx, const char *bdf) {
+  _cleanup_free_ char *p = dev_path(ctx, bdf, "driver");
+  return p ? link_base(p) : NULL;
+}
+
+static char *state_path(struct kgb_ctx *ctx, const char *bdf) {
+  return kgb_strdup_printf("%s/host/%s.driver", ctx->workdir, bdf);
+}
+
+void kgb_bind_result_release(struct kgb_bind_result *b) {
+  free(b->bdf);
+  free(b->before);
+  free(b->after);
+  free(b->vfio_dev);
+  strv_free(b->group_others);
+  *b = (struct kgb_bind_result){.iommu_group = -1};
+}
+
+static int fill_group(struct kgb_ctx *ctx, const char *dev_root, struct kgb_bind_result *b) {
+  _cleanup_free_ char *p = dev_path(ctx, b->bdf, "iommu_group");
+  _cleanup_free_ char *g = p ? link_base(p) : NULL;
+  if (!p)
+    return -ENOMEM;
+  if (!g)
+    return 0;
+  b->iommu_group = atoi(g);
+  if (!(b->vfio_dev = kgb_strdup_printf("%s/vfio/%d", dev_root, b->iommu_group)))
+    return -ENOMEM;
+  _cleanup_strv_free_ char **members = NULL;
+  int r = kgb_pci_group_devices(ctx, b->iommu_group, &members);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; members[i]; i++) {
+    if (STREQ(members[i], b->bdf) || is_bridge(ctx, members[i]))
+      continue;
+    _cleanup_free_ char *drv = member_driver(ctx, members[i]);
+    if (drv && !STREQ(drv, "vfio-pci") &&
+        strv_push(&b->group_others, kgb_strdup_printf("%s (%s)", members[i], drv)) < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* Polls until the device's driver is want (NULL: any driver other than not_this). */
+static int wait_driver(struct kgb_ctx *ctx, const char *bdf, const char *want, const char *not_this,
+                       char **ret) {
+  for (unsigned waited = 0;; waited += 10) {
+    char *drv = current_driver(ctx, bdf);
+    bool ok = want ? (drv && STREQ(drv, want)) : !(drv && not_this && STREQ(drv, not_this));
+    if (ok || waited >= WAIT_MS || kgb_cancelled(ctx)) {
+      *ret = drv;
+      return ok ? 0 : kgb_cancelled(ctx) ? -ECANCELED : -ETIMEDOUT;
+    }
+    free(drv);
+    sleep_ms(10);
+  }
+}
+
+static int ensure_vfio_pci(struct kgb_ctx *ctx) {
+  _cleanup_free_ char *drv = strjoin_path(ctx->sysfs, "bus/pci/drivers/vfio-pci");
+  if (!drv)
+    return -ENOMEM;
+  if (is_dir(drv))
+    return 0;
+  /* Only the real host gets a module loaded; a fixture tree says what to do instead. */
+  if (is_real_sysfs(ctx)) {
+    char *const argv[] = {"modprobe", "vfio-pci", NULL};
+    int st = kgb_exec(ctx, argv, NULL);
+    if (st == 0 && is_dir(drv))
+      return 0;
+    kgb_error_clear(ctx);
+  }
+  return kgb_error(ctx, -ENOENT,
+                   "the vfio-pci driver is not loaded ('%s' does not exist): run 'modprobe "
+                   "vfio-pci' (CONFIG_VFIO_PCI)",
+                   drv);
+}
+
+int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
+                  struct kgb_bind_result *ret) {
+  struct kgb_bind_result b = {.iommu_group = -1};
+  _cleanup_free_ char *bdf = NULL;
+  int r = kgb_host_check_writable(ctx, "host bind");
+  if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &bdf)) < 0)
+    return r;
+  struct kgb_pci_dev d = {0};
+  if ((r = kgb_pci_read(ctx, bdf, NULL, &d)) < 0)
+    return r;
+  b.before = d.driver ? strdup(d.driver) : NULL;
+  kgb_pci_dev_release(&d);
+  if (!(b.bdf = strdup(bdf)))
+    goto oom;
+  if (b.before && STREQ(b.before, "vfio-pci")) {
+    if (!(b.after = strdup("vfio-pci")))
+      goto oom;
+    if ((r = fill_group(ctx, dev_root, &b)) < 0)
+      goto fail;
+    *ret = b;
+    return 0;
+  }
+  if ((r = ensure_vfio_pci(ctx)) < 0)
+    goto fail;
+  _cleanup_free_ char *state = state_path(ctx, bdf);
+  _cleanup_free_ char *state_dir = kgb_strdup_printf("%s/host", ctx->workdir);
+  _cleanup_free_ char *remembered = kgb_strdup_printf("%s\n", b.before ? b.before : "");
+  _cleanup_free_ char *override = dev_path(ctx, bdf, "driver_override");
+  _cleanup_free_ char *unbind = dev_path(ctx, bdf, "driver/unbind");
+  _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  if (!state || !state_dir || !remembered || !override || !unbind || !probe)
+    goto oom;
+  if ((r = mkdir_p(state_dir, 0755)) < 0 ||
+      (r = write_file_atomic(state, remembered, strlen(remembered), 0644)) < 0) {
+    r = kgb_error(ctx, r, "cannot remember the driver of %s in '%s': %s", bdf, state, strerror(-r));
+    goto fail;
+  }
+  if ((r = write_attr(ctx, override, "vfio-pci\n")) < 0)
+    goto fail;
+  if (b.before && (r = write_attr(ctx, unbind, bdf)) < 0)
+    goto fail;
+  if ((r = write_attr(ctx, probe, bdf)) < 0)
+    goto fail;
+  r = wait_driver(ctx, bdf, "vfio-pci", NULL, &b.after);
+  if (r == -ETIMEDOUT) {
+    r = kgb_error(ctx, -EIO,
+                  "%s: after driver_override and drivers_probe it is %s%s, not vfio-pci: check "
+                  "'dmesg' for vfio-pci errors",
+                  bdf, b.after ? "bound to " : "not bound to any driver", b.after ? b.after : "");
+    goto fail;
+  }
+  if (r < 0)
+    goto fail;
+  b.changed = true;
+  if ((r = fill_group(ctx, dev_root, &b)) < 0)
+    goto fail;
+  *ret = b;
+  return 0;
+oom:
+  r = -ENOMEM;
+fail:
+  kgb_bind_result_release(&b);
+  return r;
+}
+
+int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
+                    struct kgb_bind_result *ret) {
+  struct kgb_bind_result b = {.iommu_group = -1};
+  _cleanup_free_ char *bdf = NULL;
+  int r = kgb_host_check_writable(ctx, "host unbind");
+  if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &bdf)) < 0)
+    return r;
+  struct kgb_pci_dev d = {0};
+  if ((r = kgb_pci_read(ctx, bdf, NULL, &d)) < 0)
+    return r;
+  b.before = d.driver ? strdup(d.driver) : NULL;
+  bool overridden = d.driver_override != NULL;
+  kgb_pci_dev_release(&d);
+  _cleanup_free_ char *state = state_path(ctx, bdf);
+  _cleanup_free_ char *override = dev_path(ctx, bdf, "driver_override");
+  _cleanup_free_ char *unbind = dev_path(ctx, bdf, "driver/unbind");
+  _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  if (!(b.bdf = strdup(bdf)) || !state || !override || !unbind || !probe)
+    goto oom;
+  _cleanup_free_ char *original = read_line_file(state);
+  if (!(b.before && STREQ(b.before, "vfio-pci")) && !overridden) {
+    /* Nothing to undo: not ours, and not vfio-pci's. */
+    b.after = b.before ? strdup(b.before) : NULL;
+    if ((r = fill_group(ctx, dev_root, &b)) < 0)
+      goto fail;
+    *ret = b;
+    return 0;
+  }
+  if ((r = write_attr(ctx, override, "\n")) < 0)
+    goto fail;
+  if (b.before && (r = write_attr(ctx, unbind, bdf)) < 0)
+    goto fail;
+  if ((r = write_attr(ctx, probe, bdf)) < 0)
+    goto fail;
+  const char *want = original && *original ? original : NULL;
+  r = wait_driver(ctx, bdf, want, "vfio-pci", &b.after);
+  if (r == -ETIMEDOUT) {
+    if (want)
+      r = kgb_error(ctx, -EIO,
+                    "%s: after clearing driver_override it is %s%s, not %s as before 'host "
+                    "bind': load it (modprobe %s), then 'echo %s > %s'",
+                    bdf, b.after ? "bound to " : "not bound to any driver", b.after ? b.after : "",
+                    want, want, bdf, probe);
+    else
+      r = kgb_error(ctx, -EIO, "%s: still bound to vfio-pci after clearing driver_override", bdf);
+    goto fail;
+  }
+  if (r < 0)
+    goto fail;
+  if (unlink(state) < 0 && errno != ENOENT) {
+    r = kgb_error(ctx, -errno, "cannot remove '%s': %m", state);
+    goto fail;
+  }
+  b.changed = true;
+  if ((r = fill_group(ctx, dev_root, &b)) < 0)
+    goto fail;
+  *ret = b;
+  return 0;
+oom:
+  r = -ENOMEM;
+fail:
+  kgb_bind_result_release(&b);
+  return r;
+}
+
+/* ---- mediated devices ---- */
+bool kgb_uuid_valid(const char *s) {
+  static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+  if (strlen(s) != sizeof(pattern) - 1)
+    return false;
+  for (size_t i = 0; pattern[i]; i++)
+    if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+      return false;
+  return true;
+}
+
+static char *random_uuid(void) {
+  unsigned char b[16];
+  if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+    return NULL;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  return kgb_strdup_printf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                           b[12], b[13], b[14], b[15]);
+}
+
+static int read_mdev(struct kgb_ctx *ctx, const char *uuid, struct kgb_mdev *m) {
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/bus/mdev/devices/%s", ctx->sysfs, uuid);
+  if (!dir)
+    return -ENOMEM;
+  *m = (struct kgb_mdev){.iommu_group = -1};
+  if (!(m->uuid = strdup(uuid)))
+    return -ENOMEM;
+  /* bus/mdev/devices/<uuid> -> ../../../devices/<...>/<parent>/<uuid> */
+  char buf[PATH_MAX];
+  ssize_t n = readlink(dir, buf, sizeof(buf) - 1);
+  if (n > 0) {
+    buf[n] = '\0';
+    char *last = strrchr(buf, '/');
+    if (last) {
+      *last = '\0';
+      char *parent = strrchr(buf, '/');
+      m->parent = strdup(parent ? parent + 1 : buf);
+    }
+  }
+  _cleanup_free_ char *type_link = strjoin_path(dir, "mdev_type");
+  _cleanup_free_ char *group_link = strjoin_path(dir, "iommu_group");
+  _cleanup_free_ char *name = strjoin_path(dir, "mdev_type/name");
+  if (!type_link || !group_link || !name)
+    return -ENOMEM;
+  m->type = link_base(type_link);
+  m->type_name = read_line_file(name);
+  _cleanup_free_ char *g = link_base(group_link);
+  if (g)
+    m->iommu_group = atoi(g);
+  return 0;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kgb_mdev_list(struct kgb_ctx *ctx, struct kgb_mdev **ret, size_t *ret_n) {
+  _cleanup_free_ char *dir = strjoin_path(ctx->sysfs, "bus/mdev/devices");
+  if (!dir)
+    return -ENOMEM;
+  struct kgb_mdev *v = NULL;
+  size_t n = 0;
+  DIR *d = opendir(dir);
+  _cleanup_strv_free_ char **names = NULL;
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)))
+      if (de->d_name[0] != '.' && strv_extend(&names, de->d_name) < 0) {
+        closedir(d);
+        return -ENOMEM;
+      }
+    closedir(d);
+  }
+  size_t total = strv_length(names);
+  if (total) {
+    qsort(names, total, sizeof(char *), cmp_name);
+  }
+  v = calloc(total + 1, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  for (size_t i = 0; i < total; i++) {
+    int r = read_mdev(ctx, names[i], &v[n]);
+    n++;
+    if (r < 0) {
+      for (size_t k = 0; k < n; k++)
+        kgb_mdev_release(&v[k]);
+      free(v);
+      return r;
+    }
+  }
+  *ret = v;
+  *ret_n = n;
+  return 0;
+}
+
+static int wait_gone(struct kgb_ctx *ctx, const char *path) {
+  for (unsigned waited = 0;; waited += 10) {
+    if (access(path, F_OK) < 0)
+      return 0;
+    if (waited >= WAIT_MS)
+      return -ETIMEDOUT;
+    if (kgb_cancelled(ctx))
+      return -ECANCELED;
+    sleep_ms(10);
+  }
+}
+
+int kgb_mdev_create(struct kgb_ctx *ctx, const char *type, const char *parent_in,
+                    const char *uuid_in, struct kgb_mdev *ret) {
+  int r = kgb_host_check_writable(ctx, "host mdev create");
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *parent = NULL, *uuid = NULL;
+  if (parent_in && (r = kgb_pci_bdf_normalize(ctx, parent_in, &parent)) < 0)
+    return r;
+  if (uuid_in) {
+    if (!kgb_uuid_valid(uuid_in))
+      return kgb_error(ctx, -EINVAL,
+                       "'%s' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, as uuidgen "
+                       "prints it)",
+                       uuid_in);
+    uuid = strdup(uuid_in);
+    for (char *c = uuid; c && *c; c++)
+      *c = (char)tolower((unsigned char)*c);
+  } else {
+    uuid = random_uuid();
+  }
+  if (!uuid)
+    return -ENOMEM;
+  _cleanup_(kgb_pci_list_freep) struct kgb_pci_list *l = NULL;
+  if ((r = kgb_pci_scan(ctx, false, NULL, &l)) < 0)
+    return r;
+  const struct kgb_pci_dev *chosen = NULL;
+  const struct kgb_mdev_type *ct = NULL;
+  struct sbuf offered = SBUF_INIT, zero = SBUF_INIT;
+  bool parent_seen = false;
+  for (size_t i = 0; i < l->n && !chosen; i++) {
+    const struct kgb_pci_dev *d = &l->devs[i];
+    if (parent && !STREQ(d->bdf, parent))
+      continue;
+    parent_seen = true;
+    for (size_t t = 0; t < d->n_mdev_types; t++) {
+      const struct kgb_mdev_type *mt = &d->mdev_types[t];
+      if (!STREQ(mt->id, type) && !(mt->name && STREQ(mt->name, type)))
+        continue;
+      if (mt->available > 0) {
+        chosen = d;
+        ct = mt;
+        break;
+      }
+      sbuf_addf(&zero, "%s%s", zero.len ? ", " : "", d->bdf);
+    }
+  }
+  if (!chosen) {
+    for (size_t i = 0; i < l->n; i++)
+      for (size_t t = 0; t < l->devs[i].n_mdev_types; t++)
+        if (!parent || STREQ(l->devs[i].bdf, parent))
+          sbuf_addf(&offered, "%s%s", offered.len ? ", " : "", l->devs[i].mdev_types[t].id);
+    if (parent && !parent_seen)
+      r = kgb_error(ctx, -ENOENT, "no PCI device %s under '%s/bus/pci/devices'", parent,
+                    ctx->sysfs);
+    else if (zero.len)
+      r = kgb_error(ctx, -ENOSPC,
+                    "mdev type '%s' has no instance available on %s (available_instances is "
+                    "0): remove an unused one ('host mdev list', 'host mdev remove UUID') or "
+                    "choose another type",
+                    type, sbuf_str(&zero));
+    else if (offered.len)
+      r = kgb_error(ctx, -ENOENT, "no device %s offers mdev type '%s'; types offered: %s",
+                    parent ? parent : "here", type, sbuf_str(&offered));
+    else
+      r = kgb_error(ctx, -ENOENT,
+                    "no device %s offers mediated device types: for GVT-g boot with "
+                    "i915.enable_gvt=1 and load kvmgt; for NVIDIA vGPU install the vGPU "
+                    "manager and enable VFs (sriov-manage -e BDF)",
+                    parent ? parent : "here");
+  }
+  sbuf_release(&offered);
+  sbuf_release(&zero);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *existing = kgb_strdup_printf("%s/bus/mdev/devices/%s", ctx->sysfs, uuid);
+  _cleanup_free_ char *create = strjoin_path(ct->path, "create");
+  _cleanup_free_ char *made = kgb_strdup_printf("%s/%s/iommu_group", chosen->path, uuid);
+  if (!existing || !create || !made)
+    return -ENOMEM;
+  if (access(existing, F_OK) == 0)
+    return kgb_error(ctx, -EEXIST, "a mediated device %s already exists", uuid);
+  if ((r = write_attr(ctx, create, uuid)) < 0)
+    return r;
+  for (unsigned waited = 0; access(made, F_OK) < 0; waited += 10) {
+    if (kgb_cancelled(ctx))
+      return -ECANCELED;
+    if (waited >= WAIT_MS)
+      return kgb_error(ctx, -EIO,
+                       "wrote %s to '%s' but no device with an IOMMU group appeared ('%s'): "
+                       "check 'dmesg' and that vfio_mdev is loaded",
+                       uuid, create, made);
+    sleep_ms(10);
+  }
+  _cleanup_free_ char *g = link_base(made);
+  *ret = (struct kgb_mdev){.uuid = TAKE_PTR(uuid),
+                           .parent = strdup(chosen->bdf),
+                           .type = strdup(ct->id),
+                           .type_name = ct->name ? strdup(ct->name) : NULL,
+                           .iommu_group = g ? atoi(g) : -1};
+  if (!ret->parent || !ret->type) {
+    kgb_mdev_release(ret);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+int kgb_mdev_remove(struct kgb_ctx *ctx, const char *uuid) {
+  int r = kgb_host_check_writable(ctx, "host mdev remove");
+  if (r < 0)
+    return r;
+  if (!kgb_uuid_valid(uuid))
+    return kgb_error(ctx, -EINVAL, "'%s' is not a UUID ('host mdev list' shows the devices)", uuid);
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/bus/mdev/devices/%s", ctx->sysfs, uuid);
+  _cleanup_free_ char *remove = dir ? strjoin_path(dir, "remove") : NULL;
+  if (!remove)
+    return -ENOMEM;
+  if (access(dir, F_OK) < 0)
+    return kgb_error(ctx, -ENOENT, "no mediated device %s ('host mdev list' shows them)", uuid);
+  if ((r = write_attr(ctx, remove, "1")) < 0)
+    return r;
+  r = wait_gone(ctx, dir);
+  if (r == -ETIMEDOUT)
+    return kgb_error(ctx, -EBUSY,
+                     "wrote 1 to '%s' but the device is still there: is a VM still using it?",
+                     remove);
+  return r;
+}
