@@ -28,7 +28,8 @@ struct cli_command {
 };
 
 extern const struct cli_command cli_cmd_profiles, cli_cmd_profile, cli_cmd_kernel;
-extern const struct cli_command cli_cmd_kata_config, cli_cmd_host;
+extern const struct cli_command cli_cmd_kata_config, cli_cmd_host, cli_cmd_kubevirt,
+    cli_cmd_oci_devices;
 
 /* Runs a sub-verb from a table (argv[0] is the verb); prints usage errors itself. */
 int cli_dispatch(struct cli *cli, const char *prefix, const struct cli_command *table, size_t n,

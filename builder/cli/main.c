@@ -27,6 +27,8 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_kernel,
     &cli_cmd_kata_config,
     &cli_cmd_host,
+    &cli_cmd_kubevirt,
+    &cli_cmd_oci_devices,
     &help_cmd,
 };
 

@@ -1,0 +1,88 @@
+/* `kubevirt`: KubeVirt's permittedHostDevices for this host's GPUs and a profile. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kubevirt.h"
+#include "pci.h"
+#include "util.h"
+
+static int run_kubevirt(struct cli *cli, int argc, char **argv) {
+  enum { O_EXTERNAL = 0x100, O_SYSFS, O_PCI_IDS };
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                       {"external-provider", no_argument, NULL, O_EXTERNAL},
+                                       {"sysfs", required_argument, NULL, O_SYSFS},
+                                       {"pci-ids", required_argument, NULL, O_PCI_IDS},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known[] = {
+      "--profile", "--external-provider", "--sysfs", "--pci-ids", "--help", NULL};
+  const char *profile = NULL;
+  const char *env = getenv("KGB_PCI_IDS");
+  struct kgb_kubevirt_opts o = {.json = cli->json};
+  o.pci_ids = env                                    ? (*env ? env : NULL)
+              : is_file(KGB_PCI_IDS_DEFAULT)         ? KGB_PCI_IDS_DEFAULT
+              : is_file("/usr/share/hwdata/pci.ids") ? "/usr/share/hwdata/pci.ids"
+                                                     : NULL;
+  int c;
+  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      profile = optarg;
+      break;
+    case O_EXTERNAL:
+      o.external_provider = true;
+      break;
+    case O_SYSFS:
+      if (kgb_ctx_set_string(&cli->ctx->sysfs, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case O_PCI_IDS:
+      o.pci_ids = optarg;
+      break;
+    case 'h':
+      fputs(cli_cmd_kubevirt.help, stdout);
+      return EXIT_OK;
+    default:
+      return cli_bad_option(cli, "kubevirt", argv[optind - 1], known);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "kubevirt: unexpected argument '%s'", argv[optind]);
+  if (!profile)
+    return cli_usage(cli, "kubevirt: -p PROFILE is required ('kata-gpu-builder profiles' lists "
+                          "them)");
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = kgb_profile_load(cli->ctx, profile, &p);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  _cleanup_free_ char *text = NULL;
+  r = kgb_kubevirt_render(cli->ctx, p, &o, &text);
+  if (r < 0)
+    return cli_fail(cli, r, "kubevirt");
+  return cli_out(text) < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+const struct cli_command cli_cmd_kubevirt = {
+    "kubevirt", run_kubevirt, "KubeVirt permittedHostDevices for this host's GPUs",
+    "usage: kata-gpu-builder kubevirt -p PROFILE [--external-provider] [--sysfs DIR]\n"
+    "                                 [--pci-ids FILE]\n\n"
+    "Prints the permittedHostDevices section of the KubeVirt resource (its\n"
+    "spec.configuration) for the profile's GPUs on this host: for passthrough profiles\n"
+    "pciHostDevices with pciVendorSelector \"VVVV:DDDD\" and resourceName\n"
+    "<vendor>.com/<NAME>, where NAME is the device's pci.ids name in upper case with spaces,\n"
+    "'/' and '.' as '_' and other punctuation dropped (NVIDIA's KubeVirt device plugin names\n"
+    "its resources so); for vGPU profiles mediatedDevices with mdevNameSelector (the mdev\n"
+    "type's name) of the vGPUs that exist, or of every type offered when none does.\n"
+    "--json prints the same as JSON.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE  the profile\n"
+    "      --external-provider  externalResourceProvider: true (a device plugin provides the\n"
+    "                           resources, as NVIDIA's does)\n"
+    "      --sysfs DIR          read the GPUs from DIR instead of /sys\n"
+    "      --pci-ids FILE       device names (default $KGB_PCI_IDS, /usr/share/misc/pci.ids)\n\n"
+    "example:\n"
+    "  kata-gpu-builder kubevirt -p nvidia-gpu --external-provider\n"};
