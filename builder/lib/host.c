@@ -1067,6 +1067,9 @@ int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
                   struct kgb_bind_result *ret) {
   struct kgb_bind_result b = {.iommu_group = -1};
   _cleanup_free_ char *bdf = NULL;
+  /* declared before the first goto: the cleanup tail must never see them uninitialised */
+  _cleanup_free_ char *state = NULL, *state_dir = NULL, *remembered = NULL, *override = NULL,
+                      *unbind = NULL, *probe = NULL;
   int r = kgb_host_check_writable(ctx, "host bind");
   if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &bdf)) < 0)
     return r;
@@ -1087,12 +1090,12 @@ int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
   }
   if ((r = ensure_vfio_pci(ctx)) < 0)
     goto fail;
-  _cleanup_free_ char *state = state_path(ctx, bdf);
-  _cleanup_free_ char *state_dir = kgb_strdup_printf("%s/host", ctx->workdir);
-  _cleanup_free_ char *remembered = kgb_strdup_printf("%s\n", b.before ? b.before : "");
-  _cleanup_free_ char *override = dev_path(ctx, bdf, "driver_override");
-  _cleanup_free_ char *unbind = dev_path(ctx, bdf, "driver/unbind");
-  _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  state = state_path(ctx, bdf);
+  state_dir = kgb_strdup_printf("%s/host", ctx->workdir);
+  remembered = kgb_strdup_printf("%s\n", b.before ? b.before : "");
+  override = dev_path(ctx, bdf, "driver_override");
+  unbind = dev_path(ctx, bdf, "driver/unbind");
+  probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
   if (!state || !state_dir || !remembered || !override || !unbind || !probe)
     goto oom;
   if ((r = mkdir_p(state_dir, 0755)) < 0 ||
@@ -1145,9 +1148,9 @@ int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_roo
   _cleanup_free_ char *override = dev_path(ctx, bdf, "driver_override");
   _cleanup_free_ char *unbind = dev_path(ctx, bdf, "driver/unbind");
   _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  _cleanup_free_ char *original = state ? read_line_file(state) : NULL;
   if (!(b.bdf = strdup(bdf)) || !state || !override || !unbind || !probe)
     goto oom;
-  _cleanup_free_ char *original = read_line_file(state);
   if (!(b.before && STREQ(b.before, "vfio-pci")) && !overridden) {
     /* Nothing to undo: not ours, and not vfio-pci's. */
     b.after = b.before ? strdup(b.before) : NULL;

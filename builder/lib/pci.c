@@ -270,6 +270,9 @@ int kgb_pci_read(struct kgb_ctx *ctx, const char *bdf, const char *pci_ids,
   if (!is_dir(path))
     return kgb_error(ctx, -ENOENT, "no PCI device %s: '%s' does not exist", bdf, path);
   struct kgb_pci_dev d = {.iommu_group = -1};
+  /* declared before the first goto: the cleanup tail must never see them uninitialised */
+  _cleanup_free_ char *group = NULL, *res = NULL, *rtext = NULL;
+  _cleanup_strv_free_ char **entries = NULL;
   int r = -ENOMEM;
   if (!(d.bdf = strdup(bdf)))
     goto fail;
@@ -285,10 +288,10 @@ int kgb_pci_read(struct kgb_ctx *ctx, const char *bdf, const char *pci_ids,
     free(d.driver_override);
     d.driver_override = NULL;
   }
-  _cleanup_free_ char *group = link_name(d.path, "iommu_group");
+  group = link_name(d.path, "iommu_group");
   if (group)
     d.iommu_group = atoi(group);
-  _cleanup_free_ char *res = strjoin_path(d.path, "resource"), *rtext = NULL;
+  res = strjoin_path(d.path, "resource");
   if (!res)
     goto fail;
   if (read_full_file(res, &rtext, NULL) >= 0 &&
@@ -300,7 +303,6 @@ int kgb_pci_read(struct kgb_ctx *ctx, const char *bdf, const char *pci_ids,
   if (d.sriov)
     read_uint(d.path, "sriov_numvfs", &d.numvfs);
   d.physfn = link_name(d.path, "physfn");
-  _cleanup_strv_free_ char **entries = NULL;
   if ((r = list_dir(d.path, &entries)) < 0)
     goto fail;
   r = -ENOMEM;
