@@ -19,8 +19,8 @@
 #include "exec.h"
 
 #define KGB_BUILD_STAGE_VERSION "kernel-build 1"
-/* A minimal Kata-like x86_64 guest compiles about this many objects. */
-#define KGB_OBJECTS_ESTIMATE 2400
+/* A minimal Kata-like x86_64 guest compiles about this many objects (CC and AS lines). */
+#define KGB_OBJECTS_ESTIMATE 1500
 
 struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r) {
   if (!r)
@@ -316,6 +316,8 @@ static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, con
   return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
 }
 
+static bool same_content(const char *a, const char *b);
+
 static bool config_has(const char *config_path, const char *line) {
   _cleanup_free_ char *text = NULL;
   if (read_full_file(config_path, &text, NULL) < 0)
@@ -430,6 +432,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return kgb_error(ctx, r, "cannot create '%s'", stages);
   if (!mkdtemp(tmp))
     return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
+  chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
   _cleanup_free_ char *relpath = strjoin_path(res->objdir, "include/config/kernel.release");
   res->release = relpath ? read_line_file(relpath) : NULL;
   if (!res->release)
@@ -447,6 +450,8 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     r = copy_into(ctx, res->objdir, ".config", tmp, "config");
   if (r >= 0)
     r = write_text(ctx, tmp, "kernel.release", res->release);
+  if (r >= 0)
+    r = write_text(ctx, tmp, "inputs", inputs);
   if (r >= 0 && res->has_modules) {
     _cleanup_free_ char *modroot = strjoin_path(tmp, "modules");
     _cleanup_free_ char *arg = modroot ? kgb_strdup_printf("INSTALL_MOD_PATH=%s", modroot) : NULL;
@@ -608,6 +613,45 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
   return 0;
 }
 
+/* The O= directory may have been rebuilt for another config since b was staged (a changed
+ * fragment, an --fragment run): packaging must see b's tree, so bring it back first. The
+ * rebuild is incremental and, the build being reproducible, gives b's files again. */
+static int sync_objdir(struct kgb_ctx *ctx, const struct make_env *menv,
+                       const struct kgb_build_result *b) {
+  _cleanup_free_ char *have = strjoin_path(b->objdir, ".kgb-config");
+  _cleanup_free_ char *want = strjoin_path(b->stage_dir, "config");
+  _cleanup_free_ char *inputs = strjoin_path(b->stage_dir, "inputs");
+  _cleanup_free_ char *dotconfig = strjoin_path(b->objdir, ".config");
+  _cleanup_free_ char *kgb_inputs = strjoin_path(b->objdir, ".kgb-inputs");
+  if (!have || !want || !inputs || !dotconfig || !kgb_inputs)
+    return -ENOMEM;
+  if (same_content(have, want))
+    return 0;
+  kgb_info(ctx, "'%s' holds another config now: rebuilding it for %s first", b->objdir, b->release);
+  int r = copy_file_atomic(want, dotconfig, 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", dotconfig, strerror(-r));
+  unlink(have);
+  char *targets[] = {"bzImage", b->has_modules ? "modules" : NULL, NULL};
+  r = run_make(ctx, menv, targets, NULL, NULL, "rebuilding the kernel tree");
+  if (r < 0)
+    return r;
+  if (is_file(inputs))
+    copy_file_atomic(inputs, kgb_inputs, 0644);
+  return copy_file_atomic(want, have, 0644);
+}
+
+int kgb_build_sync(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_build_opts *o,
+                   const struct kgb_build_result *b) {
+  struct make_env menv;
+  int r = make_env_init(ctx, &menv, p, o, b);
+  if (r < 0)
+    return r;
+  r = sync_objdir(ctx, &menv, b);
+  make_env_release(&menv);
+  return r;
+}
+
 int kgb_build_make(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_build_opts *o,
                    const struct kgb_build_result *b, char *const *targets, char *const *extra_env,
                    const char *what) {
@@ -615,7 +659,9 @@ int kgb_build_make(struct kgb_ctx *ctx, const struct kgb_profile *p, const struc
   int r = make_env_init(ctx, &menv, p, o, b);
   if (r < 0)
     return r;
-  r = run_make(ctx, &menv, targets, extra_env, NULL, what);
+  r = sync_objdir(ctx, &menv, b);
+  if (r >= 0)
+    r = run_make(ctx, &menv, targets, extra_env, NULL, what);
   make_env_release(&menv);
   return r;
 }

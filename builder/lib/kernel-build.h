@@ -40,6 +40,10 @@ int kgb_build_make(struct kgb_ctx *ctx, const struct kgb_profile *p, const struc
                    const struct kgb_build_result *b, char *const *targets, char *const *extra_env,
                    const char *what);
 
+/* Brings the O= directory back to b's config when another build has used it since. */
+int kgb_build_sync(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_build_opts *o,
+                   const struct kgb_build_result *b);
+
 enum kgb_headers_format {
   KGB_HEADERS_DEB, /* the kernel's bindeb-pkg: linux-headers-<release>_*.deb and friends */
   KGB_HEADERS_RPM, /* binrpm-pkg, when rpmbuild is installed */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,6 +261,7 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
       return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
     if (!mkdtemp(tmp))
       return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", parent);
+    chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
     if ((r = mkdir_p(logdir, 0755)) < 0)
       return kgb_error(ctx, r, "cannot create '%s': %s", logdir, strerror(-r));
     unlink(res->log_path);

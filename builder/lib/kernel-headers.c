@@ -334,6 +334,7 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return kgb_error(ctx, r, "cannot create '%s'", stages);
   if (!mkdtemp(tmp))
     return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
+  chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
   _cleanup_strv_free_ char **files = NULL;
   _cleanup_free_ char *suffix = kgb_kata_suffix(p);
   _cleanup_free_ char *kver = suffix ? kgb_kata_kver(b->release, suffix) : NULL;
@@ -344,7 +345,9 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
     r = -ENOMEM;
   else if (fmt == KGB_HEADERS_TAR) {
     _cleanup_free_ char *out = kgb_strdup_printf("%s/linux-headers-%s.tar.gz", tmp, b->release);
-    r = out ? write_headers_tar(ctx, b, kgb_srcarch(p->kernel.arch), out) : -ENOMEM;
+    r = out ? kgb_build_sync(ctx, p, o, b) : -ENOMEM;
+    if (r >= 0)
+      r = write_headers_tar(ctx, b, kgb_srcarch(p->kernel.arch), out);
     if (r >= 0)
       r = strv_push(&files, TAKE_PTR(out));
   } else if (fmt == KGB_HEADERS_DEB) {

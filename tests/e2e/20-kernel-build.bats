@@ -100,8 +100,9 @@ setup() {
   assert_output --partial "-H rpm needs rpmbuild, which is not installed: apt-get install rpm"
 }
 
-@test "a changed fragment line rebuilds incrementally, says what changed; Ctrl-C leaves no stage" {
+@test "a changed fragment line rebuilds incrementally and says so; Ctrl-C leaves no stage" {
   printf '# timestamps in the guest log\nCONFIG_PRINTK_TIME=y\n' >"$BATS_TEST_TMPDIR/time.conf"
+  # start the rebuild and interrupt it once make is compiling
   "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" \
     --fragment "$BATS_TEST_TMPDIR/time.conf" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
   pid=$!
@@ -113,14 +114,39 @@ setup() {
   assert_equal "$rc" 1
   run find "$WORKDIR/stages" -name '*.tmp-*'
   assert_output ""
-  run kgb --json kernel build -p virgl -k "$LINUX_TARBALL" --fragment "$BATS_TEST_TMPDIR/time.conf"
+  # the next run continues in the same O= directory and names the change
+  out=$("$KGB" --json --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" \
+    --fragment "$BATS_TEST_TMPDIR/time.conf" 2>/dev/null)
+  run json 'j["cached"], "continuing an interrupted build" in j["why"], "CONFIG_PRINTK_TIME n -> y" in j["why"], j["objects"] < 300' <<<"$out"
+  assert_output "False True True True"
+  stage2=$(json 'j["stage"]' <<<"$out")
+  grep -qx CONFIG_PRINTK_TIME=y "$stage2/config"
+  # and the original profile is still a cache hit
+  run kgb kernel build -p virgl -k "$LINUX_TARBALL"
+  assert_output --partial "is up to date"
+}
+
+@test "verify: the built vmlinux and vmlinuz carry the profile's values; exit 3 for another profile" {
+  run kgb kernel verify -p virgl "$stage/vmlinuz"
   assert_success
-  json_out=$(kgb --json kernel build -p virgl -k "$LINUX_TARBALL" --fragment "$BATS_TEST_TMPDIR/time.conf" 2>/dev/null)
-  run json 'j["cached"]' <<<"$json_out"
-  assert_output True
-  run kgb -q --json kernel build -p virgl -k "$LINUX_TARBALL" --fragment "$BATS_TEST_TMPDIR/time.conf" -f
-  # the interrupted run left a build to continue; the forced run then recompiles little
-  run json 'j["why"], j["objects"] < 400' <<<"$output"
-  assert_output --partial "True"
-  grep -qx CONFIG_PRINTK_TIME=y "$(kgb -q kernel build -p virgl -k "$LINUX_TARBALL" --fragment "$BATS_TEST_TMPDIR/time.conf")/config"
+  assert_output --partial "all 4 required values present"
+  run kgb kernel verify -p virgl "$stage/vmlinux"
+  assert_success
+  run kgb kernel verify -p intel-gvt-d "$stage/vmlinux"
+  assert_failure 3
+  assert_output --partial "CONFIG_DRM_I915 is n, but profile 'intel-gvt-d' requires y"
+  run kgb kernel verify -p intel-gvt-d "$stage/vmlinuz"
+  assert_failure 3
+}
+
+@test "reproducible: a clean build in another work directory gives identical vmlinuz and vmlinux" {
+  # a second work directory means a second extraction and O= directory: only ccache is shared
+  other=$BATS_FILE_TMPDIR/work2
+  stage2=$("$KGB" -q --workdir "$other" kernel build -p virgl -k "$LINUX_TARBALL")
+  [ "$stage2" != "$stage" ]
+  run sha256sum "$stage/vmlinuz" "$stage2/vmlinuz" "$stage/vmlinux" "$stage2/vmlinux"
+  echo "$output"
+  [ "$(sha256sum <"$stage/vmlinuz")" = "$(sha256sum <"$stage2/vmlinuz")" ]
+  [ "$(sha256sum <"$stage/vmlinux")" = "$(sha256sum <"$stage2/vmlinux")" ]
+  rm -rf "$other"
 }
