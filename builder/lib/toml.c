@@ -993,7 +993,8 @@ static void diff_lines(struct sbuf *sb, char sign, const char *s, size_t len) {
 
 static int render_edits(const char *name, const char *text, size_t len, struct edits *e,
                         struct kgb_toml_patch *ret) {
-  qsort(e->v, e->n, sizeof(*e->v), cmp_edit);
+  if (e->n)
+    qsort(e->v, e->n, sizeof(*e->v), cmp_edit);
   struct sbuf out = SBUF_INIT, diff = SBUF_INIT;
   size_t pos = 0;
   long delta = 0;
