@@ -35,15 +35,22 @@ _fake_next_group() {
   echo $((max + 1))
 }
 
-_fake_kernel_step() {
-  local sys=$1 dev=$2 f bdf d drv uuid tdir pdir g type
-  for f in "$sys"/bus/pci/drivers/*/unbind; do
+_fake_unbinds() {
+  local f bdf
+  for f in "$1"/bus/pci/drivers/*/unbind; do
     [ -s "$f" ] || continue
     bdf=$(cat "$f")
     : >"$f"
-    rm -f "$sys/bus/pci/devices/$bdf/driver"
+    rm -f "$1/bus/pci/devices/$bdf/driver"
   done
+}
+
+_fake_kernel_step() {
+  local sys=$1 dev=$2 f bdf d drv uuid tdir pdir g type
+  _fake_unbinds "$sys"
   if [ -s "$sys/bus/pci/drivers_probe" ]; then
+    # an unbind written before this probe may have arrived after the loop above
+    _fake_unbinds "$sys"
     bdf=$(cat "$sys/bus/pci/drivers_probe")
     : >"$sys/bus/pci/drivers_probe"
     d=$sys/bus/pci/devices/$bdf
