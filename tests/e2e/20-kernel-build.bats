@@ -71,7 +71,8 @@ setup() {
   [[ $tarball == */linux-headers-$release.tar.gz ]]
   tar -C "$BATS_TEST_TMPDIR" -xzf "$tarball"
   cp -r "$FIXTURES/hello-module" "$BATS_TEST_TMPDIR/hello"
-  make -C "$BATS_TEST_TMPDIR/linux-headers-$release" M="$BATS_TEST_TMPDIR/hello" modules >&3 2>&1
+  make -C "$BATS_TEST_TMPDIR/linux-headers-$release" M="$BATS_TEST_TMPDIR/hello" modules \
+    >"$BATS_TEST_TMPDIR/make.log" 2>&1 || { cat "$BATS_TEST_TMPDIR/make.log"; return 1; }
   run modinfo -F vermagic "$BATS_TEST_TMPDIR/hello/hello.ko"
   assert_output --regexp "^$release "
   # cached the second time
@@ -88,7 +89,8 @@ setup() {
   dpkg-deb -x "$hdr" "$BATS_TEST_TMPDIR/deb"
   [ -L "$BATS_TEST_TMPDIR/deb/lib/modules/$release/build" ]
   cp -r "$FIXTURES/hello-module" "$BATS_TEST_TMPDIR/hello"
-  make -C "$BATS_TEST_TMPDIR/deb/usr/src/linux-headers-$release" M="$BATS_TEST_TMPDIR/hello" modules >&3 2>&1
+  make -C "$BATS_TEST_TMPDIR/deb/usr/src/linux-headers-$release" M="$BATS_TEST_TMPDIR/hello" modules \
+    >"$BATS_TEST_TMPDIR/make.log" 2>&1 || { cat "$BATS_TEST_TMPDIR/make.log"; return 1; }
   run modinfo -F vermagic "$BATS_TEST_TMPDIR/hello/hello.ko"
   assert_output --regexp "^$release "
 }
