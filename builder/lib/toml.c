@@ -861,9 +861,21 @@ int kgb_toml_parse(struct kgb_ctx *ctx, const char *name, const char *text, size
 
 const struct kgb_toml_entry *kgb_toml_find(const struct kgb_toml_doc *d, const char *table,
                                            const char *key) {
-  for (size_t i = 0; i < d->n_entries; i++)
-    if (STREQ(d->entries[i].table, table) && STREQ(d->entries[i].key, key))
-      return &d->entries[i];
+  /* By full path: [a] b.c = 1 is the key c of table a.b as well. */
+  size_t tl = strlen(table);
+  for (size_t i = 0; i < d->n_entries; i++) {
+    const struct kgb_toml_entry *e = &d->entries[i];
+    if (STREQ(e->table, table) && STREQ(e->key, key))
+      return e;
+    size_t el = strlen(e->table);
+    /* e->table "." e->key == table "." key, with e->table a prefix of table. */
+    if (el < tl && strncmp(table, e->table, el) == 0 && (el == 0 || table[el] == '.')) {
+      const char *rest = table + el + (el ? 1 : 0); /* the part of table below e->table */
+      size_t rl = strlen(rest);
+      if (strncmp(e->key, rest, rl) == 0 && e->key[rl] == '.' && STREQ(e->key + rl + 1, key))
+        return e;
+    }
+  }
   return NULL;
 }
 
@@ -1141,13 +1153,20 @@ int kgb_toml_patch(struct kgb_ctx *ctx, const char *name, const char *text, size
     struct kgb_toml_patch out = {0};
     r = render_edits(name, text, len, &e, &out);
     if (r >= 0) {
-      /* The result must still be a valid document; anything else is a bug here. */
+      /* The result must still be a valid document (a table written inline, for one, cannot
+       * take a key this way): refuse rather than write a file Kata cannot read. */
       _cleanup_(kgb_toml_doc_freep) struct kgb_toml_doc *check = NULL;
       r = kgb_toml_parse(ctx, name, out.text, out.len, &check);
-      if (r < 0)
+      if (r < 0) {
+        _cleanup_free_ char *why = strdup(kgb_error_detail(ctx) ? kgb_error_detail(ctx) : "");
+        kgb_error_clear(ctx);
+        r = kgb_error(ctx, -EINVAL,
+                      "%s: the edit would not be valid TOML (%s): set these keys by hand", name,
+                      why ? why : "");
         kgb_toml_patch_release(&out);
-      else
+      } else {
         *ret = out;
+      }
     }
   }
   for (size_t i = 0; i < e.n; i++)

@@ -208,6 +208,21 @@ static void test_patch(void **state) {
   assert_string_equal(out, "[t]\na = 1\nb = 2\n");
   free(out);
 
+  /* A key written with a dotted key in a parent table is found and set there. */
+  const struct kgb_toml_set dotted[] = {{"hypervisor.qemu", "kernel", "\"/k\"", NULL}};
+  out = patch("[hypervisor]\nqemu.kernel = \"/old\"\n", dotted, 1, 1);
+  assert_string_equal(out, "[hypervisor]\nqemu.kernel = \"/k\"\n");
+  free(out);
+  out = patch("hypervisor.qemu.kernel = \"/k\"\n", dotted, 1, 0);
+  free(out);
+  /* A table written inline cannot take a new key: refused, not a broken file. */
+  struct kgb_toml_patch q = {0};
+  const char *inl = "hypervisor = { qemu = { path = \"/q\" } }\n";
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_toml_patch(ctx, "c.toml", inl, strlen(inl), dotted, 1, &q), -EINVAL);
+  assert_null(q.text);
+  assert_non_null(strstr(kgb_error_detail(ctx), "the edit would not be valid TOML"));
+
   /* An invalid document is refused with its line, and nothing is produced. */
   struct kgb_toml_patch p = {0};
   kgb_error_clear(ctx);
