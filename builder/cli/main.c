@@ -2,12 +2,14 @@
  * in its own cmd-<name>.c. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -22,18 +24,14 @@ static const struct cli_command help_cmd = {
     "example:\n  kata-gpu-builder help kernel\n"};
 
 static const struct cli_command *const commands[] = {
-    &cli_cmd_profiles,
-    &cli_cmd_profile,
-    &cli_cmd_kernel,
-    &cli_cmd_kata_config,
-    &cli_cmd_host,
-    &cli_cmd_kubevirt,
-    &cli_cmd_oci_devices,
-    &help_cmd,
+    &cli_cmd_profiles,    &cli_cmd_profile, &cli_cmd_kernel,   &cli_cmd_rootfs,      &cli_cmd_image,
+    &cli_cmd_kata_config, &cli_cmd_host,    &cli_cmd_kubevirt, &cli_cmd_oci_devices,
+    &cli_cmd_boot_test,   &help_cmd,
 };
 
 static const char main_usage[] =
-    "usage: kata-gpu-builder [--workdir DIR] [--json] [-q|-v] [--jobs N] [--dry-run] COMMAND ...\n";
+    "usage: kata-gpu-builder [--workdir DIR] [--json] [-q|-v] [--jobs N] [--dry-run]\n"
+    "                        [--no-wait] COMMAND ...\n";
 
 static void print_main_help(FILE *f) {
   fprintf(f,
@@ -43,7 +41,7 @@ static void print_main_help(FILE *f) {
           "commands:\n",
           main_usage);
   for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-    fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(f, "\n"
              "global options:\n"
              "  --workdir DIR   stages, caches and extracted sources (default: $KGB_WORKDIR or\n"
@@ -53,6 +51,7 @@ static void print_main_help(FILE *f) {
              "  -v, --verbose   also debug messages (commands run, cache decisions)\n"
              "  --jobs N        parallel jobs for builds (default: number of CPUs)\n"
              "  --dry-run       say what would run, run nothing\n"
+             "  --no-wait       fail at once when another run holds the work directory\n"
              "  --version       print the version\n\n"
              "exit status: 0 done, 1 failed, 2 usage error, 3 a verification found a mismatch\n\n"
              "example:\n  kata-gpu-builder kernel config -p virgl\n\n"
@@ -94,12 +93,55 @@ static int cmd_help(struct cli *cli, int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* Commands that build into the work directory take its lock: two of them at once would
+ * race on the same O= directories. The others only read, or write elsewhere. */
+static bool writes_workdir(const struct cli_command *c) {
+  static const char *const names[] = {"kernel", "rootfs", "image", "build", "boot-test"};
+  for (size_t i = 0; i < ELEMENTSOF(names); i++)
+    if (STREQ(c->name, names[i]))
+      return true;
+  return false;
+}
+
+/* Returns the locked descriptor, or -1 after saying why. */
+static int lock_workdir(struct cli *cli, bool no_wait) {
+  _cleanup_free_ char *path = kgb_strdup_printf("%s/lock", cli->ctx->workdir);
+  if (!path)
+    return -1;
+  _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    fprintf(stderr, "kata-gpu-builder: error: cannot open '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+    return TAKE_FD(fd);
+  if (errno != EWOULDBLOCK) {
+    fprintf(stderr, "kata-gpu-builder: error: cannot lock '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (no_wait) {
+    fprintf(stderr,
+            "kata-gpu-builder: error: another run is using the work directory '%s' (--no-wait)\n",
+            cli->ctx->workdir);
+    return -1;
+  }
+  cli_msg(cli, "waiting for another run to finish with the work directory '%s'...\n",
+          cli->ctx->workdir);
+  while (flock(fd, LOCK_EX) < 0)
+    if (errno != EINTR || kgb_cancelled(cli->ctx)) {
+      fprintf(stderr, "kata-gpu-builder: error: waiting for the lock on '%s': %s\n", path,
+              errno == EINTR ? "interrupted" : strerror(errno));
+      return -1;
+    }
+  return TAKE_FD(fd);
+}
+
 static volatile sig_atomic_t cancel_flag;
 
+/* Installed with SA_RESETHAND: a second Ctrl-C ends the process at once. */
 static void on_signal(int sig) {
+  (void)sig;
   cancel_flag = 1;
-  /* A second Ctrl-C ends the process at once. */
-  signal(sig, SIG_DFL);
 }
 
 static const char *default_datadir(void) {
@@ -136,23 +178,24 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   ctx->jobs = ncpu > 0 ? (unsigned)ncpu : 1;
   const char *workdir = getenv("KGB_WORKDIR");
-  static const struct option opts[] = {{"workdir", required_argument, NULL, 'W'},
-                                       {"json", no_argument, NULL, 'J'},
-                                       {"quiet", no_argument, NULL, 'q'},
-                                       {"verbose", no_argument, NULL, 'v'},
-                                       {"jobs", required_argument, NULL, 'j'},
-                                       {"dry-run", no_argument, NULL, 'n'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {"version", no_argument, NULL, 'V'},
-                                       {}};
+  bool no_wait = false;
+  static const struct option opts[] = {
+      {"workdir", required_argument, NULL, 'W'}, {"json", no_argument, NULL, 'J'},
+      {"quiet", no_argument, NULL, 'q'},         {"verbose", no_argument, NULL, 'v'},
+      {"jobs", required_argument, NULL, 'j'},    {"dry-run", no_argument, NULL, 'n'},
+      {"no-wait", no_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},       {}};
   static const char *const known[] = {"--workdir", "--json", "--quiet",   "--verbose", "--jobs",
-                                      "--dry-run", "--help", "--version", NULL};
+                                      "--dry-run", "--help", "--version", "--no-wait", NULL};
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, "+qvhj:", opts, NULL)) != -1) {
     switch (c) {
     case 'W':
       workdir = optarg;
+      break;
+    case 'w':
+      no_wait = true;
       break;
     case 'J':
       cli.json = true;
@@ -198,10 +241,16 @@ int main(int argc, char **argv) {
   if (!workdir && setup_workdir(&cli, ctx->workdir) != EXIT_OK)
     return EXIT_FAIL;
   ctx->cancel = &cancel_flag;
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  /* no SA_RESTART: a blocking wait (the work directory lock) must see the interruption */
+  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   cli_progress_install(&cli);
+  _cleanup_close_ int lock = -1;
+  if (writes_workdir(cmd) && (lock = lock_workdir(&cli, no_wait)) < 0)
+    return EXIT_FAIL;
   int first = optind;
   optind = 0; /* commands parse their own options from their argv */
   int r = cmd->run(&cli, argc - first, argv + first);

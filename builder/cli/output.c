@@ -192,7 +192,7 @@ int cli_dispatch(struct cli *cli, const char *prefix, const struct cli_command *
   if (argc < 1 || STREQ(argv[0], "--help") || STREQ(argv[0], "-h")) {
     fprintf(argc < 1 ? stderr : stdout, "usage: kata-gpu-builder %s VERB ...\n\nverbs:\n", prefix);
     for (size_t i = 0; i < n; i++)
-      fprintf(argc < 1 ? stderr : stdout, "  %-10s %s\n", table[i].name, table[i].summary);
+      fprintf(argc < 1 ? stderr : stdout, "  %-14s %s\n", table[i].name, table[i].summary);
     return argc < 1 ? EXIT_USAGE : EXIT_OK;
   }
   for (size_t i = 0; i < n; i++)

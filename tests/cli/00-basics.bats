@@ -83,3 +83,32 @@ setup() {
   assert_failure 2
   assert_output --partial "--jobs takes a number"
 }
+
+@test "a second run on a busy work directory waits, or fails with --no-wait" {
+  mkdir -p "$WORKDIR"
+  # hold the lock the way a running build does
+  flock "$WORKDIR/lock" sleep 2 &
+  holder=$!
+  sleep 0.3
+  run kgb --no-wait kernel config -p virgl --fragment /nonexistent.conf
+  assert_failure 1
+  assert_output --partial "another run is using the work directory"
+  t0=$(date +%s%N)
+  run kgb kernel config -p virgl --fragment /nonexistent.conf
+  t1=$(date +%s%N)
+  assert_failure 1
+  assert_output --partial "waiting for another run to finish with the work directory"
+  assert_output --partial "nonexistent.conf: cannot read fragment"
+  [ $(((t1 - t0) / 1000000)) -ge 1000 ]
+  wait "$holder"
+}
+
+@test "read-only commands do not take the work directory lock" {
+  mkdir -p "$WORKDIR"
+  flock "$WORKDIR/lock" sleep 2 &
+  holder=$!
+  sleep 0.3
+  run kgb --no-wait profiles
+  assert_success
+  wait "$holder"
+}
