@@ -207,6 +207,53 @@ static int write_manifest(const char *dir, const char *key, const struct kgb_sou
   return r;
 }
 
+static int stage_key(const char *source_key, const char *arch, const char *cc, const char *merged,
+                     char key[65]) {
+  struct sbuf keysrc = SBUF_INIT;
+  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc,
+            merged);
+  int r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
+  sbuf_release(&keysrc);
+  return r;
+}
+
+int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           const struct kgb_kernel_config_opts *o, char **ret_key,
+                           bool *ret_cached) {
+  _cleanup_free_ char *spec = NULL, *merged = NULL, *cc = NULL, *source_key = NULL;
+  _cleanup_(kgb_merge_freep) struct kgb_merge *m = NULL;
+  int r = o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM)
+                    : kgb_profile_source(ctx, p, o->mirror, &spec);
+  if (r < 0 || (r = load_merge(ctx, p, o, &m)) < 0 || (r = kgb_merge_render(m, &merged)) < 0 ||
+      (r = compiler_version(ctx, &cc)) < 0)
+    return r;
+  /* the source's key without extracting or downloading it */
+  const char *sha = o->sha256 ? o->sha256 : p->kernel.sha256;
+  if (strstr(spec, "://")) {
+    if (!sha) {
+      *ret_key = NULL;
+      *ret_cached = false;
+      return 0;
+    }
+    source_key = strdup(sha);
+  } else if (is_dir(spec)) {
+    _cleanup_(kgb_source_freep) struct kgb_source *src = NULL;
+    if ((r = kgb_source_prepare(ctx, spec, NULL, &src)) < 0)
+      return r;
+    source_key = TAKE_PTR(src->key);
+  } else if ((r = kgb_sha256_file(ctx, spec, &source_key)) < 0)
+    return r;
+  char key[65];
+  if (!source_key || stage_key(source_key, p->kernel.arch, cc, merged, key) < 0)
+    return -ENOMEM;
+  _cleanup_free_ char *manifest =
+      kgb_strdup_printf("%s/stages/config/%s/manifest.json", ctx->workdir, key);
+  if (!manifest || !(*ret_key = strdup(key)))
+    return -ENOMEM;
+  *ret_cached = is_file(manifest);
+  return 0;
+}
+
 int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
                       const struct kgb_kernel_config_opts *o, struct kgb_config_result **ret) {
   _cleanup_(kgb_config_result_freep) struct kgb_config_result *res = calloc(1, sizeof(*res));
@@ -229,12 +276,8 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_free_ char *merged = NULL, *cc = NULL;
   if ((r = kgb_merge_render(res->merge, &merged)) < 0 || (r = compiler_version(ctx, &cc)) < 0)
     return r;
-  struct sbuf keysrc = SBUF_INIT;
-  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, res->source->key,
-            p->kernel.arch, cc, merged);
   char key[65];
-  r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
-  sbuf_release(&keysrc);
+  r = stage_key(res->source->key, p->kernel.arch, cc, merged, key);
   if (r < 0 || !(res->key = strdup(key)))
     return -ENOMEM;
   res->stage_dir = kgb_strdup_printf("%s/stages/config/%s", ctx->workdir, key);

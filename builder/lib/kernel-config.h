@@ -35,5 +35,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_config_result *, kgb_config_result_free)
  * fragments that disagree are -EINVAL with both places in the error detail. */
 int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
                       const struct kgb_kernel_config_opts *o, struct kgb_config_result **ret);
+/* The stage key the config would have, without extracting or downloading the source (NULL
+ * when a URL without a known SHA-256 makes it unknowable), and whether it is cached. */
+int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           const struct kgb_kernel_config_opts *o, char **ret_key,
+                           bool *ret_cached);
 /* SRCARCH for an ARCH (x86_64 -> x86). */
 const char *kgb_srcarch(const char *arch);
