@@ -1,0 +1,1635 @@
+/* boot-test: the plan of checks for a profile, the initrd that carries kgb-guest-check, the
+ * QEMU command line, the run (console lines parsed as they come, a device hot-plugged over QMP
+ * when the guest asks, a watchdog thread that kills a hung guest), KVM probed with TCG as the
+ * fallback, and the result table. */
+#define _GNU_SOURCE
+#include "boottest.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shared/hashmap.h"
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+#include "exec.h"
+#include "ikconfig.h"
+#include "kata-config.h"
+
+#define DEFAULT_TIMEOUT 60
+/* A working KVM reaches the guest's userspace in about a second, TCG in two to three here:
+ * KVM that has not got there in this time is slower than TCG would be. */
+#define KVM_PROBE_SECONDS 5.0
+#define MAX_MEMORY 2048        /* MiB: more only slows the boot of a guest that runs no workload */
+#define HOTPLUG_WAIT 20        /* seconds the guest waits for the hot-plugged device */
+#define HOTPLUG_ID "1af4:1041" /* virtio-net-pci behind a PCIe port (modern only) */
+#define LOG_TAIL_LINES 20
+
+static const char *const accel_names[_KGB_ACCEL_MAX] = {"auto", "kvm", "tcg"};
+static const char *const status_names[_KGB_CHECK_STATUS_MAX] = {"pass", "fail", "skipped"};
+
+enum kgb_accel kgb_accel_from_string(const char *s) {
+  for (size_t i = 0; s && i < _KGB_ACCEL_MAX; i++)
+    if (STREQ(s, accel_names[i]))
+      return (enum kgb_accel)i;
+  return _KGB_ACCEL_INVALID;
+}
+
+const char *kgb_accel_to_string(enum kgb_accel a) {
+  return a >= 0 && a < _KGB_ACCEL_MAX ? accel_names[a] : NULL;
+}
+
+enum kgb_check_status kgb_check_status_from_string(const char *s) {
+  if (s && STREQ(s, "skip"))
+    return KGB_CHECK_SKIP;
+  for (size_t i = 0; s && i < _KGB_CHECK_STATUS_MAX; i++)
+    if (STREQ(s, status_names[i]))
+      return (enum kgb_check_status)i;
+  return _KGB_CHECK_STATUS_INVALID;
+}
+
+const char *kgb_check_status_to_string(enum kgb_check_status s) {
+  return s >= 0 && s < _KGB_CHECK_STATUS_MAX ? status_names[s] : NULL;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- console lines ---- */
+
+void kgb_boot_line_release(struct kgb_boot_line *l) {
+  free(l->name);
+  free(l->detail);
+  l->name = l->detail = NULL;
+}
+
+/* A value: bare up to a space, or "quoted" with \" \\ \n escapes. */
+static int line_value(const char **p, char **ret) {
+  const char *s = *p;
+  struct sbuf sb = SBUF_INIT;
+  if (*s == '"') {
+    for (s++; *s && *s != '"'; s++) {
+      char c = *s;
+      if (c == '\\') {
+        s++;
+        if (!*s)
+          break;
+        c = *s == 'n' ? '\n' : *s;
+      }
+      sbuf_addc(&sb, c);
+    }
+    if (*s != '"') {
+      sbuf_release(&sb);
+      return -EBADMSG;
+    }
+    s++;
+  } else {
+    size_t n = strcspn(s, " \t\r\n");
+    sbuf_add(&sb, s, n);
+    s += n;
+  }
+  *ret = sbuf_steal(&sb);
+  *p = s;
+  return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_int(const char *s, int *ret) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < 0 || v > 100000)
+    return -EBADMSG;
+  *ret = (int)v;
+  return 0;
+}
+
+int kgb_boot_line_parse(const char *line, struct kgb_boot_line *ret) {
+  static const char marker[] = "KGB-CHECK ";
+  const char *s = strstr(line, marker);
+  if (!s)
+    return -ENOMSG;
+  s += strlen(marker);
+  struct kgb_boot_line l = {.kind = _KGB_BOOT_LINE_KIND_INVALID,
+                            .status = _KGB_CHECK_STATUS_INVALID,
+                            .uptime = -1,
+                            .n_pass = -1,
+                            .n_fail = -1,
+                            .n_skip = -1};
+  bool first = true, has_status = false;
+  int r = 0;
+  for (;;) {
+    s += strspn(s, " \t\r\n");
+    if (!*s)
+      break;
+    size_t klen = strcspn(s, "= \t\r\n");
+    if (s[klen] != '=') {
+      /* a bare word: only the first token, the kind of the line */
+      _cleanup_free_ char *word = strndup(s, klen);
+      s += klen;
+      if (!word) {
+        r = -ENOMEM;
+        break;
+      }
+      if (!first) {
+        r = -EBADMSG;
+        break;
+      }
+      if (STREQ(word, "begin"))
+        l.kind = KGB_BOOT_LINE_BEGIN;
+      else if (STREQ(word, "end"))
+        l.kind = KGB_BOOT_LINE_END;
+      else if (STREQ(word, "hotplug"))
+        l.kind = KGB_BOOT_LINE_HOTPLUG;
+      else {
+        r = -EBADMSG;
+        break;
+      }
+      first = false;
+      continue;
+    }
+    first = false;
+    _cleanup_free_ char *key = strndup(s, klen);
+    _cleanup_free_ char *value = NULL;
+    s += klen + 1;
+    if (!key) {
+      r = -ENOMEM;
+      break;
+    }
+    if ((r = line_value(&s, &value)) < 0)
+      break;
+    if (STREQ(key, "name")) {
+      free(l.name);
+      l.name = TAKE_PTR(value);
+    } else if (STREQ(key, "status")) {
+      l.status = kgb_check_status_from_string(value);
+      has_status = true;
+    } else if (STREQ(key, "detail")) {
+      free(l.detail);
+      l.detail = TAKE_PTR(value);
+    } else if (STREQ(key, "uptime")) {
+      char *end;
+      l.uptime = strtod(value, &end);
+      if (end == value || *end)
+        r = -EBADMSG;
+    } else if (STREQ(key, "pass")) {
+      r = parse_int(value, &l.n_pass);
+    } else if (STREQ(key, "fail")) {
+      r = parse_int(value, &l.n_fail);
+    } else if (STREQ(key, "skip")) {
+      r = parse_int(value, &l.n_skip);
+    }
+    /* other keys: from a newer guest program, ignored */
+    if (r < 0)
+      break;
+  }
+  if (r >= 0 && l.kind == _KGB_BOOT_LINE_KIND_INVALID) {
+    if (l.name && *l.name && has_status && l.status >= 0)
+      l.kind = KGB_BOOT_LINE_RESULT;
+    else
+      r = -EBADMSG;
+  }
+  if (r >= 0 && l.kind == KGB_BOOT_LINE_RESULT && !l.detail)
+    l.detail = strdup("");
+  if (r >= 0 && l.kind == KGB_BOOT_LINE_RESULT && !l.detail)
+    r = -ENOMEM;
+  if (r < 0) {
+    kgb_boot_line_release(&l);
+    return r;
+  }
+  *ret = l;
+  return 0;
+}
+
+/* ---- QMP: just enough JSON to tell a return from an error and keep its text ---- */
+
+void kgb_qmp_reply_release(struct kgb_qmp_reply *r) {
+  free(r->error_class);
+  free(r->desc);
+  free(r->event);
+  r->error_class = r->desc = r->event = NULL;
+}
+
+static void json_ws(const char **p) { *p += strspn(*p, " \t\r\n"); }
+
+static int json_hex4(const char *s, unsigned *ret) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = s[i];
+    unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                 : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                 : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                        : 16;
+    if (d > 15)
+      return -EBADMSG;
+    v = v * 16 + d;
+  }
+  *ret = v;
+  return 0;
+}
+
+/* A string; ret may be NULL to skip it. \uXXXX beyond ASCII becomes '?': the texts we keep
+ * are messages for a person. */
+static int json_string(const char **p, char **ret) {
+  const char *s = *p;
+  if (*s != '"')
+    return -EBADMSG;
+  struct sbuf sb = SBUF_INIT;
+  for (s++; *s && *s != '"'; s++) {
+    char c = *s;
+    if ((unsigned char)c < 0x20)
+      break;
+    if (c == '\\') {
+      s++;
+      switch (*s) {
+      case 'n':
+        c = '\n';
+        break;
+      case 't':
+        c = '\t';
+        break;
+      case 'r':
+        c = '\r';
+        break;
+      case 'b':
+        c = '\b';
+        break;
+      case 'f':
+        c = '\f';
+        break;
+      case '"':
+      case '\\':
+      case '/':
+        c = *s;
+        break;
+      case 'u': {
+        unsigned u;
+        if (json_hex4(s + 1, &u) < 0) {
+          sbuf_release(&sb);
+          return -EBADMSG;
+        }
+        s += 4;
+        c = u < 0x80 && u >= 0x20 ? (char)u : '?';
+        break;
+      }
+      default:
+        sbuf_release(&sb);
+        return -EBADMSG;
+      }
+    }
+    if (ret)
+      sbuf_addc(&sb, c);
+  }
+  if (*s != '"') {
+    sbuf_release(&sb);
+    return -EBADMSG;
+  }
+  *p = s + 1;
+  if (ret) {
+    *ret = sbuf_steal(&sb);
+    if (!*ret)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+static int json_skip(const char **p, unsigned depth) {
+  if (depth > 64)
+    return -EBADMSG;
+  json_ws(p);
+  const char *s = *p;
+  if (*s == '"')
+    return json_string(p, NULL);
+  if (*s == '{' || *s == '[') {
+    char close = *s == '{' ? '}' : ']';
+    *p = s + 1;
+    json_ws(p);
+    if (**p == close) {
+      (*p)++;
+      return 0;
+    }
+    for (;;) {
+      int r;
+      if (close == '}') {
+        json_ws(p);
+        if ((r = json_string(p, NULL)) < 0)
+          return r;
+        json_ws(p);
+        if (**p != ':')
+          return -EBADMSG;
+        (*p)++;
+      }
+      if ((r = json_skip(p, depth + 1)) < 0)
+        return r;
+      json_ws(p);
+      if (**p == ',') {
+        (*p)++;
+        continue;
+      }
+      if (**p != close)
+        return -EBADMSG;
+      (*p)++;
+      return 0;
+    }
+  }
+  static const char *const words[] = {"true", "false", "null"};
+  for (size_t i = 0; i < ELEMENTSOF(words); i++)
+    if (startswith(s, words[i])) {
+      *p = s + strlen(words[i]);
+      return 0;
+    }
+  size_t n = strspn(s, "+-0123456789.eE");
+  if (!n)
+    return -EBADMSG;
+  *p = s + n;
+  return 0;
+}
+
+/* Calls fn for each member of the object at *p; fn parses or skips the value. */
+static int json_object(const char **p, int (*fn)(const char **p, const char *key, void *ud),
+                       void *ud) {
+  json_ws(p);
+  if (**p != '{')
+    return -EBADMSG;
+  (*p)++;
+  json_ws(p);
+  if (**p == '}') {
+    (*p)++;
+    return 0;
+  }
+  for (;;) {
+    _cleanup_free_ char *key = NULL;
+    json_ws(p);
+    int r = json_string(p, &key);
+    if (r < 0)
+      return r;
+    json_ws(p);
+    if (**p != ':')
+      return -EBADMSG;
+    (*p)++;
+    json_ws(p);
+    if ((r = fn(p, key, ud)) < 0)
+      return r;
+    json_ws(p);
+    if (**p == ',') {
+      (*p)++;
+      continue;
+    }
+    if (**p != '}')
+      return -EBADMSG;
+    (*p)++;
+    return 0;
+  }
+}
+
+static int qmp_error_member(const char **p, const char *key, void *ud) {
+  struct kgb_qmp_reply *r = ud;
+  char **field = STREQ(key, "class") ? &r->error_class : STREQ(key, "desc") ? &r->desc : NULL;
+  if (field && **p == '"') {
+    free(*field);
+    *field = NULL;
+    return json_string(p, field);
+  }
+  return json_skip(p, 1);
+}
+
+static int qmp_member(const char **p, const char *key, void *ud) {
+  struct kgb_qmp_reply *r = ud;
+  if (STREQ(key, "error")) {
+    r->kind = KGB_QMP_ERROR;
+    return json_object(p, qmp_error_member, r);
+  }
+  if (STREQ(key, "event") && **p == '"') {
+    if (r->kind != KGB_QMP_ERROR && r->kind != KGB_QMP_RETURN)
+      r->kind = KGB_QMP_EVENT;
+    free(r->event);
+    r->event = NULL;
+    return json_string(p, &r->event);
+  }
+  if (STREQ(key, "return") && r->kind != KGB_QMP_ERROR)
+    r->kind = KGB_QMP_RETURN;
+  else if (STREQ(key, "QMP") && r->kind == _KGB_QMP_KIND_INVALID)
+    r->kind = KGB_QMP_GREETING;
+  return json_skip(p, 1);
+}
+
+int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret) {
+  struct kgb_qmp_reply r = {.kind = _KGB_QMP_KIND_INVALID};
+  const char *p = line;
+  int e = json_object(&p, qmp_member, &r);
+  if (e >= 0) {
+    json_ws(&p);
+    if (*p)
+      e = -EBADMSG;
+  }
+  if (e >= 0 && r.kind == _KGB_QMP_KIND_INVALID)
+    e = -ENOMSG;
+  if (e < 0) {
+    kgb_qmp_reply_release(&r);
+    return e;
+  }
+  *ret = r;
+  return 0;
+}
+
+/* ---- inputs ---- */
+
+int kgb_bzimage_release(struct kgb_ctx *ctx, const char *path, char **ret) {
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return kgb_error(ctx, -errno, "cannot open kernel '%s': %m", path);
+  unsigned char hdr[0x210];
+  if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr + 0x202, "HdrS", 4))
+    return kgb_error(ctx, -ENOEXEC, "'%s' is not an x86 bzImage (no HdrS setup header)", path);
+  unsigned version = hdr[0x206] | (unsigned)hdr[0x207] << 8;
+  unsigned offset = hdr[0x20e] | (unsigned)hdr[0x20f] << 8;
+  if (version < 0x200 || !offset)
+    return kgb_error(ctx, -ENODATA, "'%s': its setup header has no kernel version", path);
+  char text[256];
+  ssize_t n = pread(fd, text, sizeof(text) - 1, (off_t)offset + 0x200);
+  if (n <= 0)
+    return kgb_error(ctx, -ENODATA, "'%s': cannot read the kernel version", path);
+  text[n] = '\0';
+  size_t len = strcspn(text, " ");
+  if (!len || len == (size_t)n)
+    return kgb_error(ctx, -ENODATA, "'%s': the kernel version string is malformed", path);
+  *ret = strndup(text, len);
+  return *ret ? 0 : -ENOMEM;
+}
+
+struct dep_module {
+  char *path;
+  char **deps;
+  bool visited;
+};
+
+static int visit(struct hashmap *map, struct dep_module *m, char ***order, unsigned depth) {
+  if (m->visited)
+    return 0;
+  m->visited = true;
+  if (depth > 256)
+    return -ELOOP;
+  /* modules.dep lists every dependency, the one to load first last (as modprobe reads it) */
+  for (size_t i = strv_length(m->deps); i > 0; i--) {
+    struct dep_module *d = hashmap_get(map, m->deps[i - 1]);
+    int r = d ? visit(map, d, order, depth + 1) : 0;
+    if (r < 0)
+      return r;
+  }
+  return strv_extend(order, m->path);
+}
+
+int kgb_modules_load_order(const char *modules_dep, char ***ret) {
+  _cleanup_free_ char *text = strdup(modules_dep);
+  if (!text)
+    return -ENOMEM;
+  struct dep_module *mods = NULL;
+  size_t n = 0;
+  int r = 0;
+  for (char *line = strtok(text, "\n"); line && r >= 0; line = strtok(NULL, "\n")) {
+    char *colon = strchr(line, ':');
+    if (!colon)
+      continue;
+    *colon = '\0';
+    struct dep_module *nm = realloc(mods, (n + 1) * sizeof(*mods));
+    if (!nm) {
+      r = -ENOMEM;
+      break;
+    }
+    mods = nm;
+    mods[n] = (struct dep_module){.path = strdup(strstrip(line))};
+    if (!mods[n++].path)
+      r = -ENOMEM;
+    for (char *save, *w = strtok_r(colon + 1, " \t", &save); w && r >= 0;
+         w = strtok_r(NULL, " \t", &save))
+      r = strv_extend(&mods[n - 1].deps, w);
+  }
+  struct hashmap map = HASHMAP_INIT;
+  for (size_t i = 0; i < n && r >= 0; i++)
+    r = hashmap_put(&map, mods[i].path, &mods[i]);
+  char **order = NULL;
+  for (size_t i = 0; i < n && r >= 0; i++)
+    r = visit(&map, &mods[i], &order, 0);
+  hashmap_release(&map);
+  for (size_t i = 0; i < n; i++) {
+    free(mods[i].path);
+    strv_free(mods[i].deps);
+  }
+  free(mods);
+  if (r < 0) {
+    strv_free(order);
+    return r;
+  }
+  if (!order && !(order = calloc(1, sizeof(char *))))
+    return -ENOMEM;
+  *ret = order;
+  return 0;
+}
+
+/* ---- the result ---- */
+
+struct kgb_boot_result *kgb_boot_result_free(struct kgb_boot_result *r) {
+  if (!r)
+    return NULL;
+  free(r->rundir);
+  free(r->log_path);
+  free(r->initrd);
+  free(r->release);
+  strv_free(r->qemu_argv);
+  free(r->accel_why);
+  for (size_t i = 0; i < r->n_checks; i++) {
+    free(r->checks[i].name);
+    free(r->checks[i].detail);
+  }
+  free(r->checks);
+  strv_free(r->log_tail);
+  free(r);
+  return NULL;
+}
+
+static int add_check(struct kgb_boot_check **checks, size_t *n, const char *name,
+                     enum kgb_check_status status, char *detail /* taken */) {
+  _cleanup_free_ char *d = detail;
+  struct kgb_boot_check *nc = realloc(*checks, (*n + 1) * sizeof(**checks));
+  if (!nc)
+    return -ENOMEM;
+  *checks = nc;
+  char *nm = strdup(name);
+  if (!nm || !d) {
+    free(nm);
+    return -ENOMEM;
+  }
+  nc[(*n)++] = (struct kgb_boot_check){.name = nm, .status = status, .detail = TAKE_PTR(d)};
+  return 0;
+}
+
+static void free_checks(struct kgb_boot_check *checks, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(checks[i].name);
+    free(checks[i].detail);
+  }
+  free(checks);
+}
+
+/* ---- what the test needs to know about the profile ---- */
+
+struct machine {
+  char *type;   /* q35 */
+  char *params; /* the Kata settings' kernel_params */
+  unsigned root_ports;
+  unsigned memory;
+  unsigned profile_memory;
+};
+
+static void machine_release(struct machine *m) {
+  free(m->type);
+  free(m->params);
+}
+
+/* The text of a TOML basic string value ("q35" -> q35). */
+static char *toml_unquote(const char *v) {
+  size_t n = strlen(v);
+  if (n < 2 || v[0] != '"' || v[n - 1] != '"')
+    return strdup(v);
+  struct sbuf sb = SBUF_INIT;
+  for (size_t i = 1; i + 1 < n; i++) {
+    if (v[i] == '\\' && i + 2 < n)
+      i++;
+    sbuf_addc(&sb, v[i]);
+  }
+  return sbuf_steal(&sb);
+}
+
+static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, unsigned memory,
+                             struct machine *ret) {
+  _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *plan = NULL;
+  struct kgb_kata_opts ko = {0};
+  int r = kgb_kata_plan(ctx, p, &ko, &plan);
+  if (r < 0)
+    return r;
+  struct machine m = {0};
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    if (!STREQ(s->table, "hypervisor.qemu") || s->clear)
+      continue;
+    if (STREQ(s->key, "machine_type") && !m.type)
+      m.type = toml_unquote(s->value);
+    else if (STREQ(s->key, "kernel_params") && !m.params)
+      m.params = toml_unquote(s->value);
+    else if (STREQ(s->key, "pcie_root_port"))
+      m.root_ports = (unsigned)strtoul(s->value, NULL, 10);
+    else if (STREQ(s->key, "default_memory"))
+      m.profile_memory = (unsigned)strtoul(s->value, NULL, 10);
+  }
+  if (!m.type)
+    m.type = strdup("q35");
+  if (!m.type) {
+    machine_release(&m);
+    return -ENOMEM;
+  }
+  m.memory = memory ? memory : m.profile_memory ? MIN(m.profile_memory, MAX_MEMORY) : MAX_MEMORY;
+  *ret = m;
+  return 0;
+}
+
+/* ---- the initrd ---- */
+
+struct cpio {
+  struct archive *a;
+  long long epoch;
+  unsigned ino;
+};
+
+static int cpio_fail(struct kgb_ctx *ctx, struct cpio *c, const char *what) {
+  return kgb_error(ctx, -EIO, "writing the boot-test initrd (%s): %s", what,
+                   archive_error_string(c->a) ? archive_error_string(c->a) : "unknown error");
+}
+
+static int cpio_add(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_t type, mode_t perm,
+                    dev_t rdev, const void *data, size_t len) {
+  struct archive_entry *e = archive_entry_new();
+  if (!e)
+    return -ENOMEM;
+  archive_entry_set_pathname(e, path);
+  archive_entry_set_filetype(e, type);
+  archive_entry_set_perm(e, perm);
+  archive_entry_set_uid(e, 0);
+  archive_entry_set_gid(e, 0);
+  archive_entry_set_mtime(e, c->epoch, 0);
+  archive_entry_set_ino(e, ++c->ino);
+  archive_entry_set_nlink(e, type == AE_IFDIR ? 2 : 1);
+  archive_entry_set_size(e, type == AE_IFREG ? (la_int64_t)len : 0);
+  if (type == AE_IFCHR)
+    archive_entry_set_rdev(e, rdev);
+  int r = 0;
+  if (archive_write_header(c->a, e) < ARCHIVE_WARN)
+    r = cpio_fail(ctx, c, path);
+  else if (type == AE_IFREG && len && archive_write_data(c->a, data, len) != (la_ssize_t)len)
+    r = cpio_fail(ctx, c, path);
+  archive_entry_free(e);
+  return r;
+}
+
+static int cpio_add_file(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_t perm,
+                         const char *src) {
+  _cleanup_free_ char *data = NULL;
+  size_t len;
+  int r = read_full_file(src, &data, &len);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", src, strerror(-r));
+  return cpio_add(ctx, c, path, AE_IFREG, perm, 0, data, len);
+}
+
+/* A module as the kernel loads it: decompressed when kbuild compressed it. */
+static int cpio_add_module(struct kgb_ctx *ctx, struct cpio *c, const char *path, const char *src) {
+  _cleanup_free_ char *data = NULL, *plain = NULL;
+  size_t len, plain_len;
+  int r = read_full_file(src, &data, &len);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read module '%s': %s", src, strerror(-r));
+  if (!endswith(src, ".ko"))
+    return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, data, len);
+  const char *fmt;
+  r = kgb_decompress(ctx, src, data, len, (size_t)1 << 30, 0, &plain, &plain_len, &fmt);
+  if (r < 0)
+    return r;
+  return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, plain, plain_len);
+}
+
+/* Which compression the kernel unpacks: gzip when its config says so (or is unknown), else
+ * zstd, else none. */
+static const char *initrd_filter(const char *config_text) {
+  if (!config_text || strstr(config_text, "\nCONFIG_RD_GZIP=y\n"))
+    return "gzip";
+  if (strstr(config_text, "\nCONFIG_RD_ZSTD=y\n"))
+    return "zstd";
+  return NULL;
+}
+
+struct overlay {
+  const char *guest_check;
+  const char *plan;
+  const char *modules_dir; /* sources of modules[] */
+  char **modules;          /* relative to modules_dir, in load order */
+  char **module_paths;     /* their paths in the initrd */
+  const char *filter;
+  long long epoch;
+};
+
+static int write_overlay(struct kgb_ctx *ctx, const struct overlay *o, int fd) {
+  struct cpio c = {.a = archive_write_new(), .epoch = o->epoch};
+  if (!c.a)
+    return -ENOMEM;
+  int r = 0;
+  archive_write_set_format_cpio_newc(c.a);
+  if (o->filter && STREQ(o->filter, "gzip")) {
+    if (archive_write_add_filter_gzip(c.a) != ARCHIVE_OK ||
+        archive_write_set_filter_option(c.a, "gzip", "timestamp", NULL) < ARCHIVE_WARN)
+      r = cpio_fail(ctx, &c, "gzip");
+  } else if (o->filter && archive_write_add_filter_zstd(c.a) != ARCHIVE_OK) {
+    r = cpio_fail(ctx, &c, "zstd");
+  }
+  archive_write_set_bytes_per_block(c.a, 512);
+  if (r >= 0 && archive_write_open_fd(c.a, fd) != ARCHIVE_OK)
+    r = cpio_fail(ctx, &c, "open");
+  static const char *const dirs[] = {"dev", "kgb", "kgb/modules", "proc", "sys"};
+  for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
+    r = cpio_add(ctx, &c, dirs[i], AE_IFDIR, 0755, 0, NULL, 0);
+  /* so that the kernel can give the first process its console before devtmpfs is mounted */
+  if (r >= 0)
+    r = cpio_add(ctx, &c, "dev/console", AE_IFCHR, 0600, makedev(5, 1), NULL, 0);
+  if (r >= 0)
+    r = cpio_add_file(ctx, &c, "kgb/check", 0755, o->guest_check);
+  if (r >= 0)
+    r = cpio_add(ctx, &c, "kgb/plan", AE_IFREG, 0644, 0, o->plan, strlen(o->plan));
+  for (size_t i = 0; o->modules && o->modules[i] && r >= 0; i++) {
+    _cleanup_free_ char *src = strjoin_path(o->modules_dir, o->modules[i]);
+    r = src ? cpio_add_module(ctx, &c, o->module_paths[i] + 1, src) : -ENOMEM;
+  }
+  if (r >= 0 && archive_write_close(c.a) != ARCHIVE_OK)
+    r = cpio_fail(ctx, &c, "close");
+  archive_write_free(c.a);
+  return r;
+}
+
+/* The image's initrd (if any) followed by ours: the kernel unpacks concatenated archives in
+ * order, so ours adds /kgb without touching the image's files. */
+static int write_initrd(struct kgb_ctx *ctx, const char *base, const struct overlay *o,
+                        const char *path) {
+  _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", path);
+  if (!tmp)
+    return -ENOMEM;
+  _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0)
+    return kgb_error(ctx, -errno, "cannot create '%s': %m", tmp);
+  int r = 0;
+  if (base) {
+    _cleanup_close_ int in = open(base, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+      r = kgb_error(ctx, -errno, "cannot open initrd '%s': %m", base);
+    char buf[65536];
+    ssize_t n;
+    while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+      if (n < 0 || write(fd, buf, (size_t)n) != n)
+        r = kgb_error(ctx, -errno, "copying initrd '%s': %m", base);
+    }
+    /* the next archive starts on a 4-byte boundary, as the kernel's unpacker expects */
+    off_t end = lseek(fd, 0, SEEK_END);
+    static const char zeros[4];
+    if (r >= 0 && end % 4 && write(fd, zeros, (size_t)(4 - end % 4)) < 0)
+      r = -errno;
+  }
+  if (r >= 0)
+    r = write_overlay(ctx, o, fd);
+  if (r >= 0 && fsync(fd) < 0)
+    r = -errno;
+  if (r >= 0 && rename(tmp, path) < 0)
+    r = kgb_error(ctx, -errno, "cannot rename '%s': %m", tmp);
+  if (r < 0)
+    unlink(tmp);
+  return r;
+}
+
+/* ---- the plan ---- */
+
+static bool vendor_is(const struct kgb_profile *p, const char *v) {
+  return p->vendor && STREQ(p->vendor, v);
+}
+
+static bool hotplug_planned(const struct kgb_profile *p, const struct machine *m) {
+  return vendor_is(p, "nvidia") && m->root_ports > 0 && STREQ(m->type, "q35");
+}
+
+static char *render_plan(const struct kgb_profile *p, const char *release, const struct machine *m,
+                         char *const *module_paths) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_addf(&sb, "# kata-gpu-builder boot-test plan for profile '%s'\n", p->name);
+  sbuf_addf(&sb, "release %s\n", release);
+  for (size_t i = 0; p->kernel.required && p->kernel.required[i]; i++)
+    sbuf_addf(&sb, "require %s\n", p->kernel.required[i]);
+  for (size_t i = 0; module_paths && module_paths[i]; i++)
+    sbuf_addf(&sb, "module %s\n", module_paths[i]);
+  if (vendor_is(p, "virgl"))
+    sbuf_adds(&sb, "virtio-gpu\n");
+  if (vendor_is(p, "nvidia")) {
+    if (m->root_ports && STREQ(m->type, "q35"))
+      sbuf_addf(&sb, "pciehp %u\n", m->root_ports);
+    if (hotplug_planned(p, m))
+      sbuf_addf(&sb, "hotplug %s %u\n", HOTPLUG_ID, HOTPLUG_WAIT);
+    sbuf_adds(&sb, "absent nouveau\n");
+  }
+  if (vendor_is(p, "intel"))
+    sbuf_adds(&sb, "driver i915\n");
+  return sbuf_steal(&sb);
+}
+
+/* Rows the host decides without the guest: what cannot be checked here, and why. */
+static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
+                     const struct machine *m, size_t n_modules, struct kgb_boot_check **checks,
+                     size_t *n) {
+  int r = 0;
+  if (!o->modules_dir)
+    r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
+                  strdup("no module tree with this kernel (--kernel without the profile's "
+                         "build)"));
+  else if (!n_modules)
+    r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
+                  strdup("the build has no loadable modules: every driver it needs is built "
+                         "in"));
+  if (r >= 0 && vendor_is(p, "virgl")) {
+    /* the host's /dev, not a host state root: a render node is what QEMU itself would open */
+    bool render = access("/dev/dri/renderD128", R_OK | W_OK) == 0;
+    r = add_check(checks, n, "virgl-gl", KGB_CHECK_SKIP,
+                  strdup(render ? "this host has a render node, but the GL renderer string needs "
+                                  "the guest's Mesa from the profile's image; the initrd-only "
+                                  "guest was checked with virtio-gpu-pci"
+                                : "no render node on this host (/dev/dri/renderD128): "
+                                  "virtio-gpu-gl-pci needs one; checked with virtio-gpu-pci "
+                                  "(2D) instead"));
+  }
+  if (r >= 0 && vendor_is(p, "nvidia") && !hotplug_planned(p, m))
+    r = add_check(checks, n, "hotplug", KGB_CHECK_SKIP,
+                  kgb_strdup_printf("the Kata settings give no PCIe root port on q35 (machine "
+                                    "%s, %u ports)",
+                                    m->type, m->root_ports));
+  if (r >= 0 && vendor_is(p, "nvidia"))
+    r = add_check(checks, n, "nvidia-driver", KGB_CHECK_SKIP,
+                  strdup("the driver recipe's modules live in the profile's image; this boot "
+                         "has the kernel's own modules only"));
+  return r;
+}
+
+/* ---- QEMU ---- */
+
+struct qemu_cmd {
+  const char *qemu;
+  const char *name;
+  const char *kernel, *initrd;
+  const char *cmdline;
+  const struct machine *m;
+  enum kgb_accel accel;
+  bool virtio_gpu;
+  const char *qmp_path; /* NULL: no QMP */
+};
+
+static char **qemu_argv(const struct qemu_cmd *q) {
+  char **v = NULL;
+  int r = 0;
+  _cleanup_free_ char *mem = kgb_strdup_printf("%u", q->m->memory);
+  _cleanup_free_ char *name = kgb_strdup_printf("kgb-boot-test-%s", q->name);
+  const char *fixed[] = {q->qemu,
+                         "-name",
+                         name,
+                         "-machine",
+                         q->m->type,
+                         "-accel",
+                         kgb_accel_to_string(q->accel),
+                         "-m",
+                         mem,
+                         "-smp",
+                         "1",
+                         "-nodefaults",
+                         "-no-user-config",
+                         "-display",
+                         "none",
+                         "-serial",
+                         "stdio",
+                         "-no-reboot",
+                         "-kernel",
+                         q->kernel,
+                         "-initrd",
+                         q->initrd,
+                         "-append",
+                         q->cmdline};
+  if (!mem || !name)
+    return NULL;
+  for (size_t i = 0; i < ELEMENTSOF(fixed) && r >= 0; i++)
+    r = strv_extend(&v, fixed[i]);
+  /* Kata runs KVM guests with the host's CPU model */
+  if (r >= 0 && q->accel == KGB_ACCEL_KVM)
+    r = strv_extend(&v, "-cpu") < 0 ? -ENOMEM : strv_extend(&v, "host");
+  bool q35 = STREQ(q->m->type, "q35");
+  if (r >= 0 && q35 && q->m->root_ports)
+    /* QEMU 6.1 and later hand q35's root ports to ACPI hotplug; Kata's large-BAR path is
+     * native PCIe hotplug (pciehp) */
+    r = strv_extend(&v, "-global") < 0
+            ? -ENOMEM
+            : strv_extend(&v, "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off");
+  for (unsigned i = 0; q35 && i < q->m->root_ports && r >= 0; i++) {
+    _cleanup_free_ char *dev =
+        kgb_strdup_printf("pcie-root-port,id=rp%u,bus=pcie.0,chassis=%u,slot=%u", i, i + 1, i + 1);
+    r = dev && strv_extend(&v, "-device") >= 0 ? strv_extend(&v, dev) : -ENOMEM;
+  }
+  static const char *const devices[] = {"virtio-rng-pci", "virtio-serial-pci"};
+  for (size_t i = 0; i < ELEMENTSOF(devices) && r >= 0; i++)
+    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, devices[i]);
+  if (r >= 0 && q->virtio_gpu)
+    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, "virtio-gpu-pci");
+  if (r >= 0 && q->qmp_path) {
+    _cleanup_free_ char *qmp = kgb_strdup_printf("unix:%s,server=on,wait=off", q->qmp_path);
+    r = qmp && strv_extend(&v, "-qmp") >= 0 ? strv_extend(&v, qmp) : -ENOMEM;
+  }
+  if (r < 0)
+    return strv_free(v);
+  return v;
+}
+
+/* ---- the watchdog: ends the run at its deadline or when the caller is interrupted ---- */
+
+struct watch {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop, fired;
+  double deadline;
+  volatile sig_atomic_t flag; /* ctx->cancel during the run: kgb_exec kills QEMU on it */
+  volatile sig_atomic_t *outer;
+};
+
+static void *watch_main(void *ud) {
+  struct watch *w = ud;
+  pthread_mutex_lock(&w->lock);
+  while (!w->stop) {
+    if (w->outer && *w->outer)
+      w->flag = 1;
+    if (!w->fired && now() >= w->deadline) {
+      w->fired = true;
+      w->flag = 1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+static void watch_set_deadline(struct watch *w, double deadline) {
+  pthread_mutex_lock(&w->lock);
+  w->deadline = deadline;
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- QMP client ---- */
+
+struct qmp {
+  int fd;
+  struct sbuf in;
+};
+
+/* The next reply that is not an event, within timeout seconds. */
+static int qmp_read(struct qmp *q, double timeout, struct kgb_qmp_reply *ret) {
+  double end = now() + timeout;
+  for (;;) {
+    char *nl = q->in.buf ? memchr(q->in.buf, '\n', q->in.len) : NULL;
+    if (nl) {
+      *nl = '\0';
+      struct kgb_qmp_reply rep;
+      int r = kgb_qmp_parse(q->in.buf, &rep);
+      size_t rest = q->in.len - (size_t)(nl + 1 - q->in.buf);
+      memmove(q->in.buf, nl + 1, rest);
+      q->in.len = rest;
+      q->in.buf[rest] = '\0';
+      if (r < 0)
+        return r;
+      if (rep.kind == KGB_QMP_EVENT) {
+        kgb_qmp_reply_release(&rep);
+        continue;
+      }
+      *ret = rep;
+      return 0;
+    }
+    double left = end - now();
+    if (left <= 0)
+      return -ETIMEDOUT;
+    struct pollfd p = {.fd = q->fd, .events = POLLIN};
+    int pr = poll(&p, 1, (int)(left * 1000) + 1);
+    if (pr < 0 && errno != EINTR)
+      return -errno;
+    if (pr <= 0)
+      continue;
+    char buf[4096];
+    ssize_t n = read(q->fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n == 0 ? -ECONNRESET : -errno;
+    if (sbuf_add(&q->in, buf, (size_t)n) < 0)
+      return -ENOMEM;
+  }
+}
+
+static int qmp_execute(struct qmp *q, const char *json, char **ret_error) {
+  size_t len = strlen(json);
+  if (write(q->fd, json, len) != (ssize_t)len || write(q->fd, "\n", 1) != 1)
+    return -errno;
+  struct kgb_qmp_reply rep;
+  int r = qmp_read(q, 5, &rep);
+  if (r < 0)
+    return r;
+  if (rep.kind == KGB_QMP_ERROR) {
+    *ret_error = kgb_strdup_printf("%s%s%s", rep.error_class ? rep.error_class : "",
+                                   rep.error_class ? ": " : "", rep.desc ? rep.desc : "?");
+    r = -EIO;
+  } else if (rep.kind != KGB_QMP_RETURN) {
+    r = -EPROTO;
+  }
+  kgb_qmp_reply_release(&rep);
+  return r;
+}
+
+/* device_add of a virtio-net-pci function into root port rp0: what a large-BAR GPU goes
+ * through in Kata. ret_error: why it failed, for the table. */
+static int qmp_hotplug(const char *sock_path, char **ret_error) {
+  struct qmp q = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), .in = SBUF_INIT};
+  if (q.fd < 0)
+    return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+  int r = -ENOENT;
+  for (int i = 0; i < 50 && r < 0; i++) {
+    r = connect(q.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+    if (r < 0)
+      usleep(20 * 1000);
+  }
+  struct kgb_qmp_reply rep = {0};
+  if (r < 0) {
+    *ret_error = kgb_strdup_printf("cannot connect to QMP at '%s': %s", sock_path, strerror(-r));
+  } else if ((r = qmp_read(&q, 5, &rep)) < 0 || rep.kind != KGB_QMP_GREETING) {
+    *ret_error = strdup("QMP sent no greeting");
+    r = r < 0 ? r : -EPROTO;
+  } else if ((r = qmp_execute(&q, "{\"execute\": \"qmp_capabilities\"}", ret_error)) < 0) {
+    if (!*ret_error)
+      *ret_error = kgb_strdup_printf("qmp_capabilities: %s", strerror(-r));
+  } else if ((r = qmp_execute(&q,
+                              "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
+                              "\"virtio-net-pci\", \"bus\": \"rp0\", \"id\": \"kgb-hotplug0\", "
+                              "\"romfile\": \"\"}}",
+                              ret_error)) < 0) {
+    if (!*ret_error)
+      *ret_error = kgb_strdup_printf("device_add: %s", strerror(-r));
+  }
+  kgb_qmp_reply_release(&rep);
+  sbuf_release(&q.in);
+  close(q.fd);
+  return r;
+}
+
+/* ---- one QEMU run ---- */
+
+struct run {
+  struct kgb_ctx *ctx;
+  struct watch w;
+  const char *label;
+  const char *qmp_path;
+  double t0, t_begin, t_end, t_hotplug;
+  double up_begin, up_end;
+  double begin_deadline; /* 0: none (the whole timeout applies) */
+  unsigned timeout;
+  int end_pass, end_fail, end_skip;
+  struct kgb_boot_check *checks;
+  size_t n_checks;
+  unsigned bad_lines;
+  char *hotplug_error;
+  char *kill_reason; /* why the run was ended early (KVM failed) */
+  int oom;
+};
+
+static void run_release(struct run *r) {
+  free_checks(r->checks, r->n_checks);
+  r->checks = NULL;
+  r->n_checks = 0;
+  free(r->hotplug_error);
+  free(r->kill_reason);
+  r->hotplug_error = r->kill_reason = NULL;
+}
+
+static void kill_run(struct run *r, char *reason) {
+  if (!r->kill_reason)
+    r->kill_reason = reason;
+  else
+    free(reason);
+  r->w.flag = 1;
+}
+
+static void on_line(void *ud, const char *raw) {
+  struct run *r = ud;
+  _cleanup_free_ char *line = strdup(raw);
+  if (!line) {
+    r->oom = 1;
+    return;
+  }
+  line[strcspn(line, "\r")] = '\0';
+  if (r->begin_deadline && r->t_begin < 0 && strstr(line, "KVM internal error")) {
+    kill_run(r, strdup("KVM internal error (the guest cannot run under this KVM)"));
+    return;
+  }
+  struct kgb_boot_line l;
+  int e = kgb_boot_line_parse(line, &l);
+  if (e == -EBADMSG)
+    r->bad_lines++;
+  if (e < 0)
+    return;
+  double t = now() - r->t0;
+  switch (l.kind) {
+  case KGB_BOOT_LINE_BEGIN:
+    r->t_begin = t;
+    r->up_begin = l.uptime;
+    watch_set_deadline(&r->w, r->t0 + r->timeout);
+    kgb_progress(r->ctx, r->label, 0, 0);
+    break;
+  case KGB_BOOT_LINE_RESULT: {
+    /* the host's view of a hot-plug that failed belongs in the guest's row */
+    char *detail = TAKE_PTR(l.detail);
+    if (STREQ(l.name, "hotplug") && r->hotplug_error) {
+      char *d = kgb_strdup_printf("%s; QMP: %s", detail, r->hotplug_error);
+      free(detail);
+      detail = d;
+    }
+    if (add_check(&r->checks, &r->n_checks, l.name, l.status, detail) < 0)
+      r->oom = 1;
+    kgb_progress(r->ctx, r->label, r->n_checks, 0);
+    break;
+  }
+  case KGB_BOOT_LINE_HOTPLUG:
+    r->t_hotplug = t;
+    if (!r->qmp_path)
+      r->hotplug_error = strdup("the host planned no hot-plug (no QMP socket)");
+    else if (qmp_hotplug(r->qmp_path, &r->hotplug_error) < 0 && !r->hotplug_error)
+      r->hotplug_error = strdup("QMP failed");
+    if (r->hotplug_error)
+      kgb_debug(r->ctx, "boot-test: hot-plug over QMP failed: %s", r->hotplug_error);
+    break;
+  case KGB_BOOT_LINE_END:
+    r->t_end = t;
+    r->up_end = l.uptime;
+    r->end_pass = l.n_pass;
+    r->end_fail = l.n_fail;
+    r->end_skip = l.n_skip;
+    break;
+  default:
+    break;
+  }
+  kgb_boot_line_release(&l);
+}
+
+/* Runs QEMU once; 0 when it ran (its outcome is in r), a negative errno when it could not. */
+static int run_qemu(struct kgb_ctx *ctx, char **argv, const char *log_path, struct run *r,
+                    int *ret_status) {
+  r->t_begin = r->t_end = r->t_hotplug = -1;
+  r->up_begin = r->up_end = -1;
+  r->end_pass = r->end_fail = r->end_skip = -1;
+  r->w.flag = 0;
+  r->w.fired = false;
+  r->w.stop = false;
+  r->w.outer = ctx->cancel;
+  r->t0 = now();
+  r->w.deadline = r->t0 + (r->begin_deadline ? r->begin_deadline : r->timeout);
+  if (r->qmp_path)
+    unlink(r->qmp_path);
+  pthread_t thread;
+  int e = pthread_create(&thread, NULL, watch_main, &r->w);
+  if (e)
+    return kgb_error(ctx, -e, "cannot start the boot-test watchdog: %s", strerror(e));
+  volatile sig_atomic_t *outer = ctx->cancel;
+  ctx->cancel = &r->w.flag;
+  struct kgb_exec_opts eo = {.log_path = log_path, .line_fn = on_line, .userdata = r};
+  kgb_progress(ctx, r->label, 0, 0);
+  int status = kgb_exec(ctx, argv, &eo);
+  ctx->cancel = outer;
+  pthread_mutex_lock(&r->w.lock);
+  r->w.stop = true;
+  pthread_cond_signal(&r->w.cond);
+  pthread_mutex_unlock(&r->w.lock);
+  pthread_join(thread, NULL);
+  kgb_progress(ctx, r->label, 1, 1);
+  if (r->qmp_path)
+    unlink(r->qmp_path);
+  if (r->oom)
+    return -ENOMEM;
+  if (status == -ECANCELED && outer && *outer)
+    return -ECANCELED;
+  if (status < 0 && status != -ECANCELED)
+    return status;
+  *ret_status = status;
+  return 0;
+}
+
+/* The last lines of the log, for a person to see why a boot failed. */
+static char **log_tail(const char *path, size_t max) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_full_file(path, &text, &len) < 0)
+    return NULL;
+  _cleanup_strv_free_ char **all = NULL;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    line[strcspn(line, "\r")] = '\0';
+    if (*line && strv_extend(&all, line) < 0)
+      return NULL;
+  }
+  size_t n = strv_length(all);
+  char **tail = NULL;
+  for (size_t i = n > max ? n - max : 0; i < n; i++)
+    if (strv_extend(&tail, all[i]) < 0)
+      return strv_free(tail);
+  return tail;
+}
+
+/* What the log says about a guest that ended before its checks. */
+static char *boot_failure(const char *log_path, int status) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_full_file(log_path, &text, &len) >= 0) {
+    /* the last run's part of the log: after its command line ("$ qemu-system-x86_64 ...") */
+    char *run = text, *p;
+    while ((p = strstr(run + 1, "\n$ ")))
+      run = p;
+    run += strcspn(run + 1, "\n") + 1;
+    const char *panic = strstr(run, "Kernel panic - not syncing:");
+    if (panic)
+      return kgb_strdup_printf("the guest kernel panicked: %.*s", (int)strcspn(panic, "\r\n"),
+                               panic);
+    /* QEMU's own message, an error rather than a warning when there is one */
+    const char *msg = NULL;
+    for (const char *q = strstr(run, "qemu-system-"); q; q = strstr(q + 1, "qemu-system-")) {
+      const char *eol = q + strcspn(q, "\r\n");
+      if (!msg || (memmem(q, (size_t)(eol - q), "error", 5) && !strstr(msg, "error")))
+        msg = q;
+    }
+    if (msg && status != 0)
+      return kgb_strdup_printf("QEMU failed (exit status %d): %.*s", status,
+                               (int)strcspn(msg, "\r\n"), msg);
+  }
+  if (status != 0)
+    return kgb_strdup_printf("QEMU exited with status %d before the guest's checks", status);
+  return strdup("the guest stopped before its first check line (no init? no console?)");
+}
+
+/* ---- the test ---- */
+
+static int make_rundir(struct kgb_ctx *ctx, const char *profile, char **ret) {
+  _cleanup_free_ char *base = strjoin_path(ctx->workdir, "boot-test");
+  if (!base)
+    return -ENOMEM;
+  int r = mkdir_p(base, 0755);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", base, strerror(-r));
+  _cleanup_free_ char *name = strdup(profile);
+  if (!name)
+    return -ENOMEM;
+  for (char *c = name; *c; c++)
+    if (*c == '/' || *c == ' ')
+      *c = '_';
+  char *dir = kgb_strdup_printf("%s/%s-XXXXXX", base, name);
+  if (!dir)
+    return -ENOMEM;
+  if (!mkdtemp(dir)) {
+    r = kgb_error(ctx, -errno, "cannot create a directory under '%s': %m", base);
+    free(dir);
+    return r;
+  }
+  *ret = dir;
+  return 0;
+}
+
+/* The socket QEMU listens on; a path that does not fit in sun_path moves to the temporary
+ * directory. ret_tmpdir: a directory to remove afterwards, or NULL. */
+static int qmp_socket_path(struct kgb_ctx *ctx, const char *rundir, char **ret, char **ret_tmpdir) {
+  _cleanup_free_ char *path = strjoin_path(rundir, "qmp.sock");
+  if (!path)
+    return -ENOMEM;
+  if (strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    *ret = TAKE_PTR(path);
+    *ret_tmpdir = NULL;
+    return 0;
+  }
+  const char *tmp = getenv("TMPDIR");
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/kgb-qmp-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!dir)
+    return -ENOMEM;
+  if (!mkdtemp(dir))
+    return kgb_error(ctx, -errno, "cannot create a directory for the QMP socket: %m");
+  *ret = strjoin_path(dir, "qmp.sock");
+  if (!*ret) {
+    rmdir(dir);
+    return -ENOMEM;
+  }
+  *ret_tmpdir = TAKE_PTR(dir);
+  return 0;
+}
+
+static bool kvm_usable(char **ret_why) {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    *ret_why = kgb_strdup_printf("/dev/kvm: %s", strerror(errno));
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+/* The checks of a finished run, with the host's own rows. */
+static int judge(struct run *run, int status, const char *log_path, unsigned timeout,
+                 enum kgb_accel accel, struct kgb_boot_result *res) {
+  const char *accel_name = accel == KGB_ACCEL_KVM ? "KVM" : "TCG";
+  char *boot;
+  enum kgb_check_status bs = KGB_CHECK_FAIL;
+  if (run->w.fired && run->t_begin < 0)
+    boot = kgb_strdup_printf("no sign of the checks within %u s under %s (the guest hung before "
+                             "or instead of kgb-guest-check): killed",
+                             timeout, accel_name);
+  else if (run->w.fired)
+    boot = kgb_strdup_printf("the checks did not end within %u s (userspace after %.1f s): "
+                             "killed",
+                             timeout, run->t_begin);
+  else if (run->t_begin < 0)
+    boot = boot_failure(log_path, status);
+  else if (run->t_end < 0)
+    boot = kgb_strdup_printf("the guest stopped after %.1f s, before its checks ended",
+                             now() - run->t0);
+  else {
+    bs = KGB_CHECK_PASS;
+    boot = kgb_strdup_printf("userspace after %.2f s under %s (guest uptime %.2f s), checks "
+                             "done after %.2f s",
+                             run->t_begin, accel_name, run->up_begin, run->t_end);
+  }
+  res->timed_out = run->w.fired;
+  int r = add_check(&res->checks, &res->n_checks, "boot", bs, boot);
+  for (size_t i = 0; i < run->n_checks && r >= 0; i++)
+    r = add_check(&res->checks, &res->n_checks, run->checks[i].name, run->checks[i].status,
+                  strdup(run->checks[i].detail));
+  if (r >= 0 && run->t_end >= 0) {
+    /* the guest's counts against the lines that arrived whole */
+    int seen[_KGB_CHECK_STATUS_MAX] = {0};
+    for (size_t i = 0; i < run->n_checks; i++)
+      seen[run->checks[i].status]++;
+    if (seen[KGB_CHECK_PASS] != run->end_pass || seen[KGB_CHECK_FAIL] != run->end_fail ||
+        seen[KGB_CHECK_SKIP] != run->end_skip)
+      r = add_check(&res->checks, &res->n_checks, "console", KGB_CHECK_FAIL,
+                    kgb_strdup_printf("the guest reported %d passed, %d failed, %d skipped, but "
+                                      "%zu result lines arrived whole (%u garbled)",
+                                      run->end_pass, run->end_fail, run->end_skip, run->n_checks,
+                                      run->bad_lines));
+  }
+  if (r >= 0 && bs == KGB_CHECK_FAIL)
+    res->log_tail = log_tail(log_path, LOG_TAIL_LINES);
+  res->boot_seconds = run->t_begin;
+  res->check_seconds = run->t_end;
+  res->uptime_begin = run->up_begin;
+  res->uptime_end = run->up_end;
+  return r;
+}
+
+/* Everything a test holds while it runs; released in one place. */
+struct boot {
+  struct machine m;
+  char *plan, *config, *cmdline, *modules_dep, *qmp_path, *qmp_tmpdir;
+  char **modules, **module_paths;
+  struct run run;
+};
+
+static void boot_release(struct boot *b) {
+  machine_release(&b->m);
+  free(b->plan);
+  free(b->config);
+  free(b->cmdline);
+  free(b->modules_dep);
+  free(b->qmp_path);
+  if (b->qmp_tmpdir)
+    rm_rf(b->qmp_tmpdir);
+  free(b->qmp_tmpdir);
+  strv_free(b->modules);
+  strv_free(b->module_paths);
+  run_release(&b->run);
+  pthread_cond_destroy(&b->run.w.cond);
+  pthread_mutex_destroy(&b->run.w.lock);
+}
+
+static int boot_modules(struct kgb_ctx *ctx, const char *dir, struct boot *b) {
+  _cleanup_free_ char *dep_path = strjoin_path(dir, "modules.dep");
+  size_t len;
+  int r = dep_path ? read_full_file(dep_path, &b->modules_dep, &len) : -ENOMEM;
+  if (r == -ENOENT)
+    return kgb_error(ctx, r, "no modules.dep in '%s' (depmod did not run)", dir);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", dep_path, strerror(-r));
+  if ((r = kgb_modules_load_order(b->modules_dep, &b->modules)) < 0)
+    return r;
+  for (size_t i = 0; b->modules[i]; i++) {
+    const char *base = strrchr(b->modules[i], '/');
+    base = base ? base + 1 : b->modules[i];
+    char *dst = kgb_strdup_printf("/kgb/modules/%03zu-%.*s.ko", i, (int)strcspn(base, "."), base);
+    if (!dst || strv_push(&b->module_paths, dst) < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* The plan, the initrd, the command line: everything before QEMU starts. */
+static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                        const struct kgb_boot_opts *o, struct boot *b,
+                        struct kgb_boot_result *res) {
+  if (!o->kernel || !o->guest_check)
+    return kgb_error(ctx, -EINVAL, "boot-test needs a kernel and the guest check program");
+  if (!is_file(o->kernel))
+    return kgb_error(ctx, -ENOENT, "no kernel '%s'", o->kernel);
+  if (!is_file(o->guest_check))
+    return kgb_error(ctx, -ENOENT,
+                     "no guest check program '%s' (build the kgb-guest-check target, or set "
+                     "KGB_GUEST_CHECK)",
+                     o->guest_check);
+  if (o->initrd && !is_file(o->initrd))
+    return kgb_error(ctx, -ENOENT, "no initrd '%s'", o->initrd);
+  const char *qemu = o->qemu ? o->qemu : "qemu-system-x86_64";
+  _cleanup_free_ char *found = strchr(qemu, '/') ? NULL : find_program(qemu);
+  if (strchr(qemu, '/') ? access(qemu, X_OK) < 0 : !found)
+    return kgb_error(ctx, -ENOENT, "'%s' is not installed: apt-get install qemu-system-x86%s", qemu,
+                     o->qemu ? "" : " (or --qemu PATH)");
+  int r;
+  if (o->release)
+    res->release = strdup(o->release);
+  else if ((r = kgb_bzimage_release(ctx, o->kernel, &res->release)) < 0)
+    return r;
+  if (!res->release)
+    return -ENOMEM;
+  if ((r = machine_from_kata(ctx, p, o->memory, &b->m)) < 0)
+    return r;
+  res->memory = b->m.memory;
+  if (o->modules_dir && (r = boot_modules(ctx, o->modules_dir, b)) < 0)
+    return r;
+  if ((r = make_rundir(ctx, p->name, &res->rundir)) < 0)
+    return r;
+  _cleanup_free_ char *plan_path = strjoin_path(res->rundir, "plan");
+  res->log_path = strjoin_path(res->rundir, "serial.log");
+  res->initrd = strjoin_path(res->rundir, "initrd.img");
+  b->plan = render_plan(p, res->release, &b->m, b->module_paths);
+  if (!res->log_path || !res->initrd || !plan_path || !b->plan)
+    return -ENOMEM;
+  if ((r = write_file_atomic(plan_path, b->plan, strlen(b->plan), 0644)) < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", plan_path, strerror(-r));
+  size_t len;
+  if (o->config && (r = read_full_file(o->config, &b->config, &len)) < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", o->config, strerror(-r));
+  struct overlay ov = {.guest_check = o->guest_check,
+                       .plan = b->plan,
+                       .modules_dir = o->modules_dir,
+                       .modules = b->modules,
+                       .module_paths = b->module_paths,
+                       .filter = initrd_filter(b->config),
+                       .epoch = o->epoch};
+  if ((r = write_initrd(ctx, o->initrd, &ov, res->initrd)) < 0)
+    return r;
+  if ((r = host_rows(p, o, &b->m, strv_length(b->modules), &res->checks, &res->n_checks)) < 0)
+    return r;
+  /* ours first: a later parameter (the profile's, --append) wins */
+  b->cmdline = kgb_strdup_printf("console=ttyS0 rdinit=/kgb/check panic=-1%s%s%s%s",
+                                 b->m.params ? " " : "", b->m.params ? b->m.params : "",
+                                 o->append ? " " : "", o->append ? o->append : "");
+  if (!b->cmdline)
+    return -ENOMEM;
+  if (hotplug_planned(p, &b->m))
+    return qmp_socket_path(ctx, res->rundir, &b->qmp_path, &b->qmp_tmpdir);
+  return 0;
+}
+
+/* One boot under accel; label for the progress line. */
+static int boot_run(struct kgb_ctx *ctx, struct boot *b, struct qemu_cmd *q, enum kgb_accel accel,
+                    const char *label, struct kgb_boot_result *res, int *ret_status) {
+  q->accel = accel;
+  strv_free(res->qemu_argv);
+  res->qemu_argv = qemu_argv(q);
+  if (!res->qemu_argv)
+    return -ENOMEM;
+  b->run.label = label;
+  return run_qemu(ctx, res->qemu_argv, res->log_path, &b->run, ret_status);
+}
+
+static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                        const struct kgb_boot_opts *o, struct boot *b,
+                        struct kgb_boot_result *res) {
+  struct run *run = &b->run;
+  run->timeout = o->timeout ? o->timeout : DEFAULT_TIMEOUT;
+  run->qmp_path = b->qmp_path;
+  struct qemu_cmd q = {.qemu = o->qemu ? o->qemu : "qemu-system-x86_64",
+                       .name = p->name,
+                       .kernel = o->kernel,
+                       .initrd = res->initrd,
+                       .cmdline = b->cmdline,
+                       .m = &b->m,
+                       .virtio_gpu = vendor_is(p, "virgl"),
+                       .qmp_path = b->qmp_path};
+  _cleanup_free_ char *no_kvm = NULL, *probe_label = NULL, *label = NULL, *why = NULL;
+  enum kgb_accel accel = o->accel;
+  int r, status = 0;
+  if (accel != KGB_ACCEL_TCG && !kvm_usable(&no_kvm)) {
+    if (accel == KGB_ACCEL_KVM)
+      return kgb_error(ctx, -ENODEV, "--accel kvm: %s", no_kvm ? no_kvm : "no KVM");
+    res->accel_why = kgb_strdup_printf("%s: TCG", no_kvm ? no_kvm : "no KVM");
+    accel = KGB_ACCEL_TCG;
+  }
+  bool done = false;
+  if (accel == KGB_ACCEL_AUTO) {
+    /* KVM gets KVM_PROBE_SECONDS to reach the guest's userspace; the run goes on under KVM
+     * when it does */
+    probe_label = kgb_strdup_printf("boot-test %s: probing KVM", p->name);
+    if (!probe_label)
+      return -ENOMEM;
+    run->begin_deadline = MIN(KVM_PROBE_SECONDS, (double)run->timeout);
+    if ((r = boot_run(ctx, b, &q, KGB_ACCEL_KVM, probe_label, res, &status)) < 0)
+      return r;
+    if (run->t_begin >= 0) {
+      accel = KGB_ACCEL_KVM;
+      res->accel_why =
+          kgb_strdup_printf("KVM reached the guest's userspace in %.1f s", run->t_begin);
+      done = true;
+    } else {
+      res->kvm_probe_seconds = now() - run->t0;
+      why = run->kill_reason ? strdup(run->kill_reason)
+            : run->w.fired
+                ? kgb_strdup_printf("no check program running within %.0f s", run->begin_deadline)
+                : boot_failure(res->log_path, status);
+      res->accel_why = kgb_strdup_printf("KVM was tried first and given up after %.1f s (%s): "
+                                         "TCG",
+                                         res->kvm_probe_seconds, why ? why : "?");
+      run_release(run);
+      accel = KGB_ACCEL_TCG;
+    }
+    run->begin_deadline = 0;
+  } else if (!res->accel_why) {
+    res->accel_why = kgb_strdup_printf("--accel %s", kgb_accel_to_string(accel));
+  }
+  if (!res->accel_why)
+    return -ENOMEM;
+  if (!done) {
+    label = kgb_strdup_printf("boot-test %s: booting under %s", p->name,
+                              accel == KGB_ACCEL_KVM ? "KVM" : "TCG");
+    if (!label)
+      return -ENOMEM;
+    if ((r = boot_run(ctx, b, &q, accel, label, res, &status)) < 0)
+      return r;
+  }
+  res->accel = accel;
+  res->total_seconds = now() - run->t0;
+  /* the host's rows so far go after the guest's */
+  struct kgb_boot_check *host = res->checks;
+  size_t n_host = res->n_checks;
+  res->checks = NULL;
+  res->n_checks = 0;
+  r = judge(run, status, res->log_path, run->timeout, accel, res);
+  for (size_t i = 0; i < n_host && r >= 0; i++)
+    r = add_check(&res->checks, &res->n_checks, host[i].name, host[i].status,
+                  strdup(host[i].detail));
+  free_checks(host, n_host);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < res->n_checks; i++)
+    if (res->checks[i].status == KGB_CHECK_PASS)
+      res->n_pass++;
+    else if (res->checks[i].status == KGB_CHECK_FAIL)
+      res->n_fail++;
+    else
+      res->n_skip++;
+  /* a passing run's initrd is made again in a blink; a failing one is kept to boot by hand */
+  if (!res->n_fail) {
+    unlink(res->initrd);
+    free(res->initrd);
+    res->initrd = NULL;
+  }
+  return 0;
+}
+
+int kgb_boot_test(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_boot_opts *o,
+                  struct kgb_boot_result **ret) {
+  _cleanup_(kgb_boot_result_freep) struct kgb_boot_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  res->boot_seconds = res->check_seconds = res->uptime_begin = res->uptime_end = -1;
+  struct boot b = {.run = {.ctx = ctx, .w = {.lock = PTHREAD_MUTEX_INITIALIZER}}};
+  pthread_cond_init(&b.run.w.cond, NULL);
+  int r = boot_prepare(ctx, p, o, &b, res);
+  if (r >= 0)
+    r = boot_execute(ctx, p, o, &b, res);
+  boot_release(&b);
+  if (r < 0)
+    return r;
+  *ret = TAKE_PTR(res);
+  return 0;
+}

@@ -1,0 +1,141 @@
+/* `boot-test`: the built kernel booted in QEMU on a Kata-like machine (q35, the PCIe root ports
+ * of the profile's Kata settings, virtio devices, a serial console), with kgb-guest-check as
+ * early userspace in an initrd written here (or appended to the image's), its result lines
+ * read from the console into a table, a device hot-plugged over QMP when the profile needs
+ * it, KVM probed and TCG taken when KVM fails or is slow, and a hung guest killed. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kgb.h"
+#include "profile.h"
+
+enum kgb_accel {
+  KGB_ACCEL_AUTO,
+  KGB_ACCEL_KVM,
+  KGB_ACCEL_TCG,
+  _KGB_ACCEL_MAX,
+  _KGB_ACCEL_INVALID = -22,
+};
+enum kgb_accel kgb_accel_from_string(const char *s);
+const char *kgb_accel_to_string(enum kgb_accel a);
+
+enum kgb_check_status {
+  KGB_CHECK_PASS,
+  KGB_CHECK_FAIL,
+  KGB_CHECK_SKIP,
+  _KGB_CHECK_STATUS_MAX,
+  _KGB_CHECK_STATUS_INVALID = -22,
+};
+/* "pass", "fail", "skipped" ("skip" is accepted too, as the guest writes it). */
+enum kgb_check_status kgb_check_status_from_string(const char *s);
+const char *kgb_check_status_to_string(enum kgb_check_status s);
+
+/* ---- the guest's console lines ---- */
+
+enum kgb_boot_line_kind {
+  KGB_BOOT_LINE_BEGIN,   /* KGB-CHECK begin uptime=0.84 */
+  KGB_BOOT_LINE_RESULT,  /* KGB-CHECK name=uname status=pass detail="..." */
+  KGB_BOOT_LINE_HOTPLUG, /* KGB-CHECK hotplug: the guest waits for a device in a root port */
+  KGB_BOOT_LINE_END,     /* KGB-CHECK end uptime=0.91 pass=5 fail=0 skip=1 */
+  _KGB_BOOT_LINE_KIND_MAX,
+  _KGB_BOOT_LINE_KIND_INVALID = -22,
+};
+
+struct kgb_boot_line {
+  enum kgb_boot_line_kind kind;
+  char *name; /* RESULT */
+  enum kgb_check_status status;
+  char *detail;
+  double uptime;              /* BEGIN, END: seconds since the guest's boot; -1 unknown */
+  int n_pass, n_fail, n_skip; /* END: the guest's own counts, -1 unknown */
+};
+void kgb_boot_line_release(struct kgb_boot_line *l);
+
+/* Parses one console line. The marker may follow other text on the line (a kernel message
+ * that was not ended). -ENOMSG: not a check line; -EBADMSG: a check line that is malformed
+ * (cut short, an unknown status). */
+int kgb_boot_line_parse(const char *line, struct kgb_boot_line *ret);
+
+/* ---- QMP ---- */
+
+enum kgb_qmp_kind {
+  KGB_QMP_GREETING, /* {"QMP": {...}} */
+  KGB_QMP_RETURN,   /* {"return": ...} */
+  KGB_QMP_ERROR,    /* {"error": {"class": ..., "desc": ...}} */
+  KGB_QMP_EVENT,    /* {"event": "NAME", ...} */
+  _KGB_QMP_KIND_MAX,
+  _KGB_QMP_KIND_INVALID = -22,
+};
+
+struct kgb_qmp_reply {
+  enum kgb_qmp_kind kind;
+  char *error_class; /* ERROR */
+  char *desc;        /* ERROR: QEMU's message */
+  char *event;       /* EVENT: its name */
+};
+void kgb_qmp_reply_release(struct kgb_qmp_reply *r);
+
+/* Parses one line of QMP (one JSON object). -EBADMSG: not JSON or not an object; -ENOMSG: an
+ * object without any of the keys above. */
+int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret);
+
+/* ---- the test ---- */
+
+struct kgb_boot_opts {
+  const char *kernel;      /* bzImage */
+  const char *release;     /* what `uname -r` must print; NULL: read from the bzImage */
+  const char *modules_dir; /* <root>/lib/modules/<release> of the build; NULL: none */
+  const char *config;      /* the kernel's .config (initrd compression); NULL: gzip */
+  const char *initrd;      /* the image's initrd: the checks go in an overlay after it */
+  const char *guest_check; /* the static kgb-guest-check program */
+  const char *qemu;        /* default qemu-system-x86_64 */
+  const char *append;      /* more kernel parameters, after ours (a later one wins) */
+  enum kgb_accel accel;
+  unsigned timeout; /* seconds from QEMU's start to the end of the checks; 0: 60 */
+  unsigned memory;  /* MiB; 0: the profile's kata.default_memory, at most 2048 */
+  long long epoch;  /* mtimes in the initrd (SOURCE_DATE_EPOCH of the build) */
+};
+
+struct kgb_boot_check {
+  char *name;
+  enum kgb_check_status status;
+  char *detail;
+};
+
+struct kgb_boot_result {
+  char *rundir;   /* <workdir>/boot-test/<profile>-XXXXXX */
+  char *log_path; /* the serial console (and QEMU's messages) */
+  char *initrd;   /* the initrd booted (deleted after a passing run) */
+  char *release;
+  char **qemu_argv;     /* the last QEMU command line */
+  enum kgb_accel accel; /* KVM or TCG: what the checks ran under */
+  char *accel_why;
+  unsigned memory;
+  struct kgb_boot_check *checks;
+  size_t n_checks, n_pass, n_fail, n_skip;
+  bool timed_out;
+  char **log_tail; /* the log's last lines when the boot failed */
+  /* Host clock from QEMU's start: to the guest's first line (userspace reached) and to its
+   * last (checks done, the boot-to-check time); -1 when not reached. */
+  double boot_seconds, check_seconds, total_seconds;
+  double uptime_begin, uptime_end; /* the guest's own clock at both markers, -1 unknown */
+  double kvm_probe_seconds;        /* spent on a KVM attempt that was given up, 0 none */
+};
+
+struct kgb_boot_result *kgb_boot_result_free(struct kgb_boot_result *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_boot_result *, kgb_boot_result_free)
+
+/* Boots and checks. Returns 0 when the run could be judged, failed checks included (a hung or
+ * crashed guest is a failed "boot" check); a negative errno when the test could not run
+ * (QEMU missing, -ECANCELED). */
+int kgb_boot_test(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_boot_opts *o,
+                  struct kgb_boot_result **ret);
+
+/* The release string an x86 bzImage's setup header carries ("6.1.192-virgl-gpu"). */
+int kgb_bzimage_release(struct kgb_ctx *ctx, const char *path, char **ret);
+
+/* The order in which modules must be loaded (dependencies first), from a modules.dep text:
+ * paths relative to the modules directory. */
+int kgb_modules_load_order(const char *modules_dep, char ***ret);

@@ -1,0 +1,436 @@
+/* boot-test: the guest's console lines, QMP replies, module load order, the bzImage's release,
+ * and whole runs against a stand-in QEMU (tests/fixtures/fake-qemu.py) that reads the plan from
+ * the initrd, prints what the guest would, serves QMP and can hang, fail or panic. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boottest.h"
+#include "sbuf.h"
+#include "util.h"
+
+#define FAKE_QEMU KGB_TEST_FIXTURES "/fake-qemu.py"
+
+static struct kgb_ctx *ctx;
+static char tmpdir[] = "/tmp/kgb-test-boottest-XXXXXX";
+
+static int setup(void **state) {
+  (void)state;
+  int r = kgb_ctx_new(&ctx);
+  if (r == 0)
+    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_FIXTURES "/../..");
+  if (r == 0)
+    r = kgb_ctx_set_string(&ctx->sysfs, KGB_TEST_FIXTURES "/host-no-iommu/sys");
+  if (r == 0 && !mkdtemp(tmpdir))
+    r = -errno;
+  if (r == 0)
+    r = kgb_ctx_set_string(&ctx->workdir, tmpdir);
+  return r;
+}
+static int teardown(void **state) {
+  (void)state;
+  rm_rf(tmpdir);
+  ctx = kgb_ctx_free(ctx);
+  return 0;
+}
+
+static struct kgb_boot_line parse_ok(const char *text) {
+  struct kgb_boot_line l;
+  int r = kgb_boot_line_parse(text, &l);
+  if (r < 0)
+    fail_msg("'%s': %s", text, strerror(-r));
+  return l;
+}
+
+static void test_lines(void **state) {
+  (void)state;
+  struct kgb_boot_line l = parse_ok("KGB-CHECK begin uptime=0.842\r");
+  assert_int_equal(l.kind, KGB_BOOT_LINE_BEGIN);
+  assert_true(l.uptime > 0.841 && l.uptime < 0.843);
+  kgb_boot_line_release(&l);
+
+  l = parse_ok("KGB-CHECK name=uname status=pass detail=\"6.1.192-virgl-gpu\"");
+  assert_int_equal(l.kind, KGB_BOOT_LINE_RESULT);
+  assert_string_equal(l.name, "uname");
+  assert_int_equal(l.status, KGB_CHECK_PASS);
+  assert_string_equal(l.detail, "6.1.192-virgl-gpu");
+  kgb_boot_line_release(&l);
+
+  /* escapes, a key from a newer guest, the marker after an unfinished kernel message */
+  l = parse_ok("[    1.20] pciehp: Slot(1)KGB-CHECK name=config status=fail "
+               "detail=\"say \\\"y\\\"\\nC:\\\\\" future=1");
+  assert_int_equal(l.status, KGB_CHECK_FAIL);
+  assert_string_equal(l.detail, "say \"y\"\nC:\\");
+  kgb_boot_line_release(&l);
+
+  l = parse_ok("KGB-CHECK name=modules status=skip");
+  assert_int_equal(l.status, KGB_CHECK_SKIP);
+  assert_string_equal(l.detail, "");
+  kgb_boot_line_release(&l);
+
+  l = parse_ok("KGB-CHECK end uptime=1.5 pass=5 fail=1 skip=2");
+  assert_int_equal(l.kind, KGB_BOOT_LINE_END);
+  assert_int_equal(l.n_pass, 5);
+  assert_int_equal(l.n_fail, 1);
+  assert_int_equal(l.n_skip, 2);
+  kgb_boot_line_release(&l);
+
+  l = parse_ok("KGB-CHECK hotplug");
+  assert_int_equal(l.kind, KGB_BOOT_LINE_HOTPLUG);
+  kgb_boot_line_release(&l);
+
+  struct kgb_boot_line bad;
+  assert_int_equal(kgb_boot_line_parse("Run /kgb/check as init process", &bad), -ENOMSG);
+  assert_int_equal(kgb_boot_line_parse("KGB-CHECKS begin", &bad), -ENOMSG);
+  static const char *const malformed[] = {
+      "KGB-CHECK name=virtio-gpu status=pa",                     /* cut by a kernel message */
+      "KGB-CHECK name=config status=pass detail=\"no end quote", /* cut short */
+      "KGB-CHECK status=pass detail=\"x\"",                      /* no name */
+      "KGB-CHECK name=x detail=\"no status\"",                   /* no status */
+      "KGB-CHECK name=x status=maybe",                           /* unknown status */
+      "KGB-CHECK begin end",                                     /* two kinds */
+      "KGB-CHECK reboot",                                        /* unknown kind */
+      "KGB-CHECK end pass=-1",                                   /* a count below 0 */
+      "KGB-CHECK begin uptime=soon",                             /* not a number */
+      "KGB-CHECK ",                                              /* nothing */
+  };
+  for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+    if (kgb_boot_line_parse(malformed[i], &bad) != -EBADMSG)
+      fail_msg("'%s' was accepted", malformed[i]);
+}
+
+static void test_qmp(void **state) {
+  (void)state;
+  struct kgb_qmp_reply r;
+  assert_int_equal(kgb_qmp_parse("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, "
+                                 "\"major\": 7}, \"package\": \"Debian 1:7.2\"}, "
+                                 "\"capabilities\": [\"oob\"]}}\r",
+                                 &r),
+                   0);
+  assert_int_equal(r.kind, KGB_QMP_GREETING);
+  kgb_qmp_reply_release(&r);
+
+  assert_int_equal(kgb_qmp_parse("{\"return\": {}}", &r), 0);
+  assert_int_equal(r.kind, KGB_QMP_RETURN);
+  kgb_qmp_reply_release(&r);
+
+  assert_int_equal(kgb_qmp_parse("{\"return\": [{\"a\": [1, -2.5e3, true, null]}], \"id\": 7}", &r),
+                   0);
+  assert_int_equal(r.kind, KGB_QMP_RETURN);
+  kgb_qmp_reply_release(&r);
+
+  assert_int_equal(kgb_qmp_parse("{\"id\": \"x\", \"error\": {\"class\": \"GenericError\", "
+                                 "\"desc\": \"Bus \\u0027rp0\\u0027 not found\\u00e9\"}}",
+                                 &r),
+                   0);
+  assert_int_equal(r.kind, KGB_QMP_ERROR);
+  assert_string_equal(r.error_class, "GenericError");
+  assert_string_equal(r.desc, "Bus 'rp0' not found?");
+  kgb_qmp_reply_release(&r);
+
+  assert_int_equal(kgb_qmp_parse("{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
+                                 "\"event\": \"DEVICE_ADDED\", \"data\": {\"path\": \"/x\"}}",
+                                 &r),
+                   0);
+  assert_int_equal(r.kind, KGB_QMP_EVENT);
+  assert_string_equal(r.event, "DEVICE_ADDED");
+  kgb_qmp_reply_release(&r);
+
+  assert_int_equal(kgb_qmp_parse("{\"greeting\": 1}", &r), -ENOMSG);
+  static const char *const bad[] = {
+      "",
+      "[]",
+      "{\"return\": {}",
+      "{\"return\": {}} x",
+      "{\"return\" {}}",
+      "{return: 1}",
+      "{\"error\": \"text\"}",
+      "{\"a\": \"\\q\"}",
+      "{\"a\": tru}",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    if (kgb_qmp_parse(bad[i], &r) != -EBADMSG)
+      fail_msg("'%s' was accepted", bad[i]);
+  /* nesting has a limit */
+  struct sbuf deep = SBUF_INIT;
+  sbuf_adds(&deep, "{\"return\": ");
+  for (int i = 0; i < 100; i++)
+    sbuf_adds(&deep, "[");
+  for (int i = 0; i < 100; i++)
+    sbuf_adds(&deep, "]");
+  sbuf_adds(&deep, "}");
+  assert_int_equal(kgb_qmp_parse(sbuf_str(&deep), &r), -EBADMSG);
+  sbuf_release(&deep);
+}
+
+static void test_strings(void **state) {
+  (void)state;
+  assert_int_equal(kgb_accel_from_string("auto"), KGB_ACCEL_AUTO);
+  assert_int_equal(kgb_accel_from_string("tcg"), KGB_ACCEL_TCG);
+  assert_int_equal(kgb_accel_from_string("hvf"), _KGB_ACCEL_INVALID);
+  assert_string_equal(kgb_accel_to_string(KGB_ACCEL_KVM), "kvm");
+  assert_int_equal(kgb_check_status_from_string("skip"), KGB_CHECK_SKIP);
+  assert_int_equal(kgb_check_status_from_string("skipped"), KGB_CHECK_SKIP);
+  assert_string_equal(kgb_check_status_to_string(KGB_CHECK_SKIP), "skipped");
+  assert_null(kgb_check_status_to_string(_KGB_CHECK_STATUS_INVALID));
+}
+
+static void test_load_order(void **state) {
+  (void)state;
+  char **order = NULL;
+  /* drm_kms_helper needs drm; virtio-gpu needs both, the one to load first listed last */
+  assert_int_equal(kgb_modules_load_order("kernel/gpu/virtio-gpu.ko: kernel/drm_kms_helper.ko "
+                                          "kernel/drm.ko\n"
+                                          "kernel/drm_kms_helper.ko: kernel/drm.ko\n"
+                                          "kernel/drm.ko:\n"
+                                          "extra/lonely.ko:\n"
+                                          "kernel/needs-missing.ko: kernel/not-there.ko\n",
+                                          &order),
+                   0);
+  static const char *const want[] = {"kernel/drm.ko", "kernel/drm_kms_helper.ko",
+                                     "kernel/gpu/virtio-gpu.ko", "extra/lonely.ko",
+                                     "kernel/needs-missing.ko"};
+  assert_int_equal(strv_length(order), 5);
+  for (size_t i = 0; i < 5; i++)
+    assert_string_equal(order[i], want[i]);
+  strv_free(order);
+
+  assert_int_equal(kgb_modules_load_order("", &order), 0);
+  assert_int_equal(strv_length(order), 0);
+  strv_free(order);
+  /* a cycle (which depmod refuses) ends rather than recursing */
+  assert_int_equal(kgb_modules_load_order("a.ko: b.ko\nb.ko: a.ko\n", &order), 0);
+  assert_int_equal(strv_length(order), 2);
+  strv_free(order);
+}
+
+/* A file with just the parts of an x86 setup header that carry the release. */
+static char *fake_bzimage(const char *name, const char *version) {
+  char *path = kgb_strdup_printf("%s/%s", tmpdir, name);
+  unsigned char b[0x600] = {0};
+  b[0x1f1] = 1;
+  memcpy(b + 0x202, "HdrS", 4);
+  b[0x206] = 0x0f, b[0x207] = 0x02;
+  b[0x20e] = 0x00, b[0x20f] = 0x03; /* the string is at 0x300 + 0x200 */
+  if (version)
+    memcpy(b + 0x500, version, strlen(version));
+  assert_int_equal(write_file_atomic(path, b, sizeof(b), 0644), 0);
+  return path;
+}
+
+static void test_bzimage_release(void **state) {
+  (void)state;
+  _cleanup_free_ char *ok = fake_bzimage("bz-ok", "6.1.192-nvidia-gpu (kgb@build) #1 SMP");
+  _cleanup_free_ char *none = fake_bzimage("bz-none", NULL);
+  _cleanup_free_ char *release = NULL;
+  assert_int_equal(kgb_bzimage_release(ctx, ok, &release), 0);
+  assert_string_equal(release, "6.1.192-nvidia-gpu");
+  kgb_error_clear(ctx);
+  char *x = NULL;
+  assert_int_equal(kgb_bzimage_release(ctx, none, &x), -ENODATA);
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_bzimage_release(ctx, FAKE_QEMU, &x), -ENOEXEC);
+  assert_non_null(strstr(kgb_error_detail(ctx), "not an x86 bzImage"));
+  kgb_error_clear(ctx);
+}
+
+/* ---- whole runs against the stand-in QEMU ---- */
+
+static const struct kgb_boot_check *find_check(const struct kgb_boot_result *res,
+                                               const char *name) {
+  for (size_t i = 0; i < res->n_checks; i++)
+    if (STREQ(res->checks[i].name, name))
+      return &res->checks[i];
+  fail_msg("no check '%s'", name);
+  return NULL;
+}
+
+static struct kgb_boot_result *boot(const char *profile, const char *mode,
+                                    struct kgb_boot_opts *o) {
+  struct kgb_profile *p = NULL;
+  kgb_error_clear(ctx);
+  if (kgb_profile_load(ctx, profile, &p) < 0)
+    fail_msg("profile: %s", kgb_error_detail(ctx));
+  _cleanup_free_ char *kernel = fake_bzimage("vmlinuz", "6.1.0-fake-gpu (kgb@tests) #1");
+  _cleanup_free_ char *plan = kgb_strdup_printf("%s/plan.seen", tmpdir);
+  _cleanup_free_ char *args = kgb_strdup_printf("%s/args.seen", tmpdir);
+  setenv("FAKE_QEMU_MODE", mode, 1);
+  setenv("FAKE_QEMU_PLAN", plan, 1);
+  setenv("FAKE_QEMU_ARGS", args, 1);
+  o->kernel = kernel;
+  o->qemu = FAKE_QEMU;
+  o->guest_check = FAKE_QEMU; /* any file: the stand-in runs nothing of the initrd */
+  struct kgb_boot_result *res = NULL;
+  int r = kgb_boot_test(ctx, p, o, &res);
+  kgb_profile_free(p);
+  if (r < 0)
+    fail_msg("boot-test: %s (%s)", strerror(-r), kgb_error_detail(ctx));
+  return res;
+}
+
+static char *seen(const char *name) {
+  _cleanup_free_ char *path = kgb_strdup_printf("%s/%s.seen", tmpdir, name);
+  char *text = NULL;
+  size_t len;
+  assert_int_equal(read_full_file(path, &text, &len), 0);
+  return text;
+}
+
+static void test_boot_nvidia(void **state) {
+  (void)state;
+  struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .timeout = 30};
+  struct kgb_boot_result *res = boot("nvidia-gpu", "pass", &o);
+  assert_int_equal(res->n_fail, 0);
+  assert_int_equal(res->accel, KGB_ACCEL_TCG);
+  assert_string_equal(res->release, "6.1.0-fake-gpu");
+  assert_string_equal(res->checks[0].name, "boot");
+  assert_int_equal(res->checks[0].status, KGB_CHECK_PASS);
+  /* the hot-plug went through QMP: the stand-in echoes the device_add it got */
+  assert_string_equal(find_check(res, "hotplug")->detail, "virtio-net-pci into rp0 appeared");
+  assert_int_equal(find_check(res, "modules")->status, KGB_CHECK_SKIP);
+  assert_true(res->boot_seconds >= 0 && res->check_seconds >= res->boot_seconds);
+  assert_true(res->uptime_begin > 0.5 && res->uptime_begin < 0.52);
+  assert_null(res->initrd); /* a passing run's initrd is removed */
+  assert_null(res->log_tail);
+  /* the plan the guest got, from the initrd */
+  _cleanup_free_ char *plan = seen("plan");
+  static const char *const lines[] = {"release 6.1.0-fake-gpu\n",
+                                      "require CONFIG_HOTPLUG_PCI_PCIE=y\n",
+                                      "require # CONFIG_DRM_NOUVEAU is not set\n",
+                                      "pciehp 1\n",
+                                      "hotplug 1af4:1041 20\n",
+                                      "absent nouveau\n"};
+  for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+    if (!strstr(plan, lines[i]))
+      fail_msg("plan lacks '%s':\n%s", lines[i], plan);
+  /* a Kata-like machine: q35, native PCIe hotplug on the profile's root port, its params */
+  _cleanup_free_ char *args = seen("args");
+  static const char *const want[] = {
+      "\n-machine\nq35\n",
+      "\n-accel\ntcg\n",
+      "\n-m\n2048\n",
+      "\n-no-reboot\n",
+      "\nICH9-LPC.acpi-pci-hotplug-with-bridge-support=off\n",
+      "\npcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1\n",
+      "\nconsole=ttyS0 rdinit=/kgb/check panic=-1 pci=realloc pci=nocrs pci=assign-busses\n",
+      "\n-qmp\nunix:"};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+    if (!strstr(args, want[i]))
+      fail_msg("QEMU's arguments lack '%s':\n%s", want[i], args);
+  assert_null(strstr(args, "virtio-gpu-pci"));
+  assert_null(strstr(args, "rp1"));
+  kgb_boot_result_free(res);
+}
+
+static void test_boot_virgl(void **state) {
+  (void)state;
+  struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .memory = 512, .append = "loglevel=3"};
+  struct kgb_boot_result *res = boot("virgl", "pass", &o);
+  assert_int_equal(res->n_fail, 0);
+  assert_int_equal(res->memory, 512);
+  assert_int_equal(find_check(res, "virtio-gpu")->status, KGB_CHECK_PASS);
+  assert_int_equal(find_check(res, "virgl-gl")->status, KGB_CHECK_SKIP);
+  _cleanup_free_ char *args = seen("args");
+  assert_non_null(strstr(args, "\n-device\nvirtio-gpu-pci\n"));
+  assert_non_null(strstr(args, "\nconsole=ttyS0 rdinit=/kgb/check panic=-1 loglevel=3\n"));
+  assert_null(strstr(args, "-qmp"));
+  assert_null(strstr(args, "pcie-root-port"));
+  kgb_boot_result_free(res);
+
+  /* a result line cut on the console: the guest's counts show it */
+  res = boot("virgl", "garble", &o);
+  assert_int_equal(find_check(res, "console")->status, KGB_CHECK_FAIL);
+  assert_non_null(strstr(find_check(res, "console")->detail, "(1 garbled)"));
+  assert_non_null(res->initrd); /* kept to boot by hand */
+  kgb_boot_result_free(res);
+}
+
+static void test_boot_failures(void **state) {
+  (void)state;
+  struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .timeout = 1};
+  struct kgb_boot_result *res = boot("intel-gvt-d", "hang", &o);
+  assert_true(res->timed_out);
+  assert_int_equal(res->checks[0].status, KGB_CHECK_FAIL);
+  assert_non_null(strstr(res->checks[0].detail, "within 1 s under TCG"));
+  assert_true(res->total_seconds >= 1 && res->total_seconds < 10);
+  assert_non_null(res->log_tail);
+  assert_true(strv_contains(res->log_tail, "Run /kgb/check as init process"));
+  kgb_boot_result_free(res);
+
+  o.timeout = 30;
+  res = boot("intel-gvt-d", "panic", &o);
+  assert_false(res->timed_out);
+  assert_string_equal(res->checks[0].detail, "the guest kernel panicked: Kernel panic - not "
+                                             "syncing: VFS: Unable to mount root fs on "
+                                             "unknown-block(0,0)");
+  kgb_boot_result_free(res);
+
+  res = boot("nvidia-gpu", "qmp-error", &o);
+  assert_non_null(strstr(find_check(res, "hotplug")->detail, "QMP: GenericError: Bus 'rp0'"));
+  kgb_boot_result_free(res);
+
+  res = boot("intel-gvt-d", "fail", &o);
+  assert_int_equal(res->n_fail, 1);
+  assert_int_equal(find_check(res, "config")->status, KGB_CHECK_FAIL);
+  assert_int_equal(find_check(res, "i915")->status, KGB_CHECK_PASS);
+  kgb_boot_result_free(res);
+
+  /* QEMU that fails under KVM: forced, it is the boot that fails */
+  o.accel = KGB_ACCEL_KVM;
+  struct kgb_profile *p = NULL;
+  assert_int_equal(kgb_profile_load(ctx, "virgl", &p), 0);
+  _cleanup_free_ char *kernel = fake_bzimage("vmlinuz", "6.1.0-fake-gpu (kgb@tests) #1");
+  o.kernel = kernel;
+  o.qemu = FAKE_QEMU;
+  o.guest_check = FAKE_QEMU;
+  setenv("FAKE_QEMU_MODE", "kvm-fails", 1);
+  kgb_error_clear(ctx);
+  int r = kgb_boot_test(ctx, p, &o, &res);
+  if (r == 0) {
+    assert_non_null(strstr(res->checks[0].detail, "QEMU failed (exit status 1): "
+                                                  "qemu-system-x86_64: error: failed to set MSR"));
+    kgb_boot_result_free(res);
+    /* auto: given up, TCG */
+    o.accel = KGB_ACCEL_AUTO;
+    assert_int_equal(kgb_boot_test(ctx, p, &o, &res), 0);
+    assert_int_equal(res->n_fail, 0);
+    assert_int_equal(res->accel, KGB_ACCEL_TCG);
+    assert_non_null(strstr(res->accel_why, "KVM was tried first and given up"));
+    kgb_boot_result_free(res);
+  } else {
+    /* no usable /dev/kvm here */
+    assert_int_equal(r, -ENODEV);
+    assert_non_null(strstr(kgb_error_detail(ctx), "--accel kvm: /dev/kvm:"));
+  }
+
+  /* no QEMU at all */
+  o.accel = KGB_ACCEL_TCG;
+  o.qemu = "/nonexistent/qemu-system-x86_64";
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_boot_test(ctx, p, &o, &res), -ENOENT);
+  assert_non_null(strstr(kgb_error_detail(ctx), "apt-get install qemu-system-x86"));
+  o.qemu = FAKE_QEMU;
+  o.guest_check = "/nonexistent/kgb-guest-check";
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_boot_test(ctx, p, &o, &res), -ENOENT);
+  assert_non_null(strstr(kgb_error_detail(ctx), "KGB_GUEST_CHECK"));
+  kgb_error_clear(ctx);
+  kgb_profile_free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lines),           cmocka_unit_test(test_qmp),
+      cmocka_unit_test(test_strings),         cmocka_unit_test(test_load_order),
+      cmocka_unit_test(test_bzimage_release), cmocka_unit_test(test_boot_nvidia),
+      cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_failures),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
