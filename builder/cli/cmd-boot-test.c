@@ -1,0 +1,313 @@
+/* `boot-test`: boot the profile's kernel (built, or taken from the stage cache) in QEMU and
+ * check it from inside; the table of checks, the serial log's path and the boot time. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boottest.h"
+#include "cli.h"
+#include "kernel-build.h"
+#include "sbuf.h"
+#include "util.h"
+
+#define KGB_DEFAULT_PROFILE "virgl"
+
+struct boot_opts {
+  const char *profile;
+  const char *source;
+  struct kgb_boot_opts engine;
+};
+
+/* Where kgb-guest-check is: $KGB_GUEST_CHECK, the build tree's while developing, else the
+ * installed one. */
+static const char *guest_check_path(void) {
+  const char *env = getenv("KGB_GUEST_CHECK");
+  if (env && *env)
+    return env;
+  if (is_file(KGB_BUILD_GUEST_CHECK))
+    return KGB_BUILD_GUEST_CHECK;
+  return KGB_INSTALL_GUEST_CHECK;
+}
+
+static int parse_unsigned(struct cli *cli, const char *opt, const char *arg, unsigned min,
+                          unsigned max, unsigned *ret) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(arg, &end, 10);
+  if (errno || end == arg || *end || v < min || v > max || arg[0] == '-')
+    return cli_usage(cli, "boot-test: %s takes a number from %u to %u, not '%s'", opt, min, max,
+                     arg);
+  *ret = (unsigned)v;
+  return EXIT_OK;
+}
+
+static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
+  enum { O_ACCEL = 0x100, O_TIMEOUT, O_KERNEL, O_INITRD, O_APPEND, O_MEMORY, O_QEMU };
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                       {"kernel-source", required_argument, NULL, 'k'},
+                                       {"accel", required_argument, NULL, O_ACCEL},
+                                       {"timeout", required_argument, NULL, O_TIMEOUT},
+                                       {"kernel", required_argument, NULL, O_KERNEL},
+                                       {"initrd", required_argument, NULL, O_INITRD},
+                                       {"append", required_argument, NULL, O_APPEND},
+                                       {"memory", required_argument, NULL, O_MEMORY},
+                                       {"qemu", required_argument, NULL, O_QEMU},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known[] = {"--profile", "--kernel-source", "--accel",  "--timeout",
+                                      "--kernel",  "--initrd",        "--append", "--memory",
+                                      "--qemu",    "--help",          NULL};
+  int c, r;
+  while ((c = getopt_long(argc, argv, "p:k:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      o->profile = optarg;
+      break;
+    case 'k':
+      o->source = optarg;
+      break;
+    case O_ACCEL:
+      o->engine.accel = kgb_accel_from_string(optarg);
+      if (o->engine.accel < 0)
+        return cli_usage(cli, "boot-test: --accel takes auto, kvm or tcg, not '%s'", optarg);
+      break;
+    case O_TIMEOUT:
+      if ((r = parse_unsigned(cli, "--timeout", optarg, 1, 86400, &o->engine.timeout)) != EXIT_OK)
+        return r;
+      break;
+    case O_KERNEL:
+      o->engine.kernel = optarg;
+      break;
+    case O_INITRD:
+      o->engine.initrd = optarg;
+      break;
+    case O_APPEND:
+      o->engine.append = optarg;
+      break;
+    case O_MEMORY:
+      if ((r = parse_unsigned(cli, "--memory", optarg, 64, 1048576, &o->engine.memory)) != EXIT_OK)
+        return r;
+      break;
+    case O_QEMU:
+      o->engine.qemu = optarg;
+      break;
+    case 'h':
+      return -1;
+    default:
+      return cli_bad_option(cli, "boot-test", argv[optind - 1], known);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "boot-test: unexpected argument '%s'", argv[optind]);
+  if (o->engine.kernel && o->source)
+    return cli_usage(cli, "boot-test: --kernel boots that file; -k would build another");
+  if (!o->profile)
+    o->profile = KGB_DEFAULT_PROFILE;
+  return EXIT_OK;
+}
+
+static void json_seconds(struct sbuf *sb, const char *key, double v, bool last) {
+  sbuf_addf(sb, "\"%s\": ", key);
+  if (v < 0)
+    sbuf_adds(sb, "null");
+  else
+    sbuf_addf(sb, "%.3f", v);
+  sbuf_adds(sb, last ? "" : ", ");
+}
+
+static void json_string_or_null(struct sbuf *sb, const char *s) {
+  if (s)
+    sbuf_add_json(sb, s);
+  else
+    sbuf_adds(sb, "null");
+}
+
+static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char *kernel,
+                        const struct kgb_boot_result *res) {
+  sbuf_adds(sb, "{\n  \"profile\": ");
+  sbuf_add_json(sb, p->name);
+  sbuf_adds(sb, ",\n  \"release\": ");
+  sbuf_add_json(sb, res->release);
+  sbuf_adds(sb, ",\n  \"kernel\": ");
+  sbuf_add_json(sb, kernel);
+  sbuf_adds(sb, ",\n  \"accel\": ");
+  sbuf_add_json(sb, kgb_accel_to_string(res->accel));
+  sbuf_adds(sb, ",\n  \"accel_why\": ");
+  sbuf_add_json(sb, res->accel_why);
+  sbuf_addf(sb, ",\n  \"memory_mib\": %u,\n  \"log\": ", res->memory);
+  sbuf_add_json(sb, res->log_path);
+  sbuf_adds(sb, ",\n  \"initrd\": ");
+  json_string_or_null(sb, res->initrd);
+  sbuf_adds(sb, ",\n  \"qemu\": [");
+  for (size_t i = 0; res->qemu_argv && res->qemu_argv[i]; i++) {
+    sbuf_adds(sb, i ? ", " : "");
+    sbuf_add_json(sb, res->qemu_argv[i]);
+  }
+  sbuf_adds(sb, "],\n  \"checks\": [");
+  for (size_t i = 0; i < res->n_checks; i++) {
+    const struct kgb_boot_check *c = &res->checks[i];
+    sbuf_adds(sb, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
+    sbuf_add_json(sb, c->name);
+    sbuf_adds(sb, ", \"status\": ");
+    sbuf_add_json(sb, kgb_check_status_to_string(c->status));
+    sbuf_adds(sb, ", \"detail\": ");
+    sbuf_add_json(sb, c->detail);
+    sbuf_adds(sb, "}");
+  }
+  sbuf_addf(sb, "%s],\n  \"passed\": %zu,\n  \"failed\": %zu,\n  \"skipped\": %zu,\n",
+            res->n_checks ? "\n  " : "", res->n_pass, res->n_fail, res->n_skip);
+  sbuf_addf(sb, "  \"timed_out\": %s,\n  \"seconds\": {", res->timed_out ? "true" : "false");
+  json_seconds(sb, "boot", res->boot_seconds, false);
+  json_seconds(sb, "boot_to_check", res->check_seconds, false);
+  json_seconds(sb, "total", res->total_seconds, false);
+  json_seconds(sb, "kvm_probe", res->kvm_probe_seconds, true);
+  sbuf_adds(sb, "},\n  \"guest_uptime\": {");
+  json_seconds(sb, "begin", res->uptime_begin, false);
+  json_seconds(sb, "end", res->uptime_end, true);
+  sbuf_adds(sb, "},\n  \"log_tail\": [");
+  for (size_t i = 0; res->log_tail && res->log_tail[i]; i++) {
+    sbuf_adds(sb, i ? ",\n    " : "\n    ");
+    sbuf_add_json(sb, res->log_tail[i]);
+  }
+  sbuf_adds(sb, res->log_tail && res->log_tail[0] ? "\n  ]\n}\n" : "]\n}\n");
+}
+
+static void render_table(struct sbuf *sb, const struct kgb_profile *p,
+                         const struct kgb_boot_result *res) {
+  sbuf_addf(sb, "boot-test: profile '%s', kernel %s, %s, %u MiB\n", p->name, res->release,
+            res->accel == KGB_ACCEL_KVM ? "KVM" : "TCG", res->memory);
+  sbuf_addf(sb, "  accelerator: %s\n", res->accel_why);
+  size_t w = 5;
+  for (size_t i = 0; i < res->n_checks; i++)
+    w = MAX(w, strlen(res->checks[i].name));
+  sbuf_addf(sb, "  %-*s  %-7s  %s\n", (int)w, "CHECK", "RESULT", "DETAIL");
+  for (size_t i = 0; i < res->n_checks; i++) {
+    const struct kgb_boot_check *c = &res->checks[i];
+    sbuf_addf(sb, "  %-*s  %-7s  %s\n", (int)w, c->name, kgb_check_status_to_string(c->status),
+              c->detail);
+  }
+  sbuf_addf(sb, "%zu passed, %zu failed, %zu skipped", res->n_pass, res->n_fail, res->n_skip);
+  if (res->check_seconds >= 0)
+    sbuf_addf(sb, "; boot-to-check %.2f s (QEMU start to the last check)", res->check_seconds);
+  sbuf_addf(sb, "\nserial log: %s\n", res->log_path);
+  if (res->initrd)
+    sbuf_addf(sb, "initrd (kept for a boot by hand): %s\n", res->initrd);
+}
+
+/* The profile's kernel, built or from the stage cache, as `kernel build` makes it. */
+static int build_kernel(struct cli *cli, const struct kgb_profile *p, const char *source,
+                        struct kgb_build_result **ret) {
+  struct kgb_kernel_config_opts ko = {.source = source};
+  struct kgb_build_opts bo = {.config = &ko};
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  int r = kgb_kernel_build(cli->ctx, p, &bo, &b);
+  if (r == -EBADE) {
+    cli_fail(cli, r,
+             "the profile's kernel config lost requested values ('kernel config' says "
+             "which)");
+    return EXIT_MISMATCH;
+  }
+  if (r < 0)
+    return cli_fail(cli, r, "building the kernel to boot");
+  if (b->cached)
+    cli_msg(cli, "kernel build: '%s' is up to date (%s)\n", p->name, b->release);
+  else
+    cli_msg(cli, "kernel build: built %s in %.0f s (%s)\n", b->release, b->seconds, b->why);
+  *ret = TAKE_PTR(b);
+  return EXIT_OK;
+}
+
+static int run_boot_test(struct cli *cli, int argc, char **argv) {
+  struct boot_opts o = {.engine = {.accel = KGB_ACCEL_AUTO}};
+  int r = parse(cli, argc, argv, &o);
+  if (r < 0) {
+    fputs(cli_cmd_boot_test.help, stdout);
+    return EXIT_OK;
+  }
+  if (r != EXIT_OK)
+    return r;
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  _cleanup_(kgb_boot_result_freep) struct kgb_boot_result *res = NULL;
+  _cleanup_free_ char *kernel = NULL, *modules = NULL, *config = NULL;
+  r = kgb_profile_load(cli->ctx, o.profile, &p);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (!o.engine.kernel) {
+    if ((r = build_kernel(cli, p, o.source, &b)) != EXIT_OK)
+      return r;
+    kernel = strjoin_path(b->stage_dir, "vmlinuz");
+    modules = kgb_strdup_printf("%s/modules/lib/modules/%s", b->stage_dir, b->release);
+    config = strjoin_path(b->stage_dir, "config");
+    if (!kernel || !modules || !config)
+      return cli_fail(cli, -ENOMEM, NULL);
+    o.engine.kernel = kernel;
+    o.engine.release = b->release;
+    o.engine.modules_dir = is_dir(modules) ? modules : NULL;
+    o.engine.config = config;
+    o.engine.epoch = b->epoch;
+  }
+  o.engine.guest_check = guest_check_path();
+  r = kgb_boot_test(cli->ctx, p, &o.engine, &res);
+  if (r < 0)
+    return cli_fail(cli, r, "boot-test");
+  if (res->log_tail && res->log_tail[0] && !cli->json) {
+    fprintf(stderr, "kata-gpu-builder: the guest did not finish its checks; the serial log "
+                    "ends with:\n");
+    for (size_t i = 0; res->log_tail[i]; i++)
+      fprintf(stderr, "  | %s\n", res->log_tail[i]);
+  }
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json)
+    render_json(&sb, p, o.engine.kernel, res);
+  else
+    render_table(&sb, p, res);
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  if (r < 0)
+    return EXIT_FAIL;
+  return res->n_fail ? EXIT_MISMATCH : EXIT_OK;
+}
+
+const struct cli_command cli_cmd_boot_test = {
+    "boot-test", run_boot_test, "boot the kernel in QEMU and check it from inside",
+    "usage: kata-gpu-builder boot-test [-p PROFILE] [--accel auto|kvm|tcg] [--timeout S]\n"
+    "                                  [--kernel FILE] [--initrd FILE] [--append PARAMS]\n"
+    "                                  [--memory MIB] [-k SRC]\n\n"
+    "Boots the profile's kernel (built like 'kernel build', or taken from the stage cache) in\n"
+    "QEMU on a Kata-like machine: q35, the PCIe root ports and kernel parameters of the\n"
+    "profile's Kata settings, virtio devices, the serial console in a log file. A small static\n"
+    "program, kgb-guest-check, runs as the guest's first process from an initrd written for the\n"
+    "run, checks the kernel from inside and powers the VM off. Checks: the release ('uname -r'),\n"
+    "the profile's required values in /proc/config.gz, the build's modules load; virgl: the\n"
+    "virtio_gpu driver binds and /dev/dri/card0 and renderD128 exist; nvidia: pciehp runs on the\n"
+    "root ports, a device hot-plugged into a root port over QMP appears in the guest, nouveau is\n"
+    "absent; intel: the i915 driver is built in. What cannot be checked here is listed as\n"
+    "skipped, with why. Exit status 3 when a check failed; a guest that hangs is killed after\n"
+    "--timeout seconds, and the end of its serial log is shown.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE   the profile (default: virgl)\n"
+    "  -k, --kernel-source SRC   the kernel source to build from (as 'kernel build -k')\n"
+    "      --accel auto|kvm|tcg  auto (default): KVM when it reaches the guest's userspace within\n"
+    "                            5 s, else TCG (a /dev/kvm can open yet fail or crawl under\n"
+    "                            nested virtualization); the result says which ran and why\n"
+    "      --timeout S           kill the guest when its checks have not ended after S seconds\n"
+    "                            from QEMU's start (default 60)\n"
+    "      --kernel FILE         boot this bzImage instead of the profile's build (its release is\n"
+    "                            read from its header; no modules are checked)\n"
+    "      --initrd FILE         the image's initrd: the checks are appended to it as a second\n"
+    "                            archive and run as rdinit=/kgb/check\n"
+    "      --append PARAMS       more kernel parameters, after the test's own (a later one wins)\n"
+    "      --memory MIB          guest memory (default: the profile's kata.default_memory, at\n"
+    "                            most 2048)\n"
+    "      --qemu PATH           the QEMU binary (default: qemu-system-x86_64)\n\n"
+    "The table goes to stdout (with --json one document, with the boot-to-check time in\n"
+    "seconds.boot_to_check); the serial log and the initrd of a failed run stay under\n"
+    "<workdir>/boot-test/.\n\n"
+    "examples:\n"
+    "  kata-gpu-builder boot-test -p virgl\n"
+    "  kata-gpu-builder --json boot-test -p nvidia-gpu --accel tcg --timeout 120\n"
+    "  kata-gpu-builder boot-test -p virgl --kernel vmlinuz-6.1.192-1-virgl-gpu\n"};
