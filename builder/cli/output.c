@@ -23,12 +23,6 @@ static struct {
   char what[128];
 } progress;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void clear_progress(void) {
   if (progress.active) {
     fputs("\r\033[K", stderr);
@@ -47,7 +41,7 @@ static void on_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   (void)ud;
   if (!progress.enabled)
     return;
-  double t = now();
+  double t = monotonic_seconds();
   bool finished = total && done >= total;
   if (strcmp(progress.what, what) != 0) {
     snprintf(progress.what, sizeof(progress.what), "%s", what);

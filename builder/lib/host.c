@@ -25,14 +25,6 @@
 #define WAIT_MS 5000 /* how long a sysfs write may take to show its effect */
 
 /* ---- small helpers ---- */
-static char *read_line_file(const char *path) {
-  char *text = NULL;
-  if (read_full_file(path, &text, NULL) < 0)
-    return NULL;
-  text[strcspn(text, "\n")] = '\0';
-  return text;
-}
-
 static char *link_base(const char *path) {
   char buf[PATH_MAX];
   ssize_t n = readlink(path, buf, sizeof(buf) - 1);
@@ -336,7 +328,7 @@ static bool module_param_set(struct kgb_ctx *ctx, const char *tok) {
     return false;
   _cleanup_free_ char *p = kgb_strdup_printf("%s/module/%.*s/parameters/%.*s", ctx->sysfs,
                                              (int)(dot - tok), tok, (int)(eq - dot - 1), dot + 1);
-  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  _cleanup_free_ char *v = p ? read_first_line(p) : NULL;
   if (!v)
     return false;
   const char *want = eq + 1;
@@ -432,7 +424,7 @@ static int check_cmdline(struct kgb_ctx *ctx, struct kgb_host_report *r,
   _cleanup_free_ char *path = strjoin_path(ctx->proc, "cmdline");
   if (!path)
     return -ENOMEM;
-  r->cmdline = read_line_file(path);
+  r->cmdline = read_first_line(path);
   if (!r->cmdline && !(r->cmdline = strdup("")))
     return -ENOMEM;
   _cleanup_free_ char *groups = strjoin_path(ctx->sysfs, "kernel/iommu_groups");
@@ -497,7 +489,7 @@ static int check_cmdline(struct kgb_ctx *ctx, struct kgb_host_report *r,
 
 static bool is_bridge(struct kgb_ctx *ctx, const char *bdf) {
   _cleanup_free_ char *p = kgb_strdup_printf("%s/bus/pci/devices/%s/class", ctx->sysfs, bdf);
-  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  _cleanup_free_ char *v = p ? read_first_line(p) : NULL;
   return v && (strtoul(v, NULL, 16) >> 8) == 0x0604;
 }
 
@@ -508,7 +500,7 @@ static char *member_driver(struct kgb_ctx *ctx, const char *bdf) {
 
 static unsigned member_class(struct kgb_ctx *ctx, const char *bdf) {
   _cleanup_free_ char *p = kgb_strdup_printf("%s/bus/pci/devices/%s/class", ctx->sysfs, bdf);
-  _cleanup_free_ char *v = p ? read_line_file(p) : NULL;
+  _cleanup_free_ char *v = p ? read_first_line(p) : NULL;
   return v ? (unsigned)strtoul(v, NULL, 16) : 0;
 }
 
@@ -754,7 +746,7 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
   _cleanup_free_ char *osrel = strjoin_path(ctx->proc, "sys/kernel/osrelease");
   if (!osrel)
     return -ENOMEM;
-  r->release = read_line_file(osrel);
+  r->release = read_first_line(osrel);
   int e = 0;
   if (!r->release)
     e = add_note(r, kgb_strdup_printf("cannot read '%s': the kernel release is unknown", osrel));
@@ -1148,7 +1140,7 @@ int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_roo
   _cleanup_free_ char *override = dev_path(ctx, bdf, "driver_override");
   _cleanup_free_ char *unbind = dev_path(ctx, bdf, "driver/unbind");
   _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
-  _cleanup_free_ char *original = state ? read_line_file(state) : NULL;
+  _cleanup_free_ char *original = state ? read_first_line(state) : NULL;
   if (!(b.bdf = strdup(bdf)) || !state || !override || !unbind || !probe)
     goto oom;
   if (!(b.before && STREQ(b.before, "vfio-pci")) && !overridden) {
@@ -1243,7 +1235,7 @@ static int read_mdev(struct kgb_ctx *ctx, const char *uuid, struct kgb_mdev *m) 
   if (!type_link || !group_link || !name)
     return -ENOMEM;
   m->type = link_base(type_link);
-  m->type_name = read_line_file(name);
+  m->type_name = read_first_line(name);
   _cleanup_free_ char *g = link_base(group_link);
   if (g)
     m->iommu_group = atoi(g);

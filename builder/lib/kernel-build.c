@@ -35,12 +35,6 @@ struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r) {
   return NULL;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir) {
   const char *env = getenv("SOURCE_DATE_EPOCH");
   if (env && *env)
@@ -51,14 +45,6 @@ long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir)
   _cleanup_free_ char *mk = strjoin_path(srcdir, "Makefile");
   struct stat st;
   return mk && stat(mk, &st) == 0 ? (long long)st.st_mtime : 0;
-}
-
-static char *read_line_file(const char *path) {
-  char *text = NULL;
-  if (read_full_file(path, &text, NULL) < 0)
-    return NULL;
-  text[strcspn(text, "\n")] = '\0';
-  return text;
 }
 
 /* "config changed: CONFIG_X y -> n, CONFIG_Y ..." from the old and new .config */
@@ -129,18 +115,6 @@ static void on_make_line(void *ud, const char *line) {
     mp->objects++;
     kgb_progress(mp->ctx, "compiling the kernel", mp->objects, MAX(mp->expected, mp->objects + 1));
   }
-}
-
-static char *log_tail(const char *path, int lines) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (read_full_file(path, &text, &len) < 0)
-    return strdup("");
-  size_t i = len;
-  while (i > 0 && lines > 0)
-    if (text[--i] == '\n' && i + 1 < len)
-      lines--;
-  return strdup(text + (i ? i + 1 : 0));
 }
 
 /* The make invocation every step of one build shares: the same variables and environment,
@@ -218,7 +192,7 @@ static int run_make(struct kgb_ctx *ctx, const struct make_env *m, char *const *
   if (r < 0)
     return r;
   if (r != 0) {
-    _cleanup_free_ char *tail = log_tail(m->log_path, 30);
+    _cleanup_free_ char *tail = file_tail(m->log_path, 30);
     return kgb_error(ctx, -EIO, "%s failed (make exit %d):\n%s\nfull log: %s", what, r,
                      tail ? tail : "", m->log_path);
   }
@@ -316,8 +290,6 @@ static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, con
   return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
 }
 
-static bool same_content(const char *a, const char *b);
-
 static bool config_has(const char *config_path, const char *line) {
   _cleanup_free_ char *text = NULL;
   if (read_full_file(config_path, &text, NULL) < 0)
@@ -365,14 +337,14 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
       res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
   if (!res->stage_dir || !res->objdir || !res->log_path || !manifest)
     return -ENOMEM;
-  double t0 = now();
+  double t0 = monotonic_seconds();
   if (!ctx->force && is_file(manifest)) {
     _cleanup_free_ char *rel = strjoin_path(res->stage_dir, "kernel.release");
-    res->release = rel ? read_line_file(rel) : NULL;
+    res->release = rel ? read_first_line(rel) : NULL;
     if (!res->release)
       return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
     res->cached = true;
-    res->seconds = now() - t0;
+    res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return 0;
   }
@@ -401,7 +373,7 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   make_env_release(&menv);
   if (r < 0)
     return r;
-  res->seconds = now() - t0;
+  res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 }
@@ -416,7 +388,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (res->has_modules)
     targets[nt++] = "modules";
   _cleanup_free_ char *countf = kgb_strdup_printf("%s/.kgb-objcount", parent);
-  _cleanup_free_ char *prev = countf ? read_line_file(countf) : NULL;
+  _cleanup_free_ char *prev = countf ? read_first_line(countf) : NULL;
   struct make_progress mp = {ctx, 0, prev ? strtoul(prev, NULL, 10) : KGB_OBJECTS_ESTIMATE};
   r = run_make(ctx, menv, targets, NULL, &mp, "the kernel build");
   kgb_progress(ctx, "compiling the kernel", 1, 1);
@@ -434,7 +406,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
   chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
   _cleanup_free_ char *relpath = strjoin_path(res->objdir, "include/config/kernel.release");
-  res->release = relpath ? read_line_file(relpath) : NULL;
+  res->release = relpath ? read_first_line(relpath) : NULL;
   if (!res->release)
     r = kgb_error(ctx, -EIO, "the build wrote no '%s'", relpath ? relpath : "kernel.release");
   _cleanup_free_ char *bz = kgb_strdup_printf("arch/%s/boot/bzImage", kgb_srcarch(p->kernel.arch));
@@ -528,14 +500,6 @@ char *kgb_kata_kver(const char *release, const char *suffix) {
   return strdup(release);
 }
 
-static bool same_content(const char *a, const char *b) {
-  _cleanup_free_ char *x = NULL, *y = NULL;
-  size_t lx, ly;
-  if (read_full_file(a, &x, &lx) < 0 || read_full_file(b, &y, &ly) < 0)
-    return false;
-  return lx == ly && memcmp(x, y, lx) == 0;
-}
-
 /* Points link at target through link.tmp + rename, so the link is never missing. */
 static int replace_symlink(const char *target, const char *link) {
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.%d", link, (int)getpid());
@@ -581,7 +545,7 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
     _cleanup_free_ char *dst = name ? strjoin_path(in->dir, name) : NULL;
     if (!name || !src || !dst)
       return -ENOMEM;
-    if (STREQ(files[i].kata_name, "config") && is_file(dst) && !same_content(src, dst)) {
+    if (STREQ(files[i].kata_name, "config") && is_file(dst) && !files_equal(src, dst)) {
       in->cfgver_stale = true;
       kgb_warn(ctx,
                "'%s' had a different config with the same cfgver %d: bump kernel.cfgver in '%s' "
@@ -625,7 +589,7 @@ static int sync_objdir(struct kgb_ctx *ctx, const struct make_env *menv,
   _cleanup_free_ char *kgb_inputs = strjoin_path(b->objdir, ".kgb-inputs");
   if (!have || !want || !inputs || !dotconfig || !kgb_inputs)
     return -ENOMEM;
-  if (same_content(have, want))
+  if (files_equal(have, want))
     return 0;
   kgb_info(ctx, "'%s' holds another config now: rebuilding it for %s first", b->objdir, b->release);
   int r = copy_file_atomic(want, dotconfig, 0644);

@@ -44,12 +44,6 @@ const char *kgb_srcarch(const char *arch) {
   return arch;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static enum kgb_layer layer_of(const char *name, const char *arch) {
   _cleanup_free_ char *archdir = kgb_strdup_printf("kconfig-fragments/%s/", arch);
   if (startswith(name, "kconfig-fragments/common/") || (archdir && startswith(name, archdir)))
@@ -127,18 +121,6 @@ static int compiler_version(struct kgb_ctx *ctx, char **ret) {
   return 0;
 }
 
-static char *log_tail(const char *path, int lines) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (read_full_file(path, &text, &len) < 0)
-    return strdup("");
-  size_t i = len;
-  while (i > 0 && lines > 0)
-    if (text[--i] == '\n' && i + 1 < len)
-      lines--;
-  return strdup(text + (i ? i + 1 : 0));
-}
-
 static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const char *arch,
                        const char *merged, const char *tmpdir, const char *log) {
   _cleanup_free_ char *obj =
@@ -168,7 +150,7 @@ static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const 
                                     "flex bison bc")
                         : r;
   if (r != 0) {
-    _cleanup_free_ char *tail = log_tail(log, 30);
+    _cleanup_free_ char *tail = file_tail(log, 30);
     return kgb_error(ctx, -EIO,
                      "the kernel's 'make allnoconfig' failed (exit %d):\n%s\nfull log: %s", r,
                      tail ? tail : "", log);
@@ -210,8 +192,7 @@ static int write_manifest(const char *dir, const char *key, const struct kgb_sou
 static int stage_key(const char *source_key, const char *arch, const char *cc, const char *merged,
                      char key[65]) {
   struct sbuf keysrc = SBUF_INIT;
-  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc,
-            merged);
+  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc, merged);
   int r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
   sbuf_release(&keysrc);
   return r;
@@ -291,7 +272,7 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   res->log_path = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, key);
   if (!logdir || !res->log_path)
     return -ENOMEM;
-  double t0 = now();
+  double t0 = monotonic_seconds();
   if (!ctx->force && is_file(manifest)) {
     res->cached = true;
   } else {
@@ -326,8 +307,8 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
       return r;
     }
   }
-  res->resolve_seconds = now() - t0;
-  t0 = now();
+  res->resolve_seconds = monotonic_seconds() - t0;
+  t0 = monotonic_seconds();
   _cleanup_(kgb_fragment_freep) struct kgb_fragment *dot = NULL;
   r = kgb_fragment_load(ctx, res->config_path, res->config_path, true, &dot);
   if (r < 0)
@@ -349,7 +330,7 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   r = kgb_verify_config(ctx, res->merge, dot, kc, res->allow, res->source->version, &res->verify);
   if (r < 0)
     return r;
-  res->verify_seconds = now() - t0;
+  res->verify_seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 }

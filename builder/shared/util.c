@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 char **strv_free(char **v) {
@@ -303,4 +304,38 @@ char *find_program(const char *name) {
       path++;
   }
   return NULL;
+}
+
+double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *read_first_line(const char *path) {
+  char *text = NULL;
+  if (read_full_file(path, &text, NULL) < 0)
+    return NULL;
+  text[strcspn(text, "\n")] = '\0';
+  return text;
+}
+
+char *file_tail(const char *path, int lines) {
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_full_file(path, &text, &len) < 0)
+    return strdup("");
+  size_t i = len;
+  while (i > 0 && lines > 0)
+    if (text[--i] == '\n' && i + 1 < len)
+      lines--;
+  return strdup(text + (i ? i + 1 : 0));
+}
+
+bool files_equal(const char *a, const char *b) {
+  _cleanup_free_ char *x = NULL, *y = NULL;
+  size_t lx, ly;
+  if (read_full_file(a, &x, &lx) < 0 || read_full_file(b, &y, &ly) < 0)
+    return false;
+  return lx == ly && memcmp(x, y, lx) == 0;
 }

@@ -36,3 +36,12 @@ bool is_file(const char *path);
 int copy_file_atomic(const char *src, const char *dst, mode_t mode);
 /* Finds an executable in $PATH; returns its path or NULL. */
 char *find_program(const char *name);
+
+/* CLOCK_MONOTONIC in seconds, for durations. */
+double monotonic_seconds(void);
+/* The first line of a file without its newline, or NULL. */
+char *read_first_line(const char *path);
+/* The last `lines` lines of a file (for showing the end of a log), or "" when unreadable. */
+char *file_tail(const char *path, int lines);
+/* True when both files can be read and have the same bytes. */
+bool files_equal(const char *a, const char *b);
