@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# boot-test for real: the virgl kernel built from linux-source-6.1 booted in QEMU under TCG,
+# checked from inside by kgb-guest-check (release, /proc/config.gz, virtio_gpu and its DRM
+# nodes); a kernel that lacks the profile's values fails with exit 3; a guest that never
+# powers off is killed after the timeout with the log's tail shown.
+
+setup_file() {
+  load ../helpers
+  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+  export WORKDIR=$BATS_FILE_TMPDIR/work
+  "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" >"$BATS_FILE_TMPDIR/stage" \
+    2>"$BATS_FILE_TMPDIR/build.err" || { cat "$BATS_FILE_TMPDIR/build.err" >&3; return 1; }
+}
+
+setup() {
+  load ../helpers
+  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+  stage=$(cat "$BATS_FILE_TMPDIR/stage")
+  release=6.1.192-virgl-gpu
+}
+
+@test "virgl under TCG: every check passes, in a few seconds" {
+  run kgb_split boot-test -p virgl -k "$LINUX_TARBALL" --accel tcg
+  cat "$BATS_TEST_TMPDIR/stderr"
+  assert_success
+  assert_line --regexp "^  boot +pass +userspace after [0-9.]+ s under TCG"
+  assert_line --regexp "^  uname +pass +$release$"
+  assert_line --regexp '^  config +pass +4 required values in /proc/config.gz$'
+  assert_line --regexp '^  virtio-gpu +pass +virtio_gpu drives virtio[0-9]+ \(PCI 0000:00:[0-9a-f.]+\)$'
+  assert_line --regexp '^  dri-nodes +pass +/dev/dri/card0 226:0, /dev/dri/renderD128 226:128$'
+  assert_line --regexp '^  modules +skipped +the build has no loadable modules'
+  assert_line --regexp '^  virgl-gl +skipped '
+  assert_line --regexp '^5 passed, 0 failed, 2 skipped; boot-to-check [0-9.]+ s'
+  # the kernel was the cached build, not a new one
+  run cat "$BATS_TEST_TMPDIR/stderr"
+  assert_output --partial "kernel build: 'virgl' is up to date ($release)"
+}
+
+@test "virgl --json: the boot-to-check time, under 10 s with TCG" {
+  run kgb_split --json boot-test -p virgl -k "$LINUX_TARBALL" --accel tcg
+  assert_success
+  [ "$(json 'j["accel"], j["release"], j["failed"], j["timed_out"]' <<<"$output")" = "tcg $release 0 False" ]
+  t=$(json 'j["seconds"]["boot_to_check"]' <<<"$output")
+  echo "# boot-to-check under TCG: $t s (userspace after $(json 'j["seconds"]["boot"]' <<<"$output") s)" >&3
+  json 'j["seconds"]["boot_to_check"] < 10 or sys.exit(1)' <<<"$output"
+  log=$(json 'j["log"]' <<<"$output")
+  grep -q "Linux version $release" "$log"
+  grep -q "KGB-CHECK end" "$log"
+}
+
+@test "--accel auto: KVM or TCG, whichever works here, and why" {
+  run kgb_split boot-test -p virgl -k "$LINUX_TARBALL"
+  assert_success
+  assert_line --regexp '^  accelerator: (KVM reached the guest.s userspace in|KVM was tried first and given up after|/dev/kvm: ).*'
+  echo "# $(grep '^  accelerator:' <<<"$output")" >&3
+}
+
+@test "--kernel: the built bzImage alone, its release read from its header" {
+  run kgb_split boot-test -p virgl --kernel "$stage/vmlinuz" --accel tcg
+  assert_success
+  assert_line --regexp "^  uname +pass +$release$"
+  assert_line --regexp '^  modules +skipped +no module tree with this kernel'
+}
+
+@test "a kernel without the profile's values fails its checks with exit 3" {
+  # the virgl kernel booted as intel-gvt-d: no i915, no CONFIG_DRM_I915
+  run kgb_split boot-test -p intel-gvt-d --kernel "$stage/vmlinuz" --accel tcg
+  assert_failure 3
+  assert_line --regexp '^  config +fail +2 of 4 required values differ in /proc/config.gz: CONFIG_DRM_I915=n \(wanted y\), CONFIG_DRM_I915_USERPTR=n \(wanted y\)$'
+  assert_line --regexp '^  i915 +fail +no PCI driver i915 in the kernel'
+}
+
+@test "a guest that never powers off is killed after the timeout, with the log's tail" {
+  # an image whose /init sleeps forever, booted instead of the checks (a later rdinit wins)
+  printf '#include <unistd.h>\nint main(void) { for (;;) pause(); }\n' >"$BATS_TEST_TMPDIR/sleep.c"
+  mkdir -p "$BATS_TEST_TMPDIR/root"
+  cc -static -O2 -o "$BATS_TEST_TMPDIR/root/init" "$BATS_TEST_TMPDIR/sleep.c"
+  (cd "$BATS_TEST_TMPDIR/root" && echo init | cpio -o -H newc 2>/dev/null) >"$BATS_TEST_TMPDIR/sleep.cpio"
+  t0=$(date +%s)
+  run kgb_split boot-test -p virgl -k "$LINUX_TARBALL" --accel tcg --timeout 8 \
+    --initrd "$BATS_TEST_TMPDIR/sleep.cpio" --append rdinit=/init
+  t1=$(date +%s)
+  assert_failure 3
+  assert_line --regexp '^  boot +fail +no sign of the checks within 8 s under TCG .*: killed$'
+  [ $((t1 - t0)) -ge 8 ] && [ $((t1 - t0)) -lt 20 ]
+  run cat "$BATS_TEST_TMPDIR/stderr"
+  assert_output --partial "the guest did not finish its checks; the serial log ends with:"
+  assert_output --partial "  | Run /init as init process"
+  assert_output --partial "terminating on signal 15"
+}
