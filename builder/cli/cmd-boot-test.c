@@ -45,7 +45,7 @@ static int parse_unsigned(struct cli *cli, const char *opt, const char *arg, uns
 }
 
 static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
-  enum { O_ACCEL = 0x100, O_TIMEOUT, O_KERNEL, O_INITRD, O_APPEND, O_MEMORY, O_QEMU };
+  enum { O_ACCEL = 0x100, O_TIMEOUT, O_KERNEL, O_INITRD, O_APPEND, O_MEMORY, O_QEMU, O_MODULES };
   static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
                                        {"kernel-source", required_argument, NULL, 'k'},
                                        {"accel", required_argument, NULL, O_ACCEL},
@@ -55,11 +55,12 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
                                        {"append", required_argument, NULL, O_APPEND},
                                        {"memory", required_argument, NULL, O_MEMORY},
                                        {"qemu", required_argument, NULL, O_QEMU},
+                                       {"modules", required_argument, NULL, O_MODULES},
                                        {"help", no_argument, NULL, 'h'},
                                        {}};
   static const char *const known[] = {"--profile", "--kernel-source", "--accel",  "--timeout",
                                       "--kernel",  "--initrd",        "--append", "--memory",
-                                      "--qemu",    "--help",          NULL};
+                                      "--qemu",    "--modules",       "--help",   NULL};
   int c, r;
   while ((c = getopt_long(argc, argv, "p:k:h", opts, NULL)) != -1) {
     switch (c) {
@@ -93,6 +94,9 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
       break;
     case O_QEMU:
       o->engine.qemu = optarg;
+      break;
+    case O_MODULES:
+      o->engine.modules_dir = optarg;
       break;
     case 'h':
       return -1;
@@ -246,7 +250,8 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
       return cli_fail(cli, -ENOMEM, NULL);
     o.engine.kernel = kernel;
     o.engine.release = b->release;
-    o.engine.modules_dir = is_dir(modules) ? modules : NULL;
+    if (!o.engine.modules_dir)
+      o.engine.modules_dir = is_dir(modules) ? modules : NULL;
     o.engine.config = config;
     o.engine.epoch = b->epoch;
   }
@@ -276,7 +281,7 @@ const struct cli_command cli_cmd_boot_test = {
     "boot-test", run_boot_test, "boot the kernel in QEMU and check it from inside",
     "usage: kata-gpu-builder boot-test [-p PROFILE] [--accel auto|kvm|tcg] [--timeout S]\n"
     "                                  [--kernel FILE] [--initrd FILE] [--append PARAMS]\n"
-    "                                  [--memory MIB] [-k SRC]\n\n"
+    "                                  [--modules DIR] [--memory MIB] [-k SRC]\n\n"
     "Boots the profile's kernel (built like 'kernel build', or taken from the stage cache) in\n"
     "QEMU on a Kata-like machine: q35, the PCIe root ports and kernel parameters of the\n"
     "profile's Kata settings, virtio devices, the serial console in a log file. A small static\n"
@@ -297,9 +302,11 @@ const struct cli_command cli_cmd_boot_test = {
     "      --timeout S           kill the guest when its checks have not ended after S seconds\n"
     "                            from QEMU's start (default 60)\n"
     "      --kernel FILE         boot this bzImage instead of the profile's build (its release is\n"
-    "                            read from its header; no modules are checked)\n"
+    "                            read from its header; modules only with --modules)\n"
     "      --initrd FILE         the image's initrd: the checks are appended to it as a second\n"
     "                            archive and run as rdinit=/kgb/check\n"
+    "      --modules DIR         the modules to load, a /lib/modules/<release> directory with\n"
+    "                            its modules.dep (default: the build's)\n"
     "      --append PARAMS       more kernel parameters, after the test's own (a later one wins)\n"
     "      --memory MIB          guest memory (default: the profile's kata.default_memory, at\n"
     "                            most 2048)\n"

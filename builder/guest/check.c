@@ -220,6 +220,10 @@ static void check_modules(char **paths, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const char *base = strrchr(paths[i], '/');
     base = base ? base + 1 : paths[i];
+    /* the host numbers them in load order: 003-drm.ko */
+    size_t digits = strspn(base, "0123456789");
+    if (digits && base[digits] == '-')
+      base += digits + 1;
     int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
     int r = fd < 0 ? -1 : (int)syscall(SYS_finit_module, fd, "", 0);
     int e = errno;

@@ -701,7 +701,7 @@ static int cpio_add_module(struct kgb_ctx *ctx, struct cpio *c, const char *path
   int r = read_full_file(src, &data, &len);
   if (r < 0)
     return kgb_error(ctx, r, "cannot read module '%s': %s", src, strerror(-r));
-  if (!endswith(src, ".ko"))
+  if (endswith(src, ".ko"))
     return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, data, len);
   const char *fmt;
   r = kgb_decompress(ctx, src, data, len, (size_t)1 << 30, 0, &plain, &plain_len, &fmt);
@@ -845,7 +845,7 @@ static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
   if (!o->modules_dir)
     r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
                   strdup("no module tree with this kernel (--kernel without the profile's "
-                         "build)"));
+                         "build; --modules DIR gives one)"));
   else if (!n_modules)
     r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
                   strdup("the build has no loadable modules: every driver it needs is built "

@@ -261,6 +261,8 @@ static struct kgb_boot_result *boot(const char *profile, const char *mode,
   _cleanup_free_ char *kernel = fake_bzimage("vmlinuz", "6.1.0-fake-gpu (kgb@tests) #1");
   _cleanup_free_ char *plan = kgb_strdup_printf("%s/plan.seen", tmpdir);
   _cleanup_free_ char *args = kgb_strdup_printf("%s/args.seen", tmpdir);
+  _cleanup_free_ char *files = kgb_strdup_printf("%s/files.seen", tmpdir);
+  setenv("FAKE_QEMU_FILES", files, 1);
   setenv("FAKE_QEMU_MODE", mode, 1);
   setenv("FAKE_QEMU_PLAN", plan, 1);
   setenv("FAKE_QEMU_ARGS", args, 1);
@@ -352,6 +354,69 @@ static void test_boot_virgl(void **state) {
   kgb_boot_result_free(res);
 }
 
+static void put(const char *dir, const char *name, const void *data, size_t len) {
+  _cleanup_free_ char *path = kgb_strdup_printf("%s/%s", dir, name);
+  _cleanup_free_ char *parent = strdup(path);
+  *strrchr(parent, '/') = '\0';
+  assert_int_equal(mkdir_p(parent, 0755), 0);
+  assert_int_equal(write_file_atomic(path, data, len, 0644), 0);
+}
+
+static void test_boot_modules(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/lib/modules/6.1.0-fake-gpu", tmpdir);
+  /* gzip -n of the 19 bytes "\x7fELF-c-module-bytes", as kbuild's MODULE_COMPRESS_GZIP */
+  static const unsigned char c_gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03,
+                                       0xab, 0x77, 0xf5, 0x71, 0xd3, 0x4d, 0xd6, 0xcd, 0xcd, 0x4f,
+                                       0x29, 0xcd, 0x49, 0xd5, 0x4d, 0xaa, 0x2c, 0x49, 0x2d, 0x06,
+                                       0x00, 0x45, 0xe9, 0x10, 0xff, 0x13, 0x00, 0x00, 0x00};
+  put(dir, "kernel/drivers/b.ko",
+      "\x7f"
+      "ELF-b",
+      6);
+  put(dir, "kernel/a.ko",
+      "\x7f"
+      "ELF-a-longer",
+      13);
+  put(dir, "updates/c.ko.gz", c_gz, sizeof(c_gz));
+  static const char dep[] = "kernel/drivers/b.ko: kernel/a.ko\n"
+                            "updates/c.ko.gz: kernel/drivers/b.ko kernel/a.ko\n"
+                            "kernel/a.ko:\n";
+  put(dir, "modules.dep", dep, strlen(dep));
+  struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .modules_dir = dir};
+  struct kgb_boot_result *res = boot("virgl", "pass", &o);
+  assert_int_equal(res->n_fail, 0);
+  _cleanup_free_ char *plan = seen("plan");
+  assert_non_null(strstr(plan, "module /kgb/modules/000-a.ko\n"
+                               "module /kgb/modules/001-b.ko\n"
+                               "module /kgb/modules/002-c.ko\n"));
+  /* in the initrd as the kernel loads them: c decompressed */
+  _cleanup_free_ char *files = seen("files");
+  assert_non_null(strstr(files, "kgb/modules/000-a.ko 13\n"));
+  assert_non_null(strstr(files, "kgb/modules/001-b.ko 6\n"));
+  assert_non_null(strstr(files, "kgb/modules/002-c.ko 19\n"));
+  assert_non_null(strstr(files, "dev/console 0\n"));
+  assert_non_null(strstr(files, "kgb/check "));
+  kgb_boot_result_free(res);
+
+  /* no modules.dep: said, not guessed */
+  _cleanup_free_ char *empty = kgb_strdup_printf("%s/empty-modules", tmpdir);
+  assert_int_equal(mkdir_p(empty, 0755), 0);
+  struct kgb_profile *p = NULL;
+  assert_int_equal(kgb_profile_load(ctx, "virgl", &p), 0);
+  _cleanup_free_ char *kernel = fake_bzimage("vmlinuz", "6.1.0-fake-gpu (kgb@tests) #1");
+  o = (struct kgb_boot_opts){.kernel = kernel,
+                             .qemu = FAKE_QEMU,
+                             .guest_check = FAKE_QEMU,
+                             .modules_dir = empty,
+                             .accel = KGB_ACCEL_TCG};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_boot_test(ctx, p, &o, &res), -ENOENT);
+  assert_non_null(strstr(kgb_error_detail(ctx), "no modules.dep in"));
+  kgb_error_clear(ctx);
+  kgb_profile_free(p);
+}
+
 static void test_boot_failures(void **state) {
   (void)state;
   struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .timeout = 1};
@@ -430,7 +495,8 @@ int main(void) {
       cmocka_unit_test(test_lines),           cmocka_unit_test(test_qmp),
       cmocka_unit_test(test_strings),         cmocka_unit_test(test_load_order),
       cmocka_unit_test(test_bzimage_release), cmocka_unit_test(test_boot_nvidia),
-      cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_failures),
+      cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_modules),
+      cmocka_unit_test(test_boot_failures),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
