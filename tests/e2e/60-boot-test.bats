@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # boot-test for real: the virgl kernel built from linux-source-6.1 booted in QEMU under TCG,
 # checked from inside by kgb-guest-check (release, /proc/config.gz, virtio_gpu and its DRM
-# nodes); a kernel that lacks the profile's values fails with exit 3; a guest that never
-# powers off is killed after the timeout with the log's tail shown.
+# nodes, an out-of-tree module loaded); a kernel that lacks the profile's values fails with
+# exit 3; a guest that never powers off is killed after the timeout with the log's tail shown.
 
 setup_file() {
   load ../helpers
@@ -62,6 +62,28 @@ setup() {
   assert_success
   assert_line --regexp "^  uname +pass +$release$"
   assert_line --regexp '^  modules +skipped +no module tree with this kernel'
+}
+
+@test "--modules: a module built against the header package loads in the guest, a broken one not" {
+  run kgb kernel headers -p virgl -k "$LINUX_TARBALL" -H tar
+  assert_success
+  tar -C "$BATS_TEST_TMPDIR" -xzf "${lines[-1]}"
+  cp -r "$FIXTURES/hello-module" "$BATS_TEST_TMPDIR/hello"
+  make -C "$BATS_TEST_TMPDIR/linux-headers-$release" M="$BATS_TEST_TMPDIR/hello" modules \
+    >"$BATS_TEST_TMPDIR/make.log" 2>&1 || { cat "$BATS_TEST_TMPDIR/make.log"; return 1; }
+  mods=$BATS_TEST_TMPDIR/root/lib/modules/$release
+  mkdir -p "$mods/extra"
+  cp "$BATS_TEST_TMPDIR/hello/hello.ko" "$mods/extra/"
+  printf 'extra/hello.ko:\n' >"$mods/modules.dep"
+  run kgb_split boot-test -p virgl -k "$LINUX_TARBALL" --modules "$mods" --accel tcg
+  assert_success
+  assert_line --regexp '^  modules +pass +1 module loaded with finit_module: hello$'
+  # a file that is no module: the guest kernel refuses it, and the table says so
+  printf 'not an ELF file\n' >"$mods/extra/broken.ko"
+  printf 'extra/hello.ko:\nextra/broken.ko:\n' >"$mods/modules.dep"
+  run kgb_split boot-test -p virgl -k "$LINUX_TARBALL" --modules "$mods" --accel tcg
+  assert_failure 3
+  assert_line --regexp '^  modules +fail +1 of 2 modules did not load: broken.ko: Exec format error$'
 }
 
 @test "a kernel without the profile's values fails its checks with exit 3" {
