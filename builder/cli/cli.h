@@ -28,6 +28,7 @@ struct cli_command {
 };
 
 extern const struct cli_command cli_cmd_profiles, cli_cmd_profile, cli_cmd_kernel;
+extern const struct cli_command cli_cmd_rootfs, cli_cmd_image;
 extern const struct cli_command cli_cmd_boot_test;
 extern const struct cli_command cli_cmd_kata_config, cli_cmd_host, cli_cmd_kubevirt,
     cli_cmd_oci_devices;

@@ -86,6 +86,13 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
       goto fail;
     for (size_t i = 0; o && o->env && o->env[i]; i++)
       putenv(o->env[i]);
+    if (o && o->child_setup) {
+      int sr = o->child_setup(o->child_userdata);
+      if (sr < 0) {
+        errno = -sr;
+        goto fail;
+      }
+    }
     execvp(argv[0], argv);
   fail:;
     int e = errno;

@@ -11,6 +11,11 @@ struct kgb_exec_opts {
   /* Called for each complete output line (for progress); may be NULL. */
   void (*line_fn)(void *userdata, const char *line);
   void *userdata;
+  /* Runs in the child after its output is redirected and its environment set, just before
+   * execvp; a negative errno fails the run as if the program could not be started. It may
+   * fork: only a process in which it returns 0 goes on to execute argv (chroot.c). */
+  int (*child_setup)(void *userdata);
+  void *child_userdata;
 };
 
 /* Returns the exit status (0..255), 128+N for a signal, or a negative errno when the program

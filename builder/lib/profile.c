@@ -59,6 +59,12 @@ static const struct field schema[] = {
     {"rootfs.components", F_STRINGS, false, NULL},
     {"rootfs.packages", F_STRINGS, false, NULL},
     {"rootfs.recipes", F_STRINGS, false, NULL},
+    {"rootfs.mirror", F_STRING, false, NULL},
+    {"rootfs.keyring", F_STRING, false, NULL},
+    {"rootfs.library_versions", F_STRINGS, false, NULL},
+    {"rootfs.purge_build_packages", F_BOOL, false, NULL},
+    /* free-form recipe settings (recipes declare and check them): nvidia = { driver = ... } */
+    {"settings", F_GROUP, false, NULL},
     {"image", F_GROUP, false, NULL},
     {"image.format", F_STRING, false, formats},
     {"image.free_mb", F_INT, false, NULL},
@@ -233,6 +239,8 @@ static int check_group(struct check *c, const config_setting_t *s, const char *p
     if (!type_ok(el, f->type))
       return kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' must be %s", file, line, path,
                        type_names[f->type]);
+    if (STREQ(path, "settings"))
+      continue;
     int r = f->type == F_GROUP ? check_group(c, el, path, in_override) : check_values(c, el, path);
     if (r < 0)
       return r;

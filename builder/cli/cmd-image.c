@@ -1,0 +1,142 @@
+/* `image build`: the profile's root file system (built or cached) packed as an ext4 disk
+ * image in Kata's layout, an erofs image, or an initrd; the image's path on stdout. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rootfs-cli.h"
+#include "sbuf.h"
+#include "util.h"
+
+static int copy_out(struct cli *cli, const char *from, const char *to) {
+  int r = copy_file_atomic(from, to, 0644);
+  if (r < 0) {
+    kgb_error(cli->ctx, r, "cannot write '%s': %s", to, strerror(-r));
+    return cli_fail(cli, r, NULL);
+  }
+  return EXIT_OK;
+}
+
+static int run_build(struct cli *cli, int argc, char **argv) {
+  struct rootfs_args a = {0};
+  int r = rootfs_args_parse(cli, "image build", true, argc, argv, &a);
+  if (r != EXIT_OK) {
+    rootfs_args_release(&a);
+    if (r < 0)
+      fputs(cli_cmd_image.help, stdout);
+    return r < 0 ? EXIT_OK : r;
+  }
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *rootfs = NULL;
+  const char *format_s = a.format, *output = a.output, *comp_s = a.compression;
+  r = rootfs_run(cli, &a, &p, &rootfs);
+  if (r != EXIT_OK) {
+    rootfs_args_release(&a);
+    return r;
+  }
+  if (!format_s)
+    format_s = p->image.format ? p->image.format : "ext4";
+  enum kgb_image_format format = kgb_image_format_from_string(format_s);
+  enum kgb_compression comp = comp_s ? kgb_compression_from_string(comp_s) : KGB_COMPRESS_ZSTD;
+  _cleanup_(kgb_image_result_freep) struct kgb_image_result *img = NULL;
+  r = kgb_rootfs_image(cli->ctx, p, rootfs, format, comp, &img);
+  rootfs_args_release(&a);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  char size[32], fs[32];
+  format_size(size, img->info.size);
+  format_size(fs, img->info.fs_size);
+  if (img->cached)
+    cli_msg(cli, "image: %s of '%s' is up to date ('%s')\n", format_s, p->name, img->path);
+  else if (format == KGB_IMAGE_INITRD)
+    cli_msg(cli, "image: packed '%s' as an initrd (cpio, %s) in %.1f s: %s\n", p->name,
+            kgb_compression_to_string(comp), img->seconds, size);
+  else
+    cli_msg(cli,
+            "image: packed '%s' as %s in %.1f s: %s disk (msdos label, one partition at 1 MiB, "
+            "%s file system, UUID %s)\n",
+            p->name, format_s, img->seconds, size, fs, img->info.uuid ? img->info.uuid : "-");
+  const char *path = img->path;
+  if (output) {
+    if ((r = copy_out(cli, img->path, output)) != EXIT_OK)
+      return r;
+    path = output;
+  }
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json) {
+    sbuf_adds(&sb, "{\n  \"profile\": ");
+    sbuf_add_json(&sb, p->name);
+    sbuf_adds(&sb, ",\n  \"release\": ");
+    sbuf_add_json(&sb, rootfs->kernel->release);
+    sbuf_addf(&sb, ",\n  \"format\": \"%s\",\n  \"image\": ", format_s);
+    sbuf_add_json(&sb, path);
+    sbuf_adds(&sb, ",\n  \"stage\": ");
+    sbuf_add_json(&sb, img->stage_dir);
+    sbuf_addf(&sb, ",\n  \"cached\": %s,\n  \"size\": %llu,\n  \"fs_size\": %llu,\n  \"uuid\": ",
+              img->cached ? "true" : "false", (unsigned long long)img->info.size,
+              (unsigned long long)img->info.fs_size);
+    if (img->info.uuid)
+      sbuf_add_json(&sb, img->info.uuid);
+    else
+      sbuf_adds(&sb, "null");
+    sbuf_addf(&sb, ",\n  \"compression\": ");
+    if (format == KGB_IMAGE_INITRD)
+      sbuf_add_json(&sb, kgb_compression_to_string(comp));
+    else
+      sbuf_adds(&sb, "null");
+    sbuf_addf(&sb, ",\n  \"kata_agent\": %s,\n  \"files\": %llu,\n  \"bytes\": %llu,\n",
+              rootfs->kata_agent ? "true" : "false", (unsigned long long)rootfs->report.files,
+              (unsigned long long)rootfs->report.bytes);
+    sbuf_adds(&sb, "  \"largest_directories\": [");
+    for (size_t i = 0; i < rootfs->report.n_top; i++) {
+      sbuf_adds(&sb, i ? ", {\"path\": " : "{\"path\": ");
+      sbuf_add_json(&sb, rootfs->report.top[i].path);
+      sbuf_addf(&sb, ", \"bytes\": %llu}", (unsigned long long)rootfs->report.top[i].bytes);
+    }
+    sbuf_addf(&sb, "],\n  \"seconds\": %.3f,\n  \"rootfs_cached\": %s\n}\n", img->seconds,
+              rootfs->cached ? "true" : "false");
+  } else {
+    sbuf_addf(&sb, "%s\n", path);
+  }
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static const struct cli_command image_verbs[] = {
+    {"build", run_build, "the root file system as ext4, erofs or initrd (cached)", NULL},
+};
+
+static int run_image(struct cli *cli, int argc, char **argv) {
+  return cli_dispatch(cli, "image", image_verbs, ELEMENTSOF(image_verbs), argc - 1, argv + 1);
+}
+
+const struct cli_command cli_cmd_image = {
+    "image", run_image, "guest image: ext4 or erofs disk, or initrd",
+    "usage: kata-gpu-builder image build -p PROFILE [--format ext4|erofs|initrd] [-o FILE]\n"
+    "                                    [--compress zstd|gzip] [rootfs build options]\n\n"
+    "Builds (or takes from the stage cache) the profile's root file system as 'rootfs build'\n"
+    "does, checks that /init or /sbin/init is an executable file in it, and packs it:\n"
+    "  ext4    a raw disk in the layout of Kata's image builder: an msdos label with one Linux\n"
+    "          partition from 1 MiB to the end, the whole rounded up to 128 MiB, the content\n"
+    "          plus image.free_mb of the profile; made by mkfs.ext4 -d (no loop device, no\n"
+    "          mount), 4 KiB blocks, 3 % reserved;\n"
+    "  erofs   mkfs.erofs, in the same partition layout;\n"
+    "  initrd  a cpio (newc) archive written with libarchive, compressed with zstd (default)\n"
+    "          or gzip, with /init -> /sbin/init added when the root has no /init.\n"
+    "The same root and options give a byte-identical image: every time is SOURCE_DATE_EPOCH,\n"
+    "entries are sorted, UUIDs, hash seed and disk signature derive from the stage key, and\n"
+    "no compression header carries a timestamp. The image's path goes to stdout; the report\n"
+    "(size, file count, the ten largest directories) to stderr.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE   the profile\n"
+    "      --format FORMAT       ext4, erofs or initrd (default: the profile's image.format)\n"
+    "  -o, --output FILE         also copy the image to FILE\n"
+    "      --compress ALGO       zstd or gzip (initrd)\n"
+    "  and every option of 'rootfs build' (--without, --set, -k, --fragment, -f, ...)\n\n"
+    "examples:\n"
+    "  kata-gpu-builder image build -p virgl --format ext4 -o kata-containers-virgl.img\n"
+    "  kata-gpu-builder image build -p virgl --format initrd --compress gzip\n"};

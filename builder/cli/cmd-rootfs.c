@@ -1,0 +1,517 @@
+/* `rootfs build` (bootstrap, recipes in namespaced chroots, module checks; the root's path on
+ * stdout), `rootfs check` (the module checks on any tree) and `rootfs recipes` (what the
+ * recipes do and which settings they take). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rootfs-cli.h"
+#include "sbuf.h"
+#include "util.h"
+
+void rootfs_args_release(struct rootfs_args *a) {
+  strv_free(a->without);
+  strv_free(a->set);
+  strv_free(a->fragments);
+  *a = (struct rootfs_args){0};
+}
+
+int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, char **argv,
+                      struct rootfs_args *a) {
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                       {"without", required_argument, NULL, 'W'},
+                                       {"set", required_argument, NULL, 'S'},
+                                       {"kernel-source", required_argument, NULL, 'k'},
+                                       {"sha256", required_argument, NULL, 's'},
+                                       {"fragment", required_argument, NULL, 'F'},
+                                       {"ccache-dir", required_argument, NULL, 'C'},
+                                       {"no-ccache", no_argument, NULL, 'N'},
+                                       {"apt-dir", required_argument, NULL, 'A'},
+                                       {"bootstrapper", required_argument, NULL, 'B'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       {"keep-failed", no_argument, NULL, 'K'},
+                                       {"format", required_argument, NULL, 'T'},
+                                       {"output", required_argument, NULL, 'o'},
+                                       {"compress", required_argument, NULL, 'Z'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known_rootfs[] = {
+      "--profile",    "--without",   "--set",     "--kernel-source", "--sha256", "--fragment",
+      "--ccache-dir", "--no-ccache", "--apt-dir", "--bootstrapper",  "--force",  "--keep-failed",
+      "--help",       NULL};
+  static const char *const known_image[] = {
+      "--profile",    "--without",   "--set",      "--kernel-source", "--sha256", "--fragment",
+      "--ccache-dir", "--no-ccache", "--apt-dir",  "--bootstrapper",  "--force",  "--keep-failed",
+      "--format",     "--output",    "--compress", "--help",          NULL};
+  int c;
+  while ((c = getopt_long(argc, argv, image ? "p:k:fo:h" : "p:k:fh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      a->profile = optarg;
+      break;
+    case 'W':
+      if (strv_extend(&a->without, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case 'S': {
+      const char *eq = strchr(optarg, '=');
+      if (!eq || eq == optarg)
+        return cli_usage(cli,
+                         "%s: --set takes NAME=VALUE (e.g. --set kata.agent.url=URL), not '%s'",
+                         cmd, optarg);
+      if (strv_extend(&a->set, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    }
+    case 'k':
+      a->source = optarg;
+      break;
+    case 's':
+      a->sha256 = optarg;
+      break;
+    case 'F':
+      if (strv_extend(&a->fragments, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case 'C':
+      a->ccache_dir = optarg;
+      break;
+    case 'N':
+      a->no_ccache = true;
+      break;
+    case 'A':
+      a->apt_dir = optarg;
+      break;
+    case 'B':
+      if (!STREQ(optarg, "mmdebstrap") && !STREQ(optarg, "debootstrap"))
+        return cli_usage(cli, "%s: --bootstrapper takes mmdebstrap or debootstrap, not '%s'", cmd,
+                         optarg);
+      a->bootstrapper = optarg;
+      break;
+    case 'f':
+      cli->ctx->force = true;
+      break;
+    case 'K':
+      a->keep_failed = true;
+      break;
+    case 'T':
+    case 'o':
+    case 'Z':
+      if (!image)
+        return cli_bad_option(cli, cmd, argv[optind - 1], known_rootfs);
+      if (c == 'T') {
+        if (kgb_image_format_from_string(optarg) < 0)
+          return cli_usage(cli, "%s: --format takes ext4, erofs or initrd, not '%s'", cmd, optarg);
+        a->format = optarg;
+      } else if (c == 'Z') {
+        enum kgb_compression z = kgb_compression_from_string(optarg);
+        if (z != KGB_COMPRESS_GZIP && z != KGB_COMPRESS_ZSTD)
+          return cli_usage(cli, "%s: --compress takes zstd or gzip, not '%s'", cmd, optarg);
+        a->compression = optarg;
+      } else
+        a->output = optarg;
+      break;
+    case 'h':
+      return -1;
+    default:
+      return cli_bad_option(cli, cmd, argv[optind - 1], image ? known_image : known_rootfs);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "%s: unexpected argument '%s'", cmd, argv[optind]);
+  if (a->compression && (!a->format || !STREQ(a->format, "initrd")))
+    return cli_usage(cli, "%s: --compress goes with --format initrd", cmd);
+  if (!a->profile)
+    return cli_usage(cli,
+                     "%s: which profile? give -p PROFILE ('kata-gpu-builder profiles' lists "
+                     "them)",
+                     cmd);
+  return EXIT_OK;
+}
+
+void format_size(char buf[32], unsigned long long bytes) {
+  if (bytes >= 1024ULL * 1024 * 1024)
+    snprintf(buf, 32, "%.2f GiB", (double)bytes / (1024.0 * 1024 * 1024));
+  else if (bytes >= 1024ULL * 1024)
+    snprintf(buf, 32, "%.1f MiB", (double)bytes / (1024.0 * 1024));
+  else
+    snprintf(buf, 32, "%.1f KiB", (double)bytes / 1024.0);
+}
+
+void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r) {
+  char size[32];
+  format_size(size, r->bytes);
+  cli_msg(cli, "  content: %s in %llu files and %llu directories; largest directories:\n", size,
+          (unsigned long long)r->files, (unsigned long long)r->dirs);
+  for (size_t i = 0; i < r->n_top; i++) {
+    format_size(size, r->top[i].bytes);
+    cli_msg(cli, "    %10s  %s\n", size, r->top[i].path);
+  }
+}
+
+static void print_problems(const struct kgb_modcheck *c) {
+  for (size_t i = 0; i < c->n_problems; i++)
+    fprintf(stderr, "%s: %s: %s\n", c->problems[i].what,
+            kgb_modcheck_kind_to_string(c->problems[i].kind), c->problems[i].detail);
+}
+
+int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile **ret_profile,
+               struct kgb_rootfs_result **ret) {
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  int r = kgb_profile_load(cli->ctx, a->profile, &p);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  struct kgb_kernel_config_opts ko = {
+      .source = a->source, .sha256 = a->sha256, .fragments = a->fragments};
+  struct kgb_build_opts bo = {
+      .config = &ko, .ccache_dir = a->ccache_dir, .no_ccache = a->no_ccache};
+  struct kgb_rootfs_opts ro = {.without = a->without,
+                               .set = a->set,
+                               .apt_dir = a->apt_dir,
+                               .bootstrapper = a->bootstrapper,
+                               .kernel = &bo,
+                               .keep_failed = a->keep_failed};
+  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = NULL;
+  r = kgb_rootfs_build(cli->ctx, p, &ro, &res);
+  if (r == -EBADE && res && res->check) {
+    print_problems(res->check);
+    cli_fail(cli, r, NULL);
+    fprintf(stderr, "kata-gpu-builder: the log of the build is '%s'\n", res->log_path);
+    return EXIT_MISMATCH;
+  }
+  if (r == -EBADE && res) {
+    cli_fail(cli, r, "the kernel it needs");
+    return EXIT_MISMATCH;
+  }
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  char size[32];
+  format_size(size, res->report.bytes);
+  if (res->cached)
+    cli_msg(cli, "rootfs: '%s' for %s is up to date ('%s'), nothing ran\n", p->name,
+            res->kernel->release, res->stage_dir);
+  else
+    cli_msg(cli,
+            "rootfs: built '%s' for %s in %.0f s (%s%.0f s), %zu recipe%s, %zu modules checked\n",
+            p->name, res->kernel->release, res->seconds,
+            res->base_cached ? "base from the cache, bootstrap " : "bootstrap ",
+            res->bootstrap_seconds, strv_length(res->recipes),
+            strv_length(res->recipes) == 1 ? "" : "s", res->check ? res->check->n_modules : 0);
+  if (cli->verbosity >= 0 && !cli->json)
+    rootfs_print_report(cli, &res->report);
+  if (!res->kata_agent)
+    fprintf(stderr,
+            "kata-gpu-builder: note: no kata-agent was given, so this root boots the "
+            "distribution's init for testing and is not yet a complete Kata guest; give one with "
+            "--set kata.agent.url=PATH|URL --set kata.agent.sha256=HEX\n");
+  *ret_profile = TAKE_PTR(p);
+  *ret = TAKE_PTR(res);
+  return EXIT_OK;
+}
+
+static void json_strv(struct sbuf *sb, char *const *v) {
+  sbuf_adds(sb, "[");
+  for (size_t i = 0; v && v[i]; i++) {
+    sbuf_adds(sb, i ? ", " : "");
+    sbuf_add_json(sb, v[i]);
+  }
+  sbuf_adds(sb, "]");
+}
+
+static void json_rootfs(struct sbuf *sb, const struct kgb_profile *p,
+                        const struct kgb_rootfs_result *res) {
+  sbuf_adds(sb, "{\n  \"profile\": ");
+  sbuf_add_json(sb, p->name);
+  sbuf_adds(sb, ",\n  \"release\": ");
+  sbuf_add_json(sb, res->kernel->release);
+  sbuf_adds(sb, ",\n  \"root\": ");
+  sbuf_add_json(sb, res->root);
+  sbuf_adds(sb, ",\n  \"stage\": ");
+  sbuf_add_json(sb, res->stage_dir);
+  sbuf_adds(sb, ",\n  \"key\": ");
+  sbuf_add_json(sb, res->key);
+  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"base_cached\": %s,\n  \"base\": ",
+            res->cached ? "true" : "false", res->base_cached ? "true" : "false");
+  sbuf_add_json(sb, res->base);
+  sbuf_adds(sb, ",\n  \"recipes\": ");
+  json_strv(sb, res->recipes);
+  sbuf_adds(sb, ",\n  \"warnings\": ");
+  json_strv(sb, res->warnings);
+  sbuf_addf(sb, ",\n  \"kata_agent\": %s,\n  \"bytes\": %llu,\n  \"files\": %llu,\n",
+            res->kata_agent ? "true" : "false", (unsigned long long)res->report.bytes,
+            (unsigned long long)res->report.files);
+  sbuf_adds(sb, "  \"largest_directories\": [");
+  for (size_t i = 0; i < res->report.n_top; i++) {
+    sbuf_adds(sb, i ? ", {\"path\": " : "{\"path\": ");
+    sbuf_add_json(sb, res->report.top[i].path);
+    sbuf_addf(sb, ", \"bytes\": %llu}", (unsigned long long)res->report.top[i].bytes);
+  }
+  sbuf_addf(sb,
+            "],\n  \"seconds\": %.3f,\n  \"bootstrap_seconds\": %.3f,\n  \"log\": ", res->seconds,
+            res->bootstrap_seconds);
+  sbuf_add_json(sb, res->log_path);
+}
+
+static int run_build(struct cli *cli, int argc, char **argv) {
+  struct rootfs_args a = {0};
+  int r = rootfs_args_parse(cli, "rootfs build", false, argc, argv, &a);
+  if (r != EXIT_OK) {
+    rootfs_args_release(&a);
+    if (r < 0)
+      fputs(cli_cmd_rootfs.help, stdout);
+    return r < 0 ? EXIT_OK : r;
+  }
+  _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = NULL;
+  r = rootfs_run(cli, &a, &p, &res);
+  rootfs_args_release(&a);
+  if (r != EXIT_OK)
+    return r;
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json) {
+    json_rootfs(&sb, p, res);
+    sbuf_adds(&sb, "\n}\n");
+  } else {
+    sbuf_addf(&sb, "%s\n", res->root);
+  }
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static int run_check(struct cli *cli, int argc, char **argv) {
+  static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
+                                       {"release", required_argument, NULL, 'R'},
+                                       {"system-map", required_argument, NULL, 'm'},
+                                       {"library", required_argument, NULL, 'l'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {}};
+  static const char *const known[] = {"--root",    "--release", "--system-map",
+                                      "--library", "--help",    NULL};
+  const char *root = NULL, *release = NULL, *sysmap = NULL;
+  _cleanup_strv_free_ char **libs = NULL;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'r':
+      root = optarg;
+      break;
+    case 'R':
+      release = optarg;
+      break;
+    case 'm':
+      sysmap = optarg;
+      break;
+    case 'l':
+      if (!strchr(optarg, '='))
+        return cli_usage(cli,
+                         "rootfs check: --library takes LIBRARY=MODULE (e.g. "
+                         "libnvidia-ml.so=nvidia), not '%s'",
+                         optarg);
+      if (strv_extend(&libs, optarg) < 0)
+        return EXIT_FAIL;
+      break;
+    case 'h':
+      fputs(cli_cmd_rootfs.help, stdout);
+      return EXIT_OK;
+    default:
+      return cli_bad_option(cli, "rootfs check", argv[optind - 1], known);
+    }
+  }
+  if (optind < argc)
+    return cli_usage(cli, "rootfs check: unexpected argument '%s'", argv[optind]);
+  if (!root || !release)
+    return cli_usage(cli, "rootfs check: give --root DIR and --release KVER (the kernel's "
+                          "'uname -r')");
+  if (!is_dir(root))
+    return cli_usage(cli, "rootfs check: '%s' is not a directory", root);
+  struct kgb_modcheck_opts mo = {
+      .release = release, .system_map = sysmap, .library_versions = libs};
+  _cleanup_(kgb_modcheck_freep) struct kgb_modcheck *check = NULL;
+  int r = kgb_modcheck_run(cli->ctx, root, &mo, &check);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (cli->json) {
+    struct sbuf sb = SBUF_INIT;
+    sbuf_adds(&sb, "{\n  \"root\": ");
+    sbuf_add_json(&sb, root);
+    sbuf_adds(&sb, ",\n  \"release\": ");
+    sbuf_add_json(&sb, release);
+    sbuf_addf(&sb, ",\n  \"modules\": %zu,\n  \"problems\": [", check->n_modules);
+    for (size_t i = 0; i < check->n_problems; i++) {
+      sbuf_adds(&sb, i ? ",\n    {\"what\": " : "\n    {\"what\": ");
+      sbuf_add_json(&sb, check->problems[i].what);
+      sbuf_adds(&sb, ", \"kind\": ");
+      sbuf_add_json(&sb, kgb_modcheck_kind_to_string(check->problems[i].kind));
+      sbuf_adds(&sb, ", \"detail\": ");
+      sbuf_add_json(&sb, check->problems[i].detail);
+      sbuf_adds(&sb, "}");
+    }
+    sbuf_adds(&sb, check->n_problems ? "\n  ]\n}\n" : "]\n}\n");
+    r = cli_out(sbuf_str(&sb));
+    sbuf_release(&sb);
+    if (r < 0)
+      return EXIT_FAIL;
+  }
+  print_problems(check);
+  if (!check->has_moddir)
+    cli_msg(cli, "rootfs check: '%s' has no lib/modules/%s\n", root, release);
+  cli_msg(cli, "rootfs check: %zu modules for %s, %zu problem%s\n", check->n_modules, release,
+          check->n_problems, check->n_problems == 1 ? "" : "s");
+  return check->n_problems ? EXIT_MISMATCH : EXIT_OK;
+}
+
+static int run_recipes(struct cli *cli, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"profile", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {}};
+  static const char *const known[] = {"--profile", "--help", NULL};
+  const char *profile = NULL;
+  int c;
+  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    if (c == 'p')
+      profile = optarg;
+    else if (c == 'h') {
+      fputs(cli_cmd_rootfs.help, stdout);
+      return EXIT_OK;
+    } else
+      return cli_bad_option(cli, "rootfs recipes", argv[optind - 1], known);
+  }
+  if (optind < argc)
+    return cli_usage(cli, "rootfs recipes: unexpected argument '%s'", argv[optind]);
+  _cleanup_strv_free_ char **names = NULL;
+  int r = 0;
+  if (profile) {
+    _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
+    if ((r = kgb_profile_load(cli->ctx, profile, &p)) < 0)
+      return cli_fail(cli, r, NULL);
+    for (size_t i = 0; p->rootfs.recipes && p->rootfs.recipes[i]; i++)
+      if ((r = strv_extend(&names, p->rootfs.recipes[i])) < 0)
+        return EXIT_FAIL;
+  } else {
+    _cleanup_free_ char *dir = strjoin_path(cli->ctx->datadir, "recipes");
+    if (!dir)
+      return EXIT_FAIL;
+    /* the shipped recipes, in name order */
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    if (n < 0)
+      return cli_fail(cli, -errno, "listing recipes");
+    for (int i = 0; i < n; i++) {
+      if (endswith(list[i]->d_name, ".recipe") && list[i]->d_name[0] != '.')
+        r = strv_push(&names, strndup(list[i]->d_name, strlen(list[i]->d_name) - 7));
+      free(list[i]);
+    }
+    free(list);
+    if (r < 0)
+      return EXIT_FAIL;
+  }
+  _cleanup_(kgb_recipes_freep) struct kgb_recipe **recipes = NULL;
+  r = kgb_recipes_resolve(cli->ctx, names, NULL, &recipes);
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  struct sbuf sb = SBUF_INIT;
+  if (cli->json)
+    sbuf_adds(&sb, "[");
+  for (size_t i = 0; recipes[i]; i++) {
+    const struct kgb_recipe *rc = recipes[i];
+    if (cli->json) {
+      sbuf_adds(&sb, i ? ",\n  {\"name\": " : "\n  {\"name\": ");
+      sbuf_add_json(&sb, rc->name);
+      sbuf_adds(&sb, ", \"description\": ");
+      sbuf_add_json(&sb, rc->description);
+      sbuf_adds(&sb, ", \"requires\": ");
+      json_strv(&sb, rc->requires);
+      sbuf_adds(&sb, ", \"settings\": [");
+      for (size_t s = 0; s < rc->n_settings; s++) {
+        sbuf_adds(&sb, s ? ", {\"name\": " : "{\"name\": ");
+        sbuf_add_json(&sb, rc->settings[s].name);
+        sbuf_adds(&sb, ", \"default\": ");
+        if (rc->settings[s].default_value)
+          sbuf_add_json(&sb, rc->settings[s].default_value);
+        else
+          sbuf_adds(&sb, "null");
+        sbuf_adds(&sb, ", \"help\": ");
+        sbuf_add_json(&sb, rc->settings[s].help);
+        sbuf_adds(&sb, "}");
+      }
+      sbuf_adds(&sb, "]}");
+      continue;
+    }
+    sbuf_addf(&sb, "%s: %s\n", rc->name, rc->description);
+    if (rc->requires && rc->requires[0]) {
+      sbuf_adds(&sb, "  requires:");
+      for (size_t k = 0; rc->requires[k]; k++)
+        sbuf_addf(&sb, " %s", rc->requires[k]);
+      sbuf_adds(&sb, "\n");
+    }
+    for (size_t s = 0; s < rc->n_settings; s++)
+      sbuf_addf(&sb, "  --set %s=...%s%s%s\n      %s\n", rc->settings[s].name,
+                rc->settings[s].default_value ? " (default '" : "",
+                rc->settings[s].default_value ? rc->settings[s].default_value : "",
+                rc->settings[s].default_value ? "')" : "", rc->settings[s].help);
+  }
+  if (cli->json)
+    sbuf_adds(&sb, "\n]\n");
+  r = cli_out(sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static const struct cli_command rootfs_verbs[] = {
+    {"build", run_build, "bootstrap, run the recipes in chroots, check the modules (cached)", NULL},
+    {"check", run_check, "the module checks on any root file system tree", NULL},
+    {"recipes", run_recipes, "the recipes (of a profile) and the settings they take", NULL},
+};
+
+static int run_rootfs(struct cli *cli, int argc, char **argv) {
+  return cli_dispatch(cli, "rootfs", rootfs_verbs, ELEMENTSOF(rootfs_verbs), argc - 1, argv + 1);
+}
+
+const struct cli_command cli_cmd_rootfs = {
+    "rootfs", run_rootfs, "guest root file system: bootstrap, recipes, module checks",
+    "usage: kata-gpu-builder rootfs build -p PROFILE [--without RECIPE]... [--set NAME=VALUE]...\n"
+    "                                     [options]\n"
+    "       kata-gpu-builder rootfs check --root DIR --release KVER [--system-map FILE]\n"
+    "                                     [--library LIB=MODULE]...\n"
+    "       kata-gpu-builder rootfs recipes [-p PROFILE]\n\n"
+    "'build' makes the guest root file system of a profile, as seed 001 does by hand: a Debian\n"
+    "minbase bootstrapped with mmdebstrap (debootstrap when it is missing) from the mirror and\n"
+    "keyring of the host's apt sources (or rootfs.mirror and rootfs.keyring of the profile),\n"
+    "cached as a tarball per distribution, suite, architecture, package list and the mirror's\n"
+    "Release date; then the profile's recipes (recipes/*.recipe): apt packages, inputs checked\n"
+    "against their SHA-256, files, and commands, each in a chroot with its own mount and PID\n"
+    "namespaces (/proc, /sys, /dev, /dev/pts, /tmp and /run mounted inside, gone with it even\n"
+    "on SIGKILL); then cleanup (apt caches, logs, machine ID). The kernel it needs is built or\n"
+    "taken from the stage cache, with its header package when a recipe installs it. Every\n"
+    "module under lib/modules/<release> is checked with libkmod: vermagic equal to the release,\n"
+    "dependencies and symbols resolved, modules.dep current, no directory for another release,\n"
+    "and the profile's rootfs.library_versions; a mismatch lists each problem and exits 3, and\n"
+    "nothing is stored. The same inputs are a cache hit. The root's path goes to stdout.\n"
+    "Without a kata-agent (the kata-agent recipe's settings) the root boots the distribution's\n"
+    "init, for testing: it is then not a complete Kata guest, and the command says so.\n\n"
+    "'check' runs the module checks on any tree (exit 3 on a problem). 'recipes' lists the\n"
+    "recipes with the settings they take.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE   the profile\n"
+    "      --without RECIPE      leave a recipe of the profile out of this run (repeatable)\n"
+    "      --set NAME=VALUE      a recipe setting, over the profile's settings group\n"
+    "                            (repeatable; 'rootfs recipes' lists them)\n"
+    "  -k, --kernel-source SRC   the kernel source (as for 'kernel build')\n"
+    "      --sha256 HEX          the kernel tarball's SHA-256\n"
+    "      --fragment FILE       merge FILE into the kernel's config (repeatable)\n"
+    "      --ccache-dir DIR, --no-ccache   as for 'kernel build'\n"
+    "      --apt-dir DIR         read the apt sources from DIR (default /etc/apt)\n"
+    "      --bootstrapper TOOL   mmdebstrap or debootstrap\n"
+    "  -f, --force               build again even when cached\n"
+    "      --keep-failed         keep the root of a failed build for a look inside\n\n"
+    "examples:\n"
+    "  kata-gpu-builder rootfs build -p virgl\n"
+    "  kata-gpu-builder rootfs build -p nvidia-gpu --set nvidia.driver.url=NVIDIA-Linux-x86_64-"
+    "550.54.14.run \\\n"
+    "      --set nvidia.driver.sha256=HEX --without nvidia-container-toolkit \\\n"
+    "      --without oci-prestart-hook\n"
+    "  kata-gpu-builder rootfs check --root /tmp/root --release 6.1.192-virgl-gpu\n"};

@@ -1,0 +1,32 @@
+/* What `rootfs build` and `image build` share: their options (the rootfs's and the kernel's
+ * it needs), the build of the root file system and its report. */
+#pragma once
+
+#include "cli.h"
+#include "rootfs.h"
+
+struct rootfs_args {
+  const char *profile;
+  char **without, **set, **fragments;
+  const char *source, *sha256, *ccache_dir, *apt_dir, *bootstrapper;
+  bool no_ccache, keep_failed;
+  /* image build only */
+  const char *format, *output, *compression;
+};
+
+void rootfs_args_release(struct rootfs_args *a);
+
+/* Parses the options of cmd ("rootfs build" or "image build"); returns EXIT_OK, -1 after
+ * --help (the caller prints its help), or an exit status. */
+int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, char **argv,
+                      struct rootfs_args *a);
+
+/* Loads the profile and builds its root file system; says what happened on stderr. Returns
+ * EXIT_OK with *ret set, or an exit status (3 when the module checks found a mismatch). */
+int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile **ret_profile,
+               struct kgb_rootfs_result **ret);
+
+/* "123.4 MiB" */
+void format_size(char buf[32], unsigned long long bytes);
+/* The size, file count and ten largest directories, on stderr. */
+void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r);

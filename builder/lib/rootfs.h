@@ -1,0 +1,98 @@
+/* The root file system stage (seed 001's rootfs steps as one command): a minbase bootstrap
+ * from the host's apt mirror (mmdebstrap, debootstrap as fallback) cached as a tarball, the
+ * profile's recipes run in namespaced chroot steps, cleanup, the module checks of seed 003,
+ * and the image stage on top of it. Outputs under <workdir>/stages/{bootstrap,rootfs,image}/
+ * <key>/, written to a temporary name and renamed when complete; logs under <workdir>/logs/. */
+#pragma once
+
+#include "image.h"
+#include "kernel-build.h"
+#include "modcheck.h"
+#include "recipe.h"
+
+/* ---- the host's apt sources (mirror and keyring come from there, never from the repo) ---- */
+
+struct kgb_apt_source {
+  char *uri, *suite;
+  char **components;
+  char *signed_by; /* a keyring file, or NULL */
+  char *file;      /* where it was read, for messages */
+  unsigned line;
+};
+
+struct kgb_apt_sources {
+  struct kgb_apt_source *v;
+  size_t n;
+};
+void kgb_apt_sources_release(struct kgb_apt_sources *s);
+
+/* Reads <apt_dir>/sources.list, sources.list.d/ *.list (one-line format) and *.sources
+ * (deb822), binary ("deb") entries only, disabled ones skipped. */
+int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_apt_sources *ret);
+/* The entries to bootstrap suite from: the suite itself first (required: -ENOENT with what to
+ * do), then <suite>-updates and <suite>-security when the host has them; one per URI and
+ * suite, in that order. */
+int kgb_apt_sources_for_suite(struct kgb_ctx *ctx, const struct kgb_apt_sources *all,
+                              const char *apt_dir, const char *suite, struct kgb_apt_sources *ret);
+/* "Date:" of a Release or InRelease text, e.g. "Sat, 10 May 2025 09:46:33 UTC". */
+int kgb_release_date(const char *text, char **ret);
+
+/* ---- settings ---- */
+
+/* The profile's `settings` group flattened to "a.b.c=value" (nested groups joined by dots,
+ * integers and booleans as text), in file order. */
+int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret);
+
+/* ---- the stage ---- */
+
+struct kgb_rootfs_opts {
+  char *const *without;                /* recipes dropped for this run */
+  char *const *set;                    /* NAME=VALUE settings, winning over the profile's */
+  const char *apt_dir;                 /* default /etc/apt */
+  const char *bootstrapper;            /* "mmdebstrap", "debootstrap"; NULL: the first found */
+  const struct kgb_build_opts *kernel; /* how to build the kernel it needs */
+  bool keep_failed;                    /* keep the temporary root of a failed build */
+};
+
+struct kgb_rootfs_result {
+  struct kgb_build_result *kernel;
+  char *headers_deb; /* when a recipe used it */
+  char *stage_dir;   /* <workdir>/stages/rootfs/<key> */
+  char *root;        /* <stage_dir>/rootfs */
+  char *key;
+  char *base; /* the bootstrap tarball */
+  char *log_path;
+  char **recipes;  /* names, in the order they ran */
+  char **warnings; /* what the recipes said (warn steps) */
+  bool cached, base_cached;
+  bool kata_agent; /* an agent was installed: a complete Kata guest */
+  struct kgb_modcheck *check;
+  struct kgb_tree_report report;
+  long long epoch;
+  double seconds, bootstrap_seconds;
+};
+
+struct kgb_rootfs_result *kgb_rootfs_result_free(struct kgb_rootfs_result *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_rootfs_result *, kgb_rootfs_result_free)
+
+/* Builds the kernel it needs (cached), then the root file system (cached by a key over the
+ * bootstrap, the kernel, the recipes and every value they use). A module check mismatch is
+ * -EBADE with *ret set (ret->check lists it) and nothing stored under the key. */
+int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_rootfs_opts *o, struct kgb_rootfs_result **ret);
+
+struct kgb_image_result {
+  char *stage_dir;
+  char *path; /* the image in the stage directory */
+  char *key;
+  bool cached;
+  struct kgb_image_info info;
+  double seconds;
+};
+struct kgb_image_result *kgb_image_result_free(struct kgb_image_result *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_image_result *, kgb_image_result_free)
+
+/* The image of a built root file system (cached by the rootfs key and the image options). */
+int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_rootfs_result *rootfs, enum kgb_image_format format,
+                     enum kgb_compression compression, struct kgb_image_result **ret);
