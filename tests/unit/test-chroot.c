@@ -1,0 +1,247 @@
+/* Paths inside a root (symbolic links never lead out) and namespaced commands: the mounts a
+ * command sees, its PID and environment, its exit status, and that nothing of the root is
+ * mounted anywhere after it ends, even when the process running it is killed with SIGKILL.
+ * The namespace tests need root and skip without it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chroot.h"
+#include "sbuf.h"
+#include "util.h"
+
+static struct kgb_ctx *ctx;
+static char root[] = "/tmp/kgb-test-chroot.XXXXXX";
+
+static void put(const char *rel, const char *link_target) {
+  char p[512];
+  snprintf(p, sizeof(p), "%s/%s", root, rel);
+  if (link_target)
+    assert_int_equal(symlink(link_target, p), 0);
+  else
+    assert_int_equal(mkdir_p(p, 0755), 0);
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (kgb_ctx_new(&ctx) < 0 || !mkdtemp(root))
+    return -1;
+  /* a merged-/usr root with links that try to leave it */
+  put("usr/lib/modules", NULL);
+  put("usr/bin", NULL);
+  put("etc", NULL);
+  put("lib", "usr/lib");
+  put("bin", "/usr/bin");
+  put("etc/escape", "../../../../..");
+  put("etc/abs", "/etc");
+  put("etc/loop", "loop");
+  char probe[512];
+  snprintf(probe, sizeof(probe), "%s/probe", root);
+  return copy_file_atomic(KGB_ROOTFS_FIXTURES "/probe", probe, 0755);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rm_rf(root);
+  ctx = kgb_ctx_free(ctx);
+  return 0;
+}
+
+static void resolves(const char *path, bool follow, const char *want_rel) {
+  char *got = NULL;
+  assert_int_equal(kgb_root_resolve(root, path, follow, &got), 0);
+  char want[512];
+  snprintf(want, sizeof(want), "%s%s", root, want_rel);
+  assert_string_equal(got, want);
+  free(got);
+}
+
+static void test_resolve(void **state) {
+  (void)state;
+  resolves("/lib/modules/6.1", true, "/usr/lib/modules/6.1");
+  resolves("/bin/sh", true, "/usr/bin/sh");
+  resolves("/bin", false, "/bin");
+  resolves("/etc/escape/passwd", true, "/passwd");
+  resolves("/etc/abs/x", true, "/etc/x");
+  resolves("/../../etc", true, "/etc");
+  resolves("/", true, "");
+  resolves("usr//./bin/", true, "/usr/bin");
+  resolves("/nonexistent/a/b", true, "/nonexistent/a/b");
+  char *got = NULL;
+  assert_int_equal(kgb_root_resolve(root, "/etc/loop/x", true, &got), -ELOOP);
+  assert_null(got);
+}
+
+struct lines {
+  struct sbuf text;
+};
+
+static void on_line(void *ud, const char *line) {
+  struct lines *l = ud;
+  sbuf_adds(&l->text, line);
+  sbuf_addc(&l->text, '\n');
+}
+
+static bool mounted_anywhere(const char *path) {
+  DIR *d = opendir("/proc");
+  bool found = false;
+  struct dirent *de;
+  while (d && !found && (de = readdir(d))) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9')
+      continue;
+    char p[300];
+    snprintf(p, sizeof(p), "/proc/%s/mountinfo", de->d_name);
+    char *text = NULL;
+    if (read_full_file(p, &text, NULL) == 0)
+      found = strstr(text, path) != NULL;
+    free(text);
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
+static void test_run(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  struct lines l = {SBUF_INIT};
+  char *env[] = {"KGB_TEST=1", "HOME=/srv", NULL};
+  struct kgb_chroot_opts o = {.env = env, .line_fn = on_line, .userdata = &l};
+  char *argv[] = {"/probe", "info", NULL};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_chroot_run(ctx, root, argv, &o), 0);
+  const char *t = sbuf_str(&l.text);
+  /* B is PID 1 of the new namespace, the command its child */
+  assert_non_null(strstr(t, "pid 2\n"));
+  static const char *const mounts[] = {"mount /proc\n",    "mount /sys\n", "mount /dev\n",
+                                       "mount /dev/pts\n", "mount /tmp\n", "mount /run\n"};
+  for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
+    if (!strstr(t, mounts[i]))
+      fail_msg("no '%s' in:\n%s", mounts[i], t);
+  assert_non_null(strstr(t, "env PATH=" KGB_CHROOT_PATH "\n"));
+  assert_non_null(strstr(t, "env DEBIAN_FRONTEND=noninteractive\n"));
+  assert_non_null(strstr(t, "env KGB_TEST=1\n"));
+  assert_non_null(strstr(t, "env HOME=/srv\n")); /* a later entry wins */
+  assert_null(strstr(t, "env HOME=/root\n"));
+  sbuf_release(&l.text);
+  assert_false(mounted_anywhere(root));
+
+  char *fail[] = {"/probe", "exit", "7", NULL};
+  assert_int_equal(kgb_chroot_run(ctx, root, fail, NULL), 7);
+  char *missing[] = {"/no-such-program", NULL};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_chroot_run(ctx, root, missing, NULL), -ENOENT);
+  assert_false(mounted_anywhere(root));
+}
+
+static void test_mount_point_link_refused(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  /* a root whose /run is a link to the host's /: nothing may be mounted through it */
+  char other[] = "/tmp/kgb-test-chroot-link.XXXXXX";
+  assert_non_null(mkdtemp(other));
+  char p[512];
+  snprintf(p, sizeof(p), "%s/run", other);
+  assert_int_equal(symlink("/", p), 0);
+  snprintf(p, sizeof(p), "%s/probe", other);
+  assert_int_equal(copy_file_atomic(KGB_ROOTFS_FIXTURES "/probe", p, 0755), 0);
+  char *argv[] = {"/probe", "info", NULL};
+  int r = kgb_chroot_run(ctx, other, argv, NULL);
+  assert_int_equal(r, 127);
+  assert_false(mounted_anywhere(other));
+  rm_rf(other);
+}
+
+static void test_sigkill(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  char lock[512], out[512];
+  snprintf(lock, sizeof(lock), "%s/lock", root);
+  snprintf(out, sizeof(out), "%s/out.log", root);
+  unlink(out);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* a process running a step, as the CLI would */
+    struct kgb_ctx *c = NULL;
+    kgb_ctx_new(&c);
+    char *argv[] = {"/probe", "hold", "/lock", NULL};
+    struct kgb_chroot_opts o = {.log_path = out};
+    _exit(kgb_chroot_run(c, root, argv, &o) == 0 ? 0 : 1);
+  }
+  /* wait until the step runs: it holds the lock, its mounts are in place */
+  bool holding = false;
+  for (int i = 0; i < 100 && !holding; i++) {
+    char *text = NULL;
+    holding = read_full_file(out, &text, NULL) == 0 && strstr(text, "holding");
+    free(text);
+    if (!holding)
+      usleep(50000);
+  }
+  assert_true(holding);
+  assert_true(mounted_anywhere(root));
+  kill(pid, SIGKILL);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  /* the step dies with it (its lock is free again) and every mount goes with the namespace */
+  int fd = open(lock, O_RDWR);
+  assert_true(fd >= 0);
+  bool freed = false;
+  for (int i = 0; i < 100 && !freed; i++) {
+    freed = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!freed)
+      usleep(50000);
+  }
+  close(fd);
+  assert_true(freed);
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; i++) {
+    gone = !mounted_anywhere(root);
+    if (!gone)
+      usleep(50000);
+  }
+  assert_true(gone);
+}
+
+static void test_needs_root_dir(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  char *argv[] = {"/probe", NULL};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_chroot_run(ctx, "/nonexistent-root", argv, NULL), -ENOTDIR);
+  assert_string_equal(kgb_error_detail(ctx),
+                      "'/nonexistent-root' is not a root file system directory");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_resolve),
+      cmocka_unit_test(test_run),
+      cmocka_unit_test(test_mount_point_link_refused),
+      cmocka_unit_test(test_sigkill),
+      cmocka_unit_test(test_needs_root_dir),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
