@@ -31,6 +31,8 @@ struct kernel_opts {
   const char *mirror;
 };
 
+static void kernel_opts_release(struct kernel_opts *o) { strv_free(o->fragments); }
+
 static const char *vendor_profile(const char *vendor) {
   if (STREQ(vendor, "nvidia"))
     return "nvidia-gpu";
@@ -281,14 +283,13 @@ static int load_for_verb(struct cli *cli, const char *cmd, int argc, char **argv
 }
 
 static int run_config(struct cli *cli, int argc, char **argv) {
-  struct kernel_opts o = {0};
+  _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel config", argc, argv, &o, &p);
-  _cleanup_strv_free_ char **frags = o.fragments;
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
   struct kgb_kernel_config_opts ko = {
-      .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = frags};
+      .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = o.fragments};
 
   _cleanup_(kgb_config_result_freep) struct kgb_config_result *res = NULL;
   r = kgb_kernel_config(cli->ctx, p, &ko, &res);
@@ -358,10 +359,9 @@ static void json_build(struct sbuf *sb, const struct kgb_profile *p,
 }
 
 static int run_build(struct cli *cli, int argc, char **argv) {
-  struct kernel_opts o = {0};
+  _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel build", argc, argv, &o, &p);
-  _cleanup_strv_free_ char **frags = o.fragments;
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
@@ -380,10 +380,9 @@ static int run_build(struct cli *cli, int argc, char **argv) {
 }
 
 static int run_install(struct cli *cli, int argc, char **argv) {
-  struct kernel_opts o = {0};
+  _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel install", argc, argv, &o, &p);
-  _cleanup_strv_free_ char **frags = o.fragments;
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
@@ -422,10 +421,9 @@ static int run_install(struct cli *cli, int argc, char **argv) {
 int cli_kernel_verify(struct cli *cli, int argc, char **argv); /* cmd-kernel-verify.c */
 
 static int run_headers(struct cli *cli, int argc, char **argv) {
-  struct kernel_opts o = {0};
+  _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel headers", argc, argv, &o, &p);
-  _cleanup_strv_free_ char **frags = o.fragments;
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;

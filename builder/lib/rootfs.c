@@ -799,6 +799,9 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            struct kgb_rootfs_result *res) {
   struct bootstrap b = {0};
   _cleanup_free_ char *tool = NULL;
+  /* declared before the first goto: the cleanup tail must never see them uninitialised */
+  _cleanup_free_ char *dir = NULL, *tar = NULL, *manifest = NULL, *log_path = NULL, *link = NULL,
+                      *ltmp = NULL, *tmp = NULL;
   int r = 0;
   if (o->bootstrapper) {
     if (!STREQ(o->bootstrapper, "mmdebstrap") && !STREQ(o->bootstrapper, "debootstrap"))
@@ -826,9 +829,9 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
   }
   if ((r = bootstrap_plan(ctx, p, o, &b)) < 0 || (r = bootstrap_keys(&b, version, epoch)) < 0)
     goto finish;
-  _cleanup_free_ char *dir = kgb_strdup_printf("%s/stages/bootstrap/%s", ctx->workdir, b.key);
-  _cleanup_free_ char *tar = dir ? strjoin_path(dir, "base.tar.zst") : NULL;
-  _cleanup_free_ char *manifest = dir ? strjoin_path(dir, "manifest.json") : NULL;
+  dir = kgb_strdup_printf("%s/stages/bootstrap/%s", ctx->workdir, b.key);
+  tar = dir ? strjoin_path(dir, "base.tar.zst") : NULL;
+  manifest = dir ? strjoin_path(dir, "manifest.json") : NULL;
   if (!tar || !manifest) {
     r = -ENOMEM;
     goto finish;
@@ -859,9 +862,7 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     kgb_info(ctx, "bootstrap: base for %s %s is cached ('%s')", b.distro, b.suite, dir);
     goto finish;
   }
-  _cleanup_free_ char *log_path =
-      kgb_strdup_printf("%s/logs/bootstrap-%s-%.16s.log", ctx->workdir, b.suite, b.key);
-  _cleanup_free_ char *tmp = NULL;
+  log_path = kgb_strdup_printf("%s/logs/bootstrap-%s-%.16s.log", ctx->workdir, b.suite, b.key);
   if (!log_path) {
     r = -ENOMEM;
     goto finish;
@@ -908,9 +909,8 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     goto finish;
   }
   /* the newest base of these settings, for runs that cannot reach the mirror */
-  _cleanup_free_ char *link =
-      kgb_strdup_printf("%s/stages/bootstrap/latest-%.16s", ctx->workdir, b.base_id);
-  _cleanup_free_ char *ltmp = link ? kgb_strdup_printf("%s.tmp", link) : NULL;
+  link = kgb_strdup_printf("%s/stages/bootstrap/latest-%.16s", ctx->workdir, b.base_id);
+  ltmp = link ? kgb_strdup_printf("%s.tmp", link) : NULL;
   if (ltmp) {
     unlink(ltmp);
     if (symlink(b.key, ltmp) == 0 && rename(ltmp, link) < 0)
