@@ -27,6 +27,7 @@ struct cli_command {
   const char *help; /* full help: usage, options, an example */
 };
 
+extern const struct cli_command cli_cmd_build;
 extern const struct cli_command cli_cmd_profiles, cli_cmd_profile, cli_cmd_kernel;
 extern const struct cli_command cli_cmd_rootfs, cli_cmd_image;
 extern const struct cli_command cli_cmd_boot_test;

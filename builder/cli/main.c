@@ -24,9 +24,9 @@ static const struct cli_command help_cmd = {
     "example:\n  kata-gpu-builder help kernel\n"};
 
 static const struct cli_command *const commands[] = {
-    &cli_cmd_profiles,    &cli_cmd_profile, &cli_cmd_kernel,   &cli_cmd_rootfs,      &cli_cmd_image,
-    &cli_cmd_kata_config, &cli_cmd_host,    &cli_cmd_kubevirt, &cli_cmd_oci_devices,
-    &cli_cmd_boot_test,   &help_cmd,
+    &cli_cmd_profiles,    &cli_cmd_profile,     &cli_cmd_kernel,    &cli_cmd_rootfs,
+    &cli_cmd_image,       &cli_cmd_kata_config, &cli_cmd_host,      &cli_cmd_kubevirt,
+    &cli_cmd_oci_devices, &cli_cmd_build,       &cli_cmd_boot_test, &help_cmd,
 };
 
 static const char main_usage[] =

@@ -86,3 +86,23 @@ void kgb_progress(struct kgb_ctx *ctx, const char *what, uint64_t done, uint64_t
   if (ctx && ctx->progress)
     ctx->progress(ctx->progress_userdata, what, done, total);
 }
+
+int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
+  struct kgb_ctx *c = calloc(1, sizeof(*c));
+  if (!c)
+    return -ENOMEM;
+  if (kgb_ctx_set_string(&c->sysfs, ctx->sysfs) < 0 ||
+      kgb_ctx_set_string(&c->proc, ctx->proc) < 0 || kgb_ctx_set_string(&c->boot, ctx->boot) < 0 ||
+      kgb_ctx_set_string(&c->workdir, ctx->workdir) < 0 ||
+      kgb_ctx_set_string(&c->datadir, ctx->datadir) < 0) {
+    kgb_ctx_free(c);
+    return -ENOMEM;
+  }
+  c->jobs = ctx->jobs;
+  c->force = ctx->force;
+  c->log = ctx->log;
+  c->log_userdata = ctx->log_userdata;
+  c->cancel = ctx->cancel;
+  *ret = c;
+  return 0;
+}

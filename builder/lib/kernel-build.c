@@ -552,7 +552,7 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
                "so that Kata's file names change with the config",
                dst, p->kernel.cfgver, p->path);
     }
-    r = copy_file_atomic(src, dst, 0644);
+    r = copy_file_if_changed(src, dst, 0644);
     if (r < 0)
       return kgb_error(ctx, r, "cannot install '%s': %s", dst, strerror(-r));
     if ((r = strv_push(&in->files, TAKE_PTR(name))) < 0)

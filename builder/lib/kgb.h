@@ -64,3 +64,7 @@ enum kgb_tristate { KGB_N = 0, KGB_M = 1, KGB_Y = 2 };
 
 /* Exit status of a verification that found a mismatch (DESIGN.md). */
 #define KGB_EXIT_MISMATCH 3
+
+/* A context for another thread: the same roots, settings, log and cancel flag, its own error
+ * detail, and no progress callback (the CLI draws one progress line). */
+int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret);

@@ -2040,3 +2040,17 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
   *ret = TAKE_PTR(res);
   return 0;
 }
+
+int kgb_rootfs_bootstrap(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                         const struct kgb_rootfs_opts *o, long long epoch, char **ret_base,
+                         bool *ret_cached) {
+  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  int r = bootstrap_stage(ctx, p, o, epoch, res);
+  if (r < 0)
+    return r;
+  *ret_cached = res->base_cached;
+  *ret_base = TAKE_PTR(res->base);
+  return 0;
+}

@@ -96,3 +96,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_image_result *, kgb_image_result_free)
 int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_rootfs_result *rootfs, enum kgb_image_format format,
                      enum kgb_compression compression, struct kgb_image_result **ret);
+
+/* Only the bootstrap (cached as kgb_rootfs_build would), so that a pipeline can run it while
+ * the kernel compiles: it needs the build's SOURCE_DATE_EPOCH, not the kernel itself. */
+int kgb_rootfs_bootstrap(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                         const struct kgb_rootfs_opts *o, long long epoch, char **ret_base,
+                         bool *ret_cached);

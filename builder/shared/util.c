@@ -339,3 +339,20 @@ bool files_equal(const char *a, const char *b) {
     return false;
   return lx == ly && memcmp(x, y, lx) == 0;
 }
+
+int copy_file_if_changed(const char *src, const char *dst, mode_t mode) {
+  struct stat s, d;
+  if (stat(src, &s) < 0)
+    return -errno;
+  if (lstat(dst, &d) == 0 && S_ISREG(d.st_mode) && d.st_size == s.st_size &&
+      (d.st_mode & 07777) == mode && d.st_mtim.tv_sec == s.st_mtim.tv_sec &&
+      d.st_mtim.tv_nsec == s.st_mtim.tv_nsec)
+    return 0;
+  int r = copy_file_atomic(src, dst, mode);
+  if (r < 0)
+    return r;
+  struct timespec times[2] = {s.st_atim, s.st_mtim};
+  if (utimensat(AT_FDCWD, dst, times, 0) < 0)
+    return -errno;
+  return 1;
+}

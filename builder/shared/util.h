@@ -45,3 +45,7 @@ char *read_first_line(const char *path);
 char *file_tail(const char *path, int lines);
 /* True when both files can be read and have the same bytes. */
 bool files_equal(const char *a, const char *b);
+/* copy_file_atomic unless dst already has src's size, mode and modification time (which the
+ * copy gives it), as rsync decides: re-installing an unchanged multi-MiB image is free.
+ * Returns 1 when it copied, 0 when dst was already current. */
+int copy_file_if_changed(const char *src, const char *dst, mode_t mode);

@@ -1,0 +1,267 @@
+/* The `build` pipeline. Each stage is one of the engine's cached stages; this file only
+ * orders them, records for each whether it ran or was reused and why, and lays the results
+ * out as a host installs them. Interrupted anywhere, a second run resumes from the stages
+ * that finished, because every stage writes under a temporary name and renames when done. */
+#define _GNU_SOURCE
+#include "pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../shared/sbuf.h"
+#include "../shared/util.h"
+
+static const char *const stage_names[_KGB_STAGE_MAX] = {
+    [KGB_STAGE_CONFIG] = "config", [KGB_STAGE_KERNEL] = "kernel", [KGB_STAGE_ROOTFS] = "rootfs",
+    [KGB_STAGE_IMAGE] = "image",   [KGB_STAGE_KATA] = "kata",     [KGB_STAGE_INSTALL] = "install",
+};
+static const char *const state_names[_KGB_STAGE_STATE_MAX] = {
+    [KGB_STAGE_PENDING] = "not run", [KGB_STAGE_CACHED] = "cached",     [KGB_STAGE_RAN] = "ran",
+    [KGB_STAGE_FAILED] = "failed",   [KGB_STAGE_PLANNED] = "would run",
+};
+
+const char *kgb_stage_to_string(enum kgb_stage_id s) {
+  return s >= 0 && s < _KGB_STAGE_MAX ? stage_names[s] : NULL;
+}
+const char *kgb_stage_state_to_string(enum kgb_stage_state s) {
+  return s >= 0 && s < _KGB_STAGE_STATE_MAX ? state_names[s] : NULL;
+}
+
+struct kgb_pipeline_result *kgb_pipeline_result_free(struct kgb_pipeline_result *r) {
+  if (!r)
+    return NULL;
+  for (size_t i = 0; i < _KGB_STAGE_MAX; i++) {
+    free(r->stages[i].why);
+    free(r->stages[i].output);
+    free(r->stages[i].key);
+  }
+  kgb_rootfs_result_free(r->rootfs);
+  kgb_image_result_free(r->image);
+  free(r->destdir);
+  free(r);
+  return NULL;
+}
+
+static void report(struct kgb_stage_report *s, enum kgb_stage_state state, const char *why,
+                   const char *output, const char *key, double seconds) {
+  s->state = state;
+  free(s->why);
+  free(s->output);
+  free(s->key);
+  s->why = why ? strdup(why) : NULL;
+  s->output = output ? strdup(output) : NULL;
+  s->key = key ? strdup(key) : NULL;
+  s->seconds = seconds;
+}
+
+static const char *basename_of(const char *path) {
+  const char *s = path ? strrchr(path, '/') : NULL;
+  return s ? s + 1 : path;
+}
+
+static int plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_pipeline_opts *o,
+                struct kgb_pipeline_result *res) {
+  _cleanup_free_ char *key = NULL;
+  bool cached = false;
+  int r = kgb_kernel_config_plan(ctx, p, o->kernel->config, &key, &cached);
+  if (r < 0)
+    return r;
+  report(&res->stages[KGB_STAGE_CONFIG], cached ? KGB_STAGE_CACHED : KGB_STAGE_PLANNED,
+         !key     ? "the source must be downloaded before its key is known"
+         : cached ? "resolved config found under its key"
+                  : "no resolved config under this key: make allnoconfig would run",
+         NULL, key, 0);
+  static const char *const later[] = {
+      [KGB_STAGE_KERNEL] = "its key includes the config's and the source's date: checked when "
+                           "the config stage has run",
+      [KGB_STAGE_ROOTFS] = "its key includes the kernel's: checked when the kernel stage has run",
+      [KGB_STAGE_IMAGE] = "its key includes the root file system's",
+      [KGB_STAGE_KATA] = "always computed (reads the host's GPUs)",
+      [KGB_STAGE_INSTALL] = "always copies the outputs into the destination",
+  };
+  for (int i = KGB_STAGE_KERNEL; i < _KGB_STAGE_MAX; i++)
+    report(&res->stages[i], KGB_STAGE_PLANNED, later[i], NULL, NULL, 0);
+  return 0;
+}
+
+static int install_outputs(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           const struct kgb_pipeline_opts *o, struct kgb_pipeline_result *res,
+                           const struct kgb_kata_plan *kp) {
+  const struct kgb_build_result *b = res->rootfs->kernel;
+  struct kgb_install_opts io = {.destdir = res->destdir, .prefix = o->prefix};
+  _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
+  int r = kgb_kernel_install(ctx, p, b, &io, &in);
+  if (r < 0)
+    return r;
+  bool initrd = res->format == KGB_IMAGE_INITRD;
+  _cleanup_free_ char *img =
+      kgb_strdup_printf("%s/kata-containers-%s%s.img", in->dir, initrd ? "initrd-" : "", p->name);
+  if (!img)
+    return -ENOMEM;
+  r = copy_file_if_changed(res->image->path, img, 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot install '%s': %s", img, strerror(-r));
+  _cleanup_free_ char *confd = kgb_strdup_printf("%s/etc/kata-containers/config.d", res->destdir);
+  if (!confd || (r = mkdir_p(confd, 0755)) < 0)
+    return confd ? kgb_error(ctx, r, "cannot create '%s': %s", confd, strerror(-r)) : -ENOMEM;
+  _cleanup_free_ char *dropin = NULL;
+  r = kgb_kata_drop_in(ctx, kp, confd, KGB_DROP_IN_DEFAULT, &dropin);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *why =
+      kgb_strdup_printf("%s, %s and %s", in->vmlinuz_link, basename_of(img), basename_of(dropin));
+  report(&res->stages[KGB_STAGE_INSTALL], KGB_STAGE_RAN, why, res->destdir, NULL, 0);
+  return 0;
+}
+
+struct bootstrap_job {
+  struct kgb_ctx *ctx; /* the thread's own */
+  const struct kgb_profile *p;
+  const struct kgb_rootfs_opts *o;
+  long long epoch;
+  int r;
+};
+
+static void *bootstrap_thread(void *arg) {
+  struct bootstrap_job *j = arg;
+  _cleanup_free_ char *base = NULL;
+  bool cached;
+  j->r = kgb_rootfs_bootstrap(j->ctx, j->p, j->o, j->epoch, &base, &cached);
+  return NULL;
+}
+
+/* The kernel build with the root file system's bootstrap beside it: both need only the
+ * source's SOURCE_DATE_EPOCH, known once the config stage has the source. */
+static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                                 const struct kgb_pipeline_opts *o, struct kgb_build_result **ret,
+                                 bool *ret_config_ran, enum kgb_stage_id *ret_failed) {
+  _cleanup_(kgb_config_result_freep) struct kgb_config_result *cfg = NULL;
+  *ret_failed = KGB_STAGE_CONFIG;
+  int r = kgb_kernel_config(ctx, p, o->kernel->config, &cfg);
+  if (r < 0)
+    return r;
+  *ret_config_ran = !cfg->cached;
+  if (!cfg->verify->n_unexplained)
+    *ret_failed = KGB_STAGE_KERNEL;
+  struct bootstrap_job job = {
+      .p = p, .o = o->rootfs, .epoch = kgb_source_date_epoch(p, cfg->source->dir)};
+  pthread_t th;
+  bool started = !cfg->verify->n_unexplained && kgb_ctx_clone(ctx, &job.ctx) >= 0 &&
+                 pthread_create(&th, NULL, bootstrap_thread, &job) == 0;
+  if (!started)
+    job.ctx = kgb_ctx_free(job.ctx);
+  r = kgb_kernel_build(ctx, p, o->kernel, ret);
+  if (started) {
+    pthread_join(th, NULL);
+    if (r >= 0 && job.r < 0) {
+      *ret_failed = KGB_STAGE_ROOTFS;
+      r = kgb_error(ctx, job.r, "%s",
+                    kgb_error_detail(job.ctx) ? kgb_error_detail(job.ctx) : strerror(-job.r));
+    }
+    kgb_ctx_free(job.ctx);
+  }
+  return r;
+}
+
+int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
+  struct kgb_pipeline_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  *ret = res;
+  double t0 = monotonic_seconds();
+  res->destdir =
+      o->destdir ? strdup(o->destdir) : kgb_strdup_printf("%s/out/%s", ctx->workdir, p->name);
+  if (!res->destdir)
+    return -ENOMEM;
+  if (o->dry_run)
+    return plan(ctx, p, o, res);
+
+  /* config, then the kernel compile and the bootstrap (which waits on the network) at once */
+  double t = monotonic_seconds();
+  _cleanup_(kgb_build_result_freep) struct kgb_build_result *kb = NULL;
+  bool config_ran = false;
+  enum kgb_stage_id failed = KGB_STAGE_CONFIG;
+  int r = build_kernel_and_base(ctx, p, o, &kb, &config_ran, &failed);
+  if (r >= 0)
+    failed = KGB_STAGE_ROOTFS;
+  const struct kgb_build_result *b = kb;
+  if (r >= 0) {
+    t = monotonic_seconds();
+    r = kgb_rootfs_build(ctx, p, o->rootfs, &res->rootfs);
+  }
+  if (b && b->config) {
+    const struct kgb_config_result *c = b->config;
+    report(&res->stages[KGB_STAGE_CONFIG], config_ran ? KGB_STAGE_RAN : KGB_STAGE_CACHED,
+           c->verify && c->verify->n_unexplained ? "requested values did not survive"
+           : config_ran                          ? "resolved with the kernel's Kconfig"
+                                                 : "resolved config found under its key",
+           c->config_path, c->key, c->resolve_seconds + c->verify_seconds);
+    if (c->verify && c->verify->n_unexplained)
+      res->stages[KGB_STAGE_CONFIG].state = KGB_STAGE_FAILED;
+  }
+  if (b && b->release) {
+    report(&res->stages[KGB_STAGE_KERNEL], b->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
+           b->cached ? "kernel found under its key" : b->why, b->stage_dir,
+           basename_of(b->stage_dir), b->seconds);
+  }
+  if (r < 0) {
+    report(&res->stages[failed], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
+           monotonic_seconds() - t);
+    res->seconds = monotonic_seconds() - t0;
+    return r;
+  }
+  const struct kgb_rootfs_result *rf = res->rootfs;
+  _cleanup_free_ char *rwhy = kgb_strdup_printf(
+      "%s; %zu recipe%s%s", rf->cached ? "root file system found under its key" : "built",
+      strv_length(rf->recipes), strv_length(rf->recipes) == 1 ? "" : "s",
+      rf->kata_agent
+          ? ""
+          : "; no kata-agent: boots with the distro's init, not yet a complete Kata guest");
+  report(&res->stages[KGB_STAGE_ROOTFS], rf->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN, rwhy,
+         rf->root, rf->key, rf->seconds);
+
+  t = monotonic_seconds();
+  const char *fmt = o->image_format ? o->image_format : p->image.format ? p->image.format : "ext4";
+  enum kgb_image_format f = kgb_image_format_from_string(fmt);
+  if (f < 0)
+    return kgb_error(ctx, -EINVAL, "unknown image format '%s': use ext4, erofs or initrd", fmt);
+  res->format = f;
+  r = kgb_rootfs_image(ctx, p, res->rootfs, f, KGB_COMPRESS_ZSTD, &res->image);
+  if (r < 0) {
+    report(&res->stages[KGB_STAGE_IMAGE], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
+           monotonic_seconds() - t);
+    res->seconds = monotonic_seconds() - t0;
+    return r;
+  }
+  report(&res->stages[KGB_STAGE_IMAGE], res->image->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
+         res->image->cached ? "image found under its key" : fmt, res->image->path, res->image->key,
+         res->image->seconds);
+
+  t = monotonic_seconds();
+  struct kgb_kata_opts ko = {.kata_version = o->kata_version, .prefix = o->prefix};
+  _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *kp = NULL;
+  r = kgb_kata_plan(ctx, p, &ko, &kp);
+  if (r < 0) {
+    report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
+           monotonic_seconds() - t);
+    res->seconds = monotonic_seconds() - t0;
+    return r;
+  }
+  _cleanup_free_ char *kwhy =
+      kgb_strdup_printf("%zu settings for Kata %s%s%s", kp->n_settings, kp->version,
+                        kp->large_bar ? "; " : "", kp->large_bar ? kp->large_bar : "");
+  report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_RAN, kwhy, NULL, NULL, monotonic_seconds() - t);
+
+  t = monotonic_seconds();
+  r = install_outputs(ctx, p, o, res, kp);
+  res->stages[KGB_STAGE_INSTALL].seconds = monotonic_seconds() - t;
+  if (r < 0)
+    report(&res->stages[KGB_STAGE_INSTALL], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
+           monotonic_seconds() - t);
+  res->seconds = monotonic_seconds() - t0;
+  return r;
+}
