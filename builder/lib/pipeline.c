@@ -191,7 +191,9 @@ int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
   const struct kgb_build_result *b = kb;
   if (r >= 0) {
     t = monotonic_seconds();
-    r = kgb_rootfs_build(ctx, p, o->rootfs, &res->rootfs);
+    struct kgb_rootfs_opts ro = *o->rootfs;
+    ro.inputs_ready = true;
+    r = kgb_rootfs_build(ctx, p, &ro, &res->rootfs);
   }
   if (b && b->config) {
     const struct kgb_config_result *c = b->config;

@@ -1703,7 +1703,10 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   /* 2. the kernel, and its header package when a recipe installs it */
   const struct kgb_build_opts default_kernel = {0};
   const struct kgb_build_opts *ko = o->kernel ? o->kernel : &default_kernel;
+  bool force = ctx->force;
+  ctx->force = force && !o->inputs_ready;
   r = kgb_kernel_build(ctx, p, ko, &res->kernel);
+  ctx->force = force;
   if (r < 0) {
     if (r == -EBADE && res->kernel)
       *ret = TAKE_PTR(res);
@@ -1764,7 +1767,11 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
         return r;
   }
   /* 4. the base */
-  if ((r = bootstrap_stage(ctx, p, o, res->epoch, res)) < 0)
+  bool force_base = ctx->force;
+  ctx->force = force_base && !o->inputs_ready;
+  r = bootstrap_stage(ctx, p, o, res->epoch, res);
+  ctx->force = force_base;
+  if (r < 0)
     return r;
   _cleanup_free_ char *base_dir = strdup(res->base);
   if (!base_dir)

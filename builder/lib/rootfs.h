@@ -52,6 +52,9 @@ struct kgb_rootfs_opts {
   const char *bootstrapper;            /* "mmdebstrap", "debootstrap"; NULL: the first found */
   const struct kgb_build_opts *kernel; /* how to build the kernel it needs */
   bool keep_failed;                    /* keep the temporary root of a failed build */
+  /* the kernel and the bootstrap are already built for this run (the build pipeline does
+   * them side by side): reuse them even under --force, which then applies to the rest */
+  bool inputs_ready;
 };
 
 struct kgb_rootfs_result {
