@@ -97,7 +97,7 @@ struct kgb_ksym {
   enum kgb_ktype type;
   struct kgb_kdef *defs;
   size_t n_defs;
-  struct kgb_kchoice *choice;   /* the choice this symbol is a member of, or NULL */
+  struct kgb_kchoice *choice;      /* the choice this symbol is a member of, or NULL */
   struct kgb_kselect *selected_by; /* reverse index: every select/imply naming this symbol */
   size_t n_selected_by;
 };
