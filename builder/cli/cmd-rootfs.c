@@ -232,6 +232,8 @@ static void json_rootfs(struct sbuf *sb, const struct kgb_profile *p,
   sbuf_add_json(sb, res->root);
   sbuf_adds(sb, ",\n  \"stage\": ");
   sbuf_add_json(sb, res->stage_dir);
+  sbuf_adds(sb, ",\n  \"kernel\": ");
+  sbuf_add_json(sb, res->kernel->stage_dir);
   sbuf_adds(sb, ",\n  \"key\": ");
   sbuf_add_json(sb, res->key);
   sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"base_cached\": %s,\n  \"base\": ",

@@ -156,12 +156,12 @@ static int set_compression(struct kgb_ctx *ctx, struct archive *a, enum kgb_comp
     if (ar == ARCHIVE_OK)
       ar = archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
     if (ar == ARCHIVE_OK)
-      ar = archive_write_set_filter_option(a, "gzip", "compression-level", "9");
+      ar = archive_write_set_filter_option(a, "gzip", "compression-level", "6");
     break;
   case KGB_COMPRESS_ZSTD:
     ar = archive_write_add_filter_zstd(a);
     if (ar == ARCHIVE_OK)
-      ar = archive_write_set_filter_option(a, "zstd", "compression-level", "19");
+      ar = archive_write_set_filter_option(a, "zstd", "compression-level", "9");
     break;
   default:
     return -EINVAL;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <libconfig.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1217,6 +1218,22 @@ static int apt_install(struct run *run, char *const *packages, const char *what)
   return chroot_step(run, argv, NULL, NULL, what);
 }
 
+/* Puts what failed in front of the deeper layer's detail: "recipe 'x' input 'y': <why>". */
+static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
+static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  _cleanup_free_ char *what = NULL;
+  int n = vasprintf(&what, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return err;
+  const char *d = kgb_error_detail(ctx);
+  _cleanup_free_ char *inner = strdup(d ? d : strerror(-err));
+  kgb_error_clear(ctx);
+  return kgb_error(ctx, err, "%s: %s", what, inner ? inner : "");
+}
+
 /* An input: downloaded (or a local path) checked against its SHA-256, then its file, or the
  * member `extract` of it as an archive, put at its destination. */
 static int install_input(struct run *run, const struct kgb_recipe *r,
@@ -1228,8 +1245,8 @@ static int install_input(struct run *run, const struct kgb_recipe *r,
   _cleanup_free_ char *file = NULL;
   int rc = kgb_fetch_file(run->ctx, in->url, &fo, &file);
   if (rc < 0)
-    return kgb_error(run->ctx, rc, "recipe '%s' input '%s' (%s:%u): %s", r->name, in->name, r->path,
-                     in->line, strerror(-rc));
+    return rewrap(run->ctx, rc, "recipe '%s' input '%s' (%s:%u)", r->name, in->name, r->path,
+                  in->line);
   mode_t mode = in->mode ? in->mode : 0644;
   if (!in->extract || !*in->extract) {
     _cleanup_free_ char *host = NULL;
@@ -1308,8 +1325,8 @@ static int run_recipe(struct run *run, const struct kgb_recipe *r, size_t index,
     } else
       rc = copy_into_root(run->ctx, run->root, f->source, f->path, f->mode);
     if (rc < 0)
-      return kgb_error(run->ctx, rc, "recipe '%s' (%s:%u): cannot install '%s'", r->name, r->path,
-                       f->line, f->path);
+      return rewrap(run->ctx, rc, "recipe '%s' (%s:%u): installing '%s'", r->name, r->path, f->line,
+                    f->path);
   }
   for (size_t i = 0; i < r->n_steps; i++) {
     const struct kgb_recipe_step *s = &r->steps[i];
