@@ -18,6 +18,7 @@ int sbuf_grow(struct sbuf *sb, size_t extra) {
   char *p = realloc(sb->buf, cap);
   if (!p)
     return -ENOMEM;
+  p[sb->len] = '\0'; /* a buffer that is stolen empty must still be a string */
   sb->buf = p;
   sb->cap = cap;
   return 0;

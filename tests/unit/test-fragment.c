@@ -72,6 +72,11 @@ static void test_values(void **state) {
                                      "# CONFIG_DRM_NOUVEAU is not set\n");
   sbuf_release(&sb);
   kgb_fragment_free(f);
+  /* an empty string is an empty string (a .config has many: CONFIG_BUILD_SALT="") */
+  f = parse_ok("CONFIG_BUILD_SALT=\"\"\n");
+  assert_true(f->entries[0].is_string);
+  assert_string_equal(f->entries[0].value, "");
+  kgb_fragment_free(f);
 }
 
 static void test_errors(void **state) {
