@@ -699,6 +699,9 @@ static int bootstrap_keys(struct bootstrap *b, const char *tool_version, long lo
   return b->key ? 0 : -ENOMEM;
 }
 
+static int remove_matching(struct kgb_ctx *ctx, const char *root, const char *dir,
+                           const char *pattern);
+
 static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, const char *tool,
                             const char *tmp, const char *log_path, long long epoch) {
   _cleanup_free_ char *out = kgb_strdup_printf("%s/base.tar.zst", tmp);
@@ -769,6 +772,18 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
     sbuf_addf(&sb, "%s\n", b->lines[i]);
   r = list && sb.buf ? write_file_atomic(list, sb.buf, sb.len, 0644) : -ENOMEM;
   sbuf_release(&sb);
+  /* debootstrap installs from the first mirror only: the updates and security suites, as
+   * mmdebstrap would have used them */
+  static const char *const upgrade[][5] = {
+      {"apt-get", "update", NULL}, {"apt-get", "-y", "upgrade", NULL}, {"apt-get", "clean", NULL}};
+  for (size_t i = 0; r >= 0 && b->lines[1] && i < ELEMENTSOF(upgrade); i++) {
+    r = kgb_chroot_run(ctx, dir, (char *const *)upgrade[i], &co);
+    if (r > 0)
+      r = kgb_error(ctx, -EIO, "'%s %s' failed (exit %d) in the new base; log: %s", upgrade[i][0],
+                    upgrade[i][1], r, log_path);
+  }
+  if (r >= 0)
+    r = remove_matching(ctx, dir, "/var/lib/apt/lists", "*_*");
   if (r >= 0)
     r = kgb_tree_archive(ctx, dir, out, KGB_ARCHIVE_TAR, KGB_COMPRESS_ZSTD, epoch, NULL);
   rm_rf(dir);
