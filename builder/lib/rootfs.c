@@ -1544,9 +1544,10 @@ static int hash_source(struct kgb_ctx *ctx, const char *path, struct sbuf *sb) {
       return -ENOMEM;
     if (lstat(sub, &s2) < 0)
       return -errno;
-    r = sbuf_addf(sb, " [%s %o %lld %lld.%09ld", names[i], s2.st_mode, (long long)s2.st_size,
-                  (long long)s2.st_mtim.tv_sec, s2.st_mtim.tv_nsec);
-    if (r >= 0 && S_ISDIR(s2.st_mode))
+    /* content, never times: the same modules built at another moment (another work
+     * directory) must give the same key, or the image's UUIDs, derived from it, differ */
+    r = sbuf_addf(sb, " [%s %o %lld", names[i], s2.st_mode, (long long)s2.st_size);
+    if (r >= 0 && (S_ISDIR(s2.st_mode) || S_ISREG(s2.st_mode) || S_ISLNK(s2.st_mode)))
       r = hash_source(ctx, sub, sb);
     if (r >= 0)
       r = sbuf_addc(sb, ']');
