@@ -1761,9 +1761,10 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (!modules)
     return -ENOMEM;
   if (!is_dir(modules)) {
-    /* a kernel without modules still gets its (empty) directory and depmod's files */
+    /* a kernel without modules still gets its (empty) directory and depmod's files; the
+     * kernel's finished stage is not written to */
     free(modules);
-    modules = kgb_strdup_printf("%s/empty-modules", b->stage_dir);
+    modules = kgb_strdup_printf("%s/cache/empty-directory", ctx->workdir);
     if (!modules || (r = mkdir_p(modules, 0755)) < 0)
       return modules ? r : -ENOMEM;
   }
