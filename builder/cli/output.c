@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static int term_width(void) {
   return 80;
 }
 
-static void on_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+static void draw_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
   (void)ud;
   if (!progress.enabled)
     return;
@@ -77,7 +78,7 @@ static void on_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   progress.active = true;
 }
 
-static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
+static void print_log(void *ud, enum kgb_log_level level, const char *msg) {
   struct cli *cli = ud;
   if (level == KGB_LOG_DEBUG && cli->verbosity < 1)
     return;
@@ -88,6 +89,22 @@ static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
                        : level == KGB_LOG_WARNING ? "warning: "
                                                   : "";
   fprintf(stderr, "%s%s\n", prefix, msg);
+}
+
+/* The build pipeline logs from a second thread (the bootstrap beside the kernel compile):
+ * one lock keeps lines and the progress line whole. */
+static pthread_mutex_t output_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  pthread_mutex_lock(&output_lock);
+  draw_progress(ud, what, done, total);
+  pthread_mutex_unlock(&output_lock);
+}
+
+static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
+  pthread_mutex_lock(&output_lock);
+  print_log(ud, level, msg);
+  pthread_mutex_unlock(&output_lock);
 }
 
 void cli_progress_install(struct cli *cli) {
