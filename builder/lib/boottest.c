@@ -64,12 +64,6 @@ const char *kgb_check_status_to_string(enum kgb_check_status s) {
   return s >= 0 && s < _KGB_CHECK_STATUS_MAX ? status_names[s] : NULL;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- console lines ---- */
 
 void kgb_boot_line_release(struct kgb_boot_line *l) {
@@ -965,7 +959,7 @@ static void *watch_main(void *ud) {
   while (!w->stop) {
     if (w->outer && *w->outer)
       w->flag = 1;
-    if (!w->fired && now() >= w->deadline) {
+    if (!w->fired && monotonic_seconds() >= w->deadline) {
       w->fired = true;
       w->flag = 1;
     }
@@ -997,7 +991,7 @@ struct qmp {
 
 /* The next reply that is not an event, within timeout seconds. */
 static int qmp_read(struct qmp *q, double timeout, struct kgb_qmp_reply *ret) {
-  double end = now() + timeout;
+  double end = monotonic_seconds() + timeout;
   for (;;) {
     char *nl = q->in.buf ? memchr(q->in.buf, '\n', q->in.len) : NULL;
     if (nl) {
@@ -1017,7 +1011,7 @@ static int qmp_read(struct qmp *q, double timeout, struct kgb_qmp_reply *ret) {
       *ret = rep;
       return 0;
     }
-    double left = end - now();
+    double left = end - monotonic_seconds();
     if (left <= 0)
       return -ETIMEDOUT;
     struct pollfd p = {.fd = q->fd, .events = POLLIN};
@@ -1148,7 +1142,7 @@ static void on_line(void *ud, const char *raw) {
     r->bad_lines++;
   if (e < 0)
     return;
-  double t = now() - r->t0;
+  double t = monotonic_seconds() - r->t0;
   switch (l.kind) {
   case KGB_BOOT_LINE_BEGIN:
     r->t_begin = t;
@@ -1201,7 +1195,7 @@ static int run_qemu(struct kgb_ctx *ctx, char **argv, const char *log_path, stru
   r->w.fired = false;
   r->w.stop = false;
   r->w.outer = ctx->cancel;
-  r->t0 = now();
+  r->t0 = monotonic_seconds();
   r->w.deadline = r->t0 + (r->begin_deadline ? r->begin_deadline : r->timeout);
   if (r->qmp_path)
     unlink(r->qmp_path);
@@ -1234,7 +1228,7 @@ static int run_qemu(struct kgb_ctx *ctx, char **argv, const char *log_path, stru
 }
 
 /* The last lines of the log, for a person to see why a boot failed. */
-static char **log_tail(const char *path, size_t max) {
+static char **log_tail_lines(const char *path, size_t max) {
   _cleanup_free_ char *text = NULL;
   size_t len;
   if (read_full_file(path, &text, &len) < 0)
@@ -1364,7 +1358,7 @@ static int judge(struct run *run, int status, const char *log_path, unsigned tim
     boot = boot_failure(log_path, status);
   else if (run->t_end < 0)
     boot = kgb_strdup_printf("the guest stopped after %.1f s, before its checks ended",
-                             now() - run->t0);
+                             monotonic_seconds() - run->t0);
   else {
     bs = KGB_CHECK_PASS;
     boot = kgb_strdup_printf("userspace after %.2f s under %s (guest uptime %.2f s), checks "
@@ -1390,7 +1384,7 @@ static int judge(struct run *run, int status, const char *log_path, unsigned tim
                                       run->bad_lines));
   }
   if (r >= 0 && bs == KGB_CHECK_FAIL)
-    res->log_tail = log_tail(log_path, LOG_TAIL_LINES);
+    res->log_tail = log_tail_lines(log_path, LOG_TAIL_LINES);
   res->boot_seconds = run->t_begin;
   res->check_seconds = run->t_end;
   res->uptime_begin = run->up_begin;
@@ -1561,7 +1555,7 @@ static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
           kgb_strdup_printf("KVM reached the guest's userspace in %.1f s", run->t_begin);
       done = true;
     } else {
-      res->kvm_probe_seconds = now() - run->t0;
+      res->kvm_probe_seconds = monotonic_seconds() - run->t0;
       why = run->kill_reason ? strdup(run->kill_reason)
             : run->w.fired
                 ? kgb_strdup_printf("no check program running within %.0f s", run->begin_deadline)
@@ -1587,7 +1581,7 @@ static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
       return r;
   }
   res->accel = accel;
-  res->total_seconds = now() - run->t0;
+  res->total_seconds = monotonic_seconds() - run->t0;
   /* the host's rows so far go after the guest's */
   struct kgb_boot_check *host = res->checks;
   size_t n_host = res->n_checks;

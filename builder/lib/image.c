@@ -524,18 +524,6 @@ static void ext4_estimate(const struct tree *t, uint64_t *ret_bytes, uint64_t *r
   *ret_inodes = inodes;
 }
 
-static char *log_tail(const char *path, int lines) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (!path || read_full_file(path, &text, &len) < 0)
-    return strdup("");
-  size_t i = len;
-  while (i > 0 && lines > 0)
-    if (text[--i] == '\n' && i + 1 < len)
-      lines--;
-  return strdup(text + (i ? i + 1 : 0));
-}
-
 static int run_tool(struct kgb_ctx *ctx, char *const *argv, char *const *env, const char *log_path,
                     const char *what) {
   struct kgb_exec_opts eo = {.env = env, .log_path = log_path};
@@ -547,7 +535,7 @@ static int run_tool(struct kgb_ctx *ctx, char *const *argv, char *const *env, co
   if (r < 0)
     return r;
   if (r != 0) {
-    _cleanup_free_ char *tail = log_tail(log_path, 15);
+    _cleanup_free_ char *tail = file_tail(log_path, 15);
     return kgb_error(ctx, -EIO, "%s failed (%s exit %d):\n%s%s%s", what, argv[0], r,
                      tail ? tail : "", log_path ? "\nfull log: " : "", log_path ? log_path : "");
   }

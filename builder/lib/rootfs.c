@@ -34,12 +34,6 @@
 #define KGB_ROOTFS_STAGE_VERSION "rootfs 1"
 #define KGB_IMAGE_STAGE_VERSION "image 1"
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -469,18 +463,6 @@ int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char 
 
 /* ================================================================ helpers ==== */
 
-static char *log_tail(const char *path, int lines) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (!path || read_full_file(path, &text, &len) < 0)
-    return strdup("");
-  size_t i = len;
-  while (i > 0 && lines > 0)
-    if (text[--i] == '\n' && i + 1 < len)
-      lines--;
-  return strdup(text + (i ? i + 1 : 0));
-}
-
 static int log_line(const char *log_path, const char *fmt, ...) _printf_(2, 3);
 static int log_line(const char *log_path, const char *fmt, ...) {
   _cleanup_close_ int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -759,7 +741,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
   if (r < 0)
     return r;
   if (r != 0) {
-    _cleanup_free_ char *tail = log_tail(log_path, 25);
+    _cleanup_free_ char *tail = file_tail(log_path, 25);
     return kgb_error(ctx, -EIO, "bootstrapping %s %s failed (%s exit %d):\n%s\nfull log: %s",
                      b->distro, b->suite, tool, r, tail ? tail : "", log_path);
   }
@@ -886,9 +868,9 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if ((r = logs_dir(ctx)) < 0 || (r = make_stage_tmp(ctx, "bootstrap", b.key, &tmp)) < 0)
     goto finish;
   unlink(log_path);
-  double t0 = now();
+  double t0 = monotonic_seconds();
   r = run_bootstrapper(ctx, &b, tool, tmp, log_path, epoch);
-  res->bootstrap_seconds = now() - t0;
+  res->bootstrap_seconds = monotonic_seconds() - t0;
   if (r >= 0) {
     struct sbuf sb = SBUF_INIT, st = SBUF_INIT;
     sbuf_adds(&sb, "{\n  \"stage\": \"bootstrap\",\n  \"key\": ");
@@ -1213,7 +1195,7 @@ static int chroot_step(struct run *run, char *const *argv, char *const *extra_en
   if (r < 0)
     return r;
   if (r != 0) {
-    _cleanup_free_ char *tail = log_tail(run->log_path, 20);
+    _cleanup_free_ char *tail = file_tail(run->log_path, 20);
     return kgb_error(run->ctx, -EIO, "%s: '%s' failed (exit %d) in the root:\n%s\nfull log: %s",
                      what, cmd ? cmd : argv[0], r, tail ? tail : "", run->log_path);
   }
@@ -1703,7 +1685,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = calloc(1, sizeof(*res));
   if (!res)
     return -ENOMEM;
-  double t0 = now();
+  double t0 = monotonic_seconds();
   /* 1. recipes and settings: every mistake is reported before anything is built */
   _cleanup_(kgb_recipes_freep) struct kgb_recipe **recipes = NULL;
   int r = kgb_recipes_resolve(ctx, p->rootfs.recipes, o->without, &recipes);
@@ -1841,7 +1823,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if ((r = read_cached(res->stage_dir, res)) < 0)
       return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
     res->cached = true;
-    res->seconds = now() - t0;
+    res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return 0;
   }
@@ -1928,7 +1910,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
       kgb_warn(ctx, "the failed root is kept in '%s' (--keep-failed): remove it when done", troot);
     else
       rm_rf(tmp);
-    res->seconds = now() - t0;
+    res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return kgb_error(ctx, -EBADE, "the root file system failed %zu module check%s: not stored",
                      (*ret)->check->n_problems, (*ret)->check->n_problems == 1 ? "" : "s");
@@ -1937,7 +1919,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
       (r = write_rootfs_manifest(ctx, tmp, p, res, base_key)) < 0 ||
       (r = stage_commit(ctx, tmp, res->stage_dir)) < 0)
     goto fail;
-  res->seconds = now() - t0;
+  res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 fail:
@@ -1979,7 +1961,7 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_(kgb_image_result_freep) struct kgb_image_result *res = calloc(1, sizeof(*res));
   if (!res)
     return -ENOMEM;
-  double t0 = now();
+  double t0 = monotonic_seconds();
   int r;
   _cleanup_free_ char *tool = NULL;
   {
@@ -2018,7 +2000,7 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
     _cleanup_free_ char *fs = state_get1(res->stage_dir, "fs_size");
     res->info.fs_size = fs ? strtoull(fs, NULL, 10) : res->info.size;
     res->cached = true;
-    res->seconds = now() - t0;
+    res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return 0;
   }
@@ -2077,7 +2059,7 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
     rm_rf(tmp);
     return r;
   }
-  res->seconds = now() - t0;
+  res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 }

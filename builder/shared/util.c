@@ -323,7 +323,7 @@ char *read_first_line(const char *path) {
 char *file_tail(const char *path, int lines) {
   _cleanup_free_ char *text = NULL;
   size_t len;
-  if (read_full_file(path, &text, &len) < 0)
+  if (!path || read_full_file(path, &text, &len) < 0)
     return strdup("");
   size_t i = len;
   while (i > 0 && lines > 0)
