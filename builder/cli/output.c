@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -15,20 +16,35 @@
 #include "sbuf.h"
 #include "util.h"
 
-static struct {
-  bool active; /* a progress line is on screen */
-  bool enabled;
-  double last;
-  double started;
-  uint64_t first_done; /* a resumed download starts above 0: rates count from here */
+/* One progress line per running stage (the pipeline runs the bootstrap beside the kernel
+ * compile), drawn as a block at the bottom of a terminal; elsewhere (CI logs) a plain line
+ * when a stage starts a new step and every PLAIN_EVERY seconds while it runs. */
+#define MAX_SLOTS 4
+#define PLAIN_EVERY 30.0
+
+struct slot {
+  bool used;
+  char stage[32];
   char what[128];
+  double started, last_plain;
+  uint64_t first_done; /* a resumed download starts above 0: rates count from here */
+  uint64_t done, total;
+};
+
+static struct {
+  bool tty, plain;
+  unsigned drawn; /* lines of the block on screen */
+  double last_draw;
+  struct slot slots[MAX_SLOTS];
 } progress;
 
 static void clear_progress(void) {
-  if (progress.active) {
-    fputs("\r\033[K", stderr);
-    progress.active = false;
-  }
+  if (!progress.drawn)
+    return;
+  fputs("\r\033[K", stderr);
+  for (unsigned i = 1; i < progress.drawn; i++)
+    fputs("\033[A\r\033[K", stderr);
+  progress.drawn = 0;
 }
 
 static int term_width(void) {
@@ -38,44 +54,86 @@ static int term_width(void) {
   return 80;
 }
 
-static void draw_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+static void render_slot(const struct slot *s, double t, char *line, size_t size) {
+  int n = snprintf(line, size, "%s%s", s->stage, s->stage[0] ? ": " : "");
+  char *p = line + n;
+  size -= (size_t)n;
+  double elapsed = t - s->started;
+  if (s->total && startswith(s->what, "downloading") && elapsed > 0.5 && s->done > s->first_done) {
+    /* bytes: show size, rate and the time left */
+    double rate = (double)(s->done - s->first_done) / elapsed;
+    snprintf(p, size, "%s: %.1f of %.1f MiB, %.1f MiB/s, %.0fs left", s->what,
+             (double)s->done / 1048576.0, (double)s->total / 1048576.0, rate / 1048576.0,
+             (double)(s->total - s->done) / rate);
+  } else if (s->total && startswith(s->what, "compiling"))
+    snprintf(p, size, "%s: %" PRIu64 " of about %" PRIu64 " objects (%.0fs)", s->what, s->done,
+             s->total, elapsed);
+  else if (s->total)
+    snprintf(p, size, "%s: %3.0f%% (%.0fs)", s->what, 100.0 * (double)s->done / (double)s->total,
+             elapsed);
+  else
+    snprintf(p, size, "%s... (%.0fs)", s->what, elapsed);
+}
+
+static void redraw(double t) {
+  clear_progress();
+  int w = term_width() - 1;
+  for (size_t i = 0; i < MAX_SLOTS; i++) {
+    if (!progress.slots[i].used)
+      continue;
+    char line[512];
+    render_slot(&progress.slots[i], t, line, sizeof(line));
+    fprintf(stderr, "%s%.*s", progress.drawn ? "\n" : "", w, line);
+    progress.drawn++;
+  }
+  progress.last_draw = t;
+}
+
+static struct slot *find_slot(const char *stage) {
+  struct slot *free_slot = NULL;
+  for (size_t i = 0; i < MAX_SLOTS; i++) {
+    struct slot *s = &progress.slots[i];
+    if (s->used && STREQ(s->stage, stage))
+      return s;
+    if (!s->used && !free_slot)
+      free_slot = s;
+  }
+  if (!free_slot)
+    free_slot = &progress.slots[MAX_SLOTS - 1];
+  *free_slot = (struct slot){.used = true};
+  snprintf(free_slot->stage, sizeof(free_slot->stage), "%s", stage);
+  return free_slot;
+}
+
+static void draw_progress(void *ud, const char *stage, const char *what, uint64_t done,
+                          uint64_t total) {
   (void)ud;
-  if (!progress.enabled)
+  if (!progress.tty && !progress.plain)
     return;
   double t = monotonic_seconds();
+  struct slot *s = find_slot(stage ? stage : "");
+  bool changed = !STREQ(s->what, what);
+  if (changed) {
+    snprintf(s->what, sizeof(s->what), "%s", what);
+    s->started = s->last_plain = t;
+    s->first_done = done;
+  }
+  s->done = done;
+  s->total = total;
   bool finished = total && done >= total;
-  if (strcmp(progress.what, what) != 0) {
-    snprintf(progress.what, sizeof(progress.what), "%s", what);
-    progress.started = t;
-    progress.first_done = done;
-  } else if (!finished && t - progress.last < 0.1) {
+  if (finished)
+    s->used = false;
+  if (progress.plain) {
+    if (!finished && (changed || t - s->last_plain >= PLAIN_EVERY)) {
+      char line[512];
+      render_slot(s, t, line, sizeof(line));
+      fprintf(stderr, "%s\n", line);
+      s->last_plain = t;
+    }
     return;
   }
-  progress.last = t;
-  if (finished) {
-    clear_progress();
-    progress.what[0] = '\0';
-    return;
-  }
-  char line[512];
-  double elapsed = t - progress.started;
-  if (total && startswith(what, "downloading") && elapsed > 0.5 && done > progress.first_done) {
-    /* bytes: show size, rate and the time left */
-    double rate = (double)(done - progress.first_done) / elapsed;
-    snprintf(line, sizeof(line), "%s: %.1f of %.1f MiB, %.1f MiB/s, %.0fs left", what,
-             (double)done / 1048576.0, (double)total / 1048576.0, rate / 1048576.0,
-             (double)(total - done) / rate);
-  } else if (total && startswith(what, "compiling"))
-    snprintf(line, sizeof(line), "%s: %" PRIu64 " of about %" PRIu64 " objects (%.0fs)", what, done,
-             total, elapsed);
-  else if (total)
-    snprintf(line, sizeof(line), "%s: %3.0f%% (%.0fs)", what, 100.0 * (double)done / (double)total,
-             t - progress.started);
-  else
-    snprintf(line, sizeof(line), "%s... (%.0fs)", what, t - progress.started);
-  int w = term_width() - 1;
-  fprintf(stderr, "\r\033[K%.*s", w, line);
-  progress.active = true;
+  if (changed || finished || t - progress.last_draw >= 0.1)
+    redraw(t);
 }
 
 static void print_log(void *ud, enum kgb_log_level level, const char *msg) {
@@ -84,20 +142,24 @@ static void print_log(void *ud, enum kgb_log_level level, const char *msg) {
     return;
   if (level >= KGB_LOG_NOTICE && cli->verbosity < 0)
     return;
+  bool shown = progress.drawn;
   clear_progress();
   const char *prefix = level == KGB_LOG_ERROR     ? "error: "
                        : level == KGB_LOG_WARNING ? "warning: "
                                                   : "";
   fprintf(stderr, "%s%s\n", prefix, msg);
+  if (shown)
+    redraw(monotonic_seconds());
 }
 
 /* The build pipeline logs from a second thread (the bootstrap beside the kernel compile):
  * one lock keeps lines and the progress line whole. */
 static pthread_mutex_t output_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void on_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+static void on_progress(void *ud, const char *stage, const char *what, uint64_t done,
+                        uint64_t total) {
   pthread_mutex_lock(&output_lock);
-  draw_progress(ud, what, done, total);
+  draw_progress(ud, stage, what, done, total);
   pthread_mutex_unlock(&output_lock);
 }
 
@@ -108,7 +170,9 @@ static void on_log(void *ud, enum kgb_log_level level, const char *msg) {
 }
 
 void cli_progress_install(struct cli *cli) {
-  progress.enabled = isatty(STDERR_FILENO) && cli->verbosity >= 0;
+  progress.tty = isatty(STDERR_FILENO) && cli->verbosity >= 0;
+  /* plain progress lines in logs only with -v: a pipe to another program stays quiet */
+  progress.plain = !progress.tty && (cli->verbosity > 0 || (getenv("CI") && cli->verbosity >= 0));
   cli->ctx->progress = on_progress;
   cli->ctx->log = on_log;
   cli->ctx->log_userdata = cli;

@@ -84,7 +84,7 @@ bool kgb_cancelled(const struct kgb_ctx *ctx) { return ctx && ctx->cancel && *ct
 
 void kgb_progress(struct kgb_ctx *ctx, const char *what, uint64_t done, uint64_t total) {
   if (ctx && ctx->progress)
-    ctx->progress(ctx->progress_userdata, what, done, total);
+    ctx->progress(ctx->progress_userdata, ctx->stage, what, done, total);
 }
 
 int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
@@ -102,6 +102,8 @@ int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
   c->force = ctx->force;
   c->log = ctx->log;
   c->log_userdata = ctx->log_userdata;
+  c->progress = ctx->progress;
+  c->progress_userdata = ctx->progress_userdata;
   c->cancel = ctx->cancel;
   *ret = c;
   return 0;

@@ -20,8 +20,10 @@ enum kgb_log_level {
 };
 
 typedef void (*kgb_log_fn)(void *userdata, enum kgb_log_level level, const char *message);
-/* total == 0 means unknown; done == total ends the line. */
-typedef void (*kgb_progress_fn)(void *userdata, const char *what, uint64_t done, uint64_t total);
+/* stage: the pipeline stage the work belongs to (ctx->stage, NULL outside a pipeline), one
+ * progress line each; total == 0 means unknown; done == total ends the line. */
+typedef void (*kgb_progress_fn)(void *userdata, const char *stage, const char *what, uint64_t done,
+                                uint64_t total);
 
 struct kgb_ctx {
   char *sysfs; /* host roots, default /sys, /proc, /boot */
@@ -35,6 +37,7 @@ struct kgb_ctx {
   void *log_userdata;
   kgb_progress_fn progress;
   void *progress_userdata;
+  const char *stage;             /* a static name given to progress: "kernel", "rootfs", ... */
   volatile sig_atomic_t *cancel; /* set by the CLI's signal handler */
   char *error;                   /* detail of the last failure, for the CLI to print once */
 };
@@ -65,6 +68,6 @@ enum kgb_tristate { KGB_N = 0, KGB_M = 1, KGB_Y = 2 };
 /* Exit status of a verification that found a mismatch (DESIGN.md). */
 #define KGB_EXIT_MISMATCH 3
 
-/* A context for another thread: the same roots, settings, log and cancel flag, its own error
- * detail, and no progress callback (the CLI draws one progress line). */
+/* A context for another thread: the same roots, settings, log, progress callback and cancel
+ * flag, its own error detail and stage (set it: the CLI draws a progress line per stage). */
 int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret);

@@ -185,7 +185,9 @@ static void on_log(void *userdata, enum kgb_log_level level, const char *msg) {
   sbuf_addf(&messages, "%d: %s\n", (int)level, msg);
 }
 
-static void on_progress(void *userdata, const char *what, uint64_t done, uint64_t total) {
+static void on_progress(void *userdata, const char *stage, const char *what, uint64_t done,
+                        uint64_t total) {
+  (void)stage;
   (void)userdata;
   if (!startswith(what, "downloading "))
     return;
