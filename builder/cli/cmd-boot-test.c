@@ -10,6 +10,7 @@
 #include "boottest.h"
 #include "cli.h"
 #include "kernel-build.h"
+#include "pipeline.h"
 #include "sbuf.h"
 #include "util.h"
 
@@ -18,6 +19,7 @@
 struct boot_opts {
   const char *profile;
   const char *source;
+  bool no_image;
   struct kgb_boot_opts engine;
 };
 
@@ -45,7 +47,18 @@ static int parse_unsigned(struct cli *cli, const char *opt, const char *arg, uns
 }
 
 static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
-  enum { O_ACCEL = 0x100, O_TIMEOUT, O_KERNEL, O_INITRD, O_APPEND, O_MEMORY, O_QEMU, O_MODULES };
+  enum {
+    O_ACCEL = 0x100,
+    O_TIMEOUT,
+    O_KERNEL,
+    O_INITRD,
+    O_APPEND,
+    O_MEMORY,
+    O_QEMU,
+    O_MODULES,
+    O_IMAGE,
+    O_NO_IMAGE
+  };
   static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
                                        {"kernel-source", required_argument, NULL, 'k'},
                                        {"accel", required_argument, NULL, O_ACCEL},
@@ -56,11 +69,14 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
                                        {"memory", required_argument, NULL, O_MEMORY},
                                        {"qemu", required_argument, NULL, O_QEMU},
                                        {"modules", required_argument, NULL, O_MODULES},
+                                       {"image", required_argument, NULL, O_IMAGE},
+                                       {"no-image", no_argument, NULL, O_NO_IMAGE},
                                        {"help", no_argument, NULL, 'h'},
                                        {}};
-  static const char *const known[] = {"--profile", "--kernel-source", "--accel",  "--timeout",
-                                      "--kernel",  "--initrd",        "--append", "--memory",
-                                      "--qemu",    "--modules",       "--help",   NULL};
+  static const char *const known[] = {
+      "--profile", "--kernel-source", "--accel",  "--timeout", "--kernel",
+      "--initrd",  "--append",        "--memory", "--qemu",    "--modules",
+      "--image",   "--no-image",      "--help",   NULL};
   int c, r;
   while ((c = getopt_long(argc, argv, "p:k:h", opts, NULL)) != -1) {
     switch (c) {
@@ -98,6 +114,12 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
     case O_MODULES:
       o->engine.modules_dir = optarg;
       break;
+    case O_IMAGE:
+      o->engine.image = optarg;
+      break;
+    case O_NO_IMAGE:
+      o->no_image = true;
+      break;
     case 'h':
       return -1;
     default:
@@ -108,6 +130,9 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
     return cli_usage(cli, "boot-test: unexpected argument '%s'", argv[optind]);
   if (o->engine.kernel && o->source)
     return cli_usage(cli, "boot-test: --kernel boots that file; -k would build another");
+  if (o->engine.image && (o->engine.initrd || o->no_image))
+    return cli_usage(cli, "boot-test: --image is the root disk; it goes with neither --initrd "
+                          "nor --no-image");
   if (!o->profile)
     o->profile = KGB_DEFAULT_PROFILE;
   return EXIT_OK;
@@ -143,6 +168,8 @@ static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char
   sbuf_add_json(sb, res->accel_why);
   sbuf_addf(sb, ",\n  \"memory_mib\": %u,\n  \"log\": ", res->memory);
   sbuf_add_json(sb, res->log_path);
+  sbuf_adds(sb, ",\n  \"root\": ");
+  json_string_or_null(sb, res->root);
   sbuf_adds(sb, ",\n  \"initrd\": ");
   json_string_or_null(sb, res->initrd);
   sbuf_adds(sb, ",\n  \"qemu\": [");
@@ -184,6 +211,7 @@ static void render_table(struct sbuf *sb, const struct kgb_profile *p,
   sbuf_addf(sb, "boot-test: profile '%s', kernel %s, %s, %u MiB\n", p->name, res->release,
             res->accel == KGB_ACCEL_KVM ? "KVM" : "TCG", res->memory);
   sbuf_addf(sb, "  accelerator: %s\n", res->accel_why);
+  sbuf_addf(sb, "  root: %s\n", res->root ? res->root : "the initrd only (no image)");
   size_t w = 5;
   for (size_t i = 0; i < res->n_checks; i++)
     w = MAX(w, strlen(res->checks[i].name));
@@ -224,6 +252,31 @@ static int build_kernel(struct cli *cli, const struct kgb_profile *p, const char
   return EXIT_OK;
 }
 
+/* The image of the last `build` of the profile in this work dir, when it was made with the
+ * kernel about to boot: as the root disk (ext4, erofs) or as the initrd. */
+static int last_image(struct cli *cli, const struct kgb_profile *p,
+                      const struct kgb_build_result *b, struct boot_opts *o,
+                      struct kgb_last_build *last) {
+  int r = kgb_last_build_read(cli->ctx, p->name, last);
+  if (r == -ENOENT)
+    return EXIT_OK;
+  if (r < 0)
+    return cli_fail(cli, r, NULL);
+  if (!STREQ(last->kernel_stage, b->stage_dir) || !is_file(last->image)) {
+    cli_msg(cli,
+            "boot-test: the last 'build -p %s' here made its image for another kernel (%s): "
+            "booting without it; run 'build -p %s' to boot the image too\n",
+            p->name, last->release, p->name);
+    return EXIT_OK;
+  }
+  if (last->format == KGB_IMAGE_INITRD)
+    o->engine.initrd = last->image;
+  else
+    o->engine.image = last->image;
+  cli_msg(cli, "boot-test: the image of the last 'build -p %s': %s\n", p->name, last->image);
+  return EXIT_OK;
+}
+
 static int run_boot_test(struct cli *cli, int argc, char **argv) {
   struct boot_opts o = {.engine = {.accel = KGB_ACCEL_AUTO}};
   int r = parse(cli, argc, argv, &o);
@@ -237,6 +290,7 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
   _cleanup_(kgb_boot_result_freep) struct kgb_boot_result *res = NULL;
   _cleanup_free_ char *kernel = NULL, *modules = NULL, *config = NULL;
+  _cleanup_(kgb_last_build_release) struct kgb_last_build last = {0};
   r = kgb_profile_load(cli->ctx, o.profile, &p);
   if (r < 0)
     return cli_fail(cli, r, NULL);
@@ -254,6 +308,12 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
       o.engine.modules_dir = is_dir(modules) ? modules : NULL;
     o.engine.config = config;
     o.engine.epoch = b->epoch;
+    bool explicit_root = o.engine.image || o.engine.initrd || o.no_image;
+    /* the image's own modules load in the guest: the build's tree only with --modules */
+    if (!explicit_root && (r = last_image(cli, p, b, &o, &last)) != EXIT_OK)
+      return r;
+    if (o.engine.image && o.engine.modules_dir == modules)
+      o.engine.modules_dir = NULL;
   }
   o.engine.guest_check = guest_check_path();
   r = kgb_boot_test(cli->ctx, p, &o.engine, &res);
@@ -281,13 +341,18 @@ const struct cli_command cli_cmd_boot_test = {
     "boot-test", run_boot_test, "boot the kernel in QEMU and check it from inside",
     "usage: kata-gpu-builder boot-test [-p PROFILE] [--accel auto|kvm|tcg] [--timeout S]\n"
     "                                  [--kernel FILE] [--initrd FILE] [--append PARAMS]\n"
-    "                                  [--modules DIR] [--memory MIB] [-k SRC]\n\n"
+    "                                  [--image FILE | --no-image] [--modules DIR]\n"
+    "                                  [--memory MIB] [-k SRC]\n\n"
     "Boots the profile's kernel (built like 'kernel build', or taken from the stage cache) in\n"
     "QEMU on a Kata-like machine: q35, the PCIe root ports and kernel parameters of the\n"
     "profile's Kata settings, virtio devices, the serial console in a log file. A small static\n"
     "program, kgb-guest-check, runs as the guest's first process from an initrd written for the\n"
-    "run, checks the kernel from inside and powers the VM off. Checks: the release ('uname -r'),\n"
-    "the profile's required values in /proc/config.gz, the build's modules load; virgl: the\n"
+    "run, checks the kernel from inside and powers the VM off. The image of the last 'build'\n"
+    "of the profile in this work directory (when made with this kernel), or --image FILE, is\n"
+    "the guest's root disk as Kata gives it (virtio-blk, root=/dev/vda1, read-only): the check\n"
+    "mounts it, names its system and init, and loads every module it holds with its own\n"
+    "modprobe. Checks: the release ('uname -r'), the profile's required values in\n"
+    "/proc/config.gz, the root disk, the modules load; virgl: the\n"
     "virtio_gpu driver binds and /dev/dri/card0 and renderD128 exist; nvidia: pciehp runs on the\n"
     "root ports, a device hot-plugged into a root port over QMP appears in the guest, nouveau is\n"
     "absent; intel: the i915 driver is built in. What cannot be checked here is listed as\n"
@@ -305,8 +370,11 @@ const struct cli_command cli_cmd_boot_test = {
     "                            read from its header; modules only with --modules)\n"
     "      --initrd FILE         the image's initrd: the checks are appended to it as a second\n"
     "                            archive and run as rdinit=/kgb/check\n"
+    "      --image FILE          an ext4 or erofs image (Kata's partitioned layout, or a bare\n"
+    "                            file system) as the root disk (default: the last 'build's)\n"
+    "      --no-image            boot the kernel and the checks' initrd only\n"
     "      --modules DIR         the modules to load, a /lib/modules/<release> directory with\n"
-    "                            its modules.dep (default: the build's)\n"
+    "                            its modules.dep (default: the image's, else the build's)\n"
     "      --append PARAMS       more kernel parameters, after the test's own (a later one wins)\n"
     "      --memory MIB          guest memory (default: the profile's kata.default_memory, at\n"
     "                            most 2048)\n"
@@ -317,4 +385,5 @@ const struct cli_command cli_cmd_boot_test = {
     "examples:\n"
     "  kata-gpu-builder boot-test -p virgl\n"
     "  kata-gpu-builder --json boot-test -p nvidia-gpu --accel tcg --timeout 120\n"
-    "  kata-gpu-builder boot-test -p virgl --kernel vmlinuz-6.1.192-1-virgl-gpu\n"};
+    "  kata-gpu-builder boot-test -p virgl --kernel vmlinuz-6.1.192-1-virgl-gpu\n"
+    "  kata-gpu-builder boot-test -p virgl --image kata-containers-virgl.img\n"};

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -437,6 +438,288 @@ static void check_absent(const char *driver) {
     result(driver, "pass", "%s is neither built in nor loaded", driver);
 }
 
+/* ---- the image as the root disk ---- */
+
+#define SYSROOT "/sysroot"
+#define ROOT_WAIT 10 /* seconds for the root device to appear */
+
+static bool root_mounted;
+
+/* path (absolute, as the image sees it) resolved inside SYSROOT, symlinks followed there:
+ * "/sbin/init" -> "/sysroot/lib/systemd/systemd". 0, or -errno. */
+static int sysroot_resolve(const char *path, char *out, size_t size, char *shown,
+                           size_t shown_size) {
+  char cur[PATH_MAX];
+  snprintf(cur, sizeof(cur), "%s", path);
+  if (shown)
+    snprintf(shown, shown_size, "%s", path);
+  for (int hops = 0; hops < 16; hops++) {
+    char host[PATH_MAX + sizeof(SYSROOT)], target[PATH_MAX];
+    snprintf(host, sizeof(host), SYSROOT "%s", cur);
+    ssize_t n = readlink(host, target, sizeof(target) - 1);
+    if (n < 0) {
+      if (errno != EINVAL)
+        return -errno;
+      return (size_t)snprintf(out, size, "%s", host) < size ? 0 : -ENAMETOOLONG;
+    }
+    target[n] = '\0';
+    if (target[0] == '/') {
+      snprintf(cur, sizeof(cur), "%s", target);
+    } else {
+      char *slash = strrchr(cur, '/');
+      char dir[PATH_MAX];
+      snprintf(dir, sizeof(dir), "%.*s", (int)(slash ? slash - cur : 0), cur);
+      if ((size_t)snprintf(cur, sizeof(cur), "%s/%s", dir, target) >= sizeof(cur))
+        return -ENAMETOOLONG;
+    }
+    if (shown) {
+      size_t l = strlen(shown);
+      snprintf(shown + l, shown_size - l, " -> %s", target);
+    }
+  }
+  return -ELOOP;
+}
+
+/* src into dst, cut to fit. */
+static void copy_cut(char *dst, size_t size, const char *src) {
+  size_t n = MIN(strlen(src), size - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+/* The image's PRETTY_NAME, or a note that it has none. */
+static void os_release(char *buf, size_t size) {
+  char path[PATH_MAX], line[512];
+  snprintf(buf, size, "no /etc/os-release");
+  if (sysroot_resolve("/etc/os-release", path, sizeof(path), NULL, 0) < 0)
+    return;
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return;
+  while (fgets(line, sizeof(line), f))
+    if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+      char *v = line + 12;
+      v[strcspn(v, "\n")] = '\0';
+      size_t n = strlen(v);
+      if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+        v[n - 1] = '\0';
+        v++;
+      }
+      copy_cut(buf, size, v);
+    }
+  fclose(f);
+}
+
+/* "root DEVICE FSTYPE": the device mounted read-only on SYSROOT as the kernel would mount
+ * root=, the image's system named and its init found. */
+static void check_root(const char *arg) {
+  char dev[256], fstype[32];
+  if (sscanf(arg, "%255s %31s", dev, fstype) != 2) {
+    result("rootfs", "fail", "a malformed plan line 'root %s'", arg);
+    return;
+  }
+  double t0 = uptime();
+  while (!exists(dev) && uptime() - t0 < ROOT_WAIT)
+    usleep(20 * 1000);
+  if (!exists(dev)) {
+    result("rootfs", "fail",
+           "%s did not appear within %d s (virtio-blk not built in, or no partition table read)",
+           dev, ROOT_WAIT);
+    return;
+  }
+  mkdir(SYSROOT, 0755);
+  if (mount(dev, SYSROOT, fstype, MS_RDONLY, NULL) < 0) {
+    result("rootfs", "fail", "mounting %s (%s) read-only: %s%s", dev, fstype, strerror(errno),
+           errno == ENODEV ? " (the kernel lacks this file system)" : "");
+    return;
+  }
+  root_mounted = true;
+  char pretty[256], init[PATH_MAX], shown[PATH_MAX * 2] = "";
+  os_release(pretty, sizeof(pretty));
+  static const char *const inits[] = {"/sbin/init", "/init"};
+  bool found = false;
+  for (size_t i = 0; i < ELEMENTSOF(inits) && !found; i++) {
+    struct stat st;
+    found = sysroot_resolve(inits[i], init, sizeof(init), shown, sizeof(shown)) == 0 &&
+            stat(init, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+  }
+  if (!found)
+    result("rootfs", "fail", "%s on %s mounted, but it has no executable /sbin/init or /init",
+           fstype, dev);
+  else
+    result("rootfs", "pass", "%s on %s mounted read-only: %s; init %s", fstype, dev, pretty, shown);
+}
+
+/* The module names in modules.dep ("kernel/drivers/x/foo-bar.ko.xz: ..." -> "foo-bar"). */
+static size_t dep_names(FILE *f, char names[][64], size_t max) {
+  char line[MAX_LINE];
+  size_t n = 0;
+  while (n < max && fgets(line, sizeof(line), f)) {
+    char *colon = strchr(line, ':');
+    if (!colon)
+      continue;
+    *colon = '\0';
+    const char *base = strrchr(line, '/');
+    base = base ? base + 1 : line;
+    snprintf(names[n++], 64, "%.*s", (int)strcspn(base, "."), base);
+  }
+  return n;
+}
+
+/* Runs argv in SYSROOT (chrooted); its output (both streams) in out. The exit status, or -1. */
+static int run_in_root(const char *prog, char *const argv[], char *out, size_t size) {
+  int fds[2];
+  out[0] = '\0';
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    if (chroot(SYSROOT) == 0 && chdir("/") == 0)
+      execv(prog, argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t n;
+  char buf[512];
+  while ((n = read(fds[0], buf, sizeof(buf))) != 0) {
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      break;
+    size_t take = MIN((size_t)n, size - 1 - len);
+    memcpy(out + len, buf, take);
+    len += take;
+  }
+  out[len] = '\0';
+  close(fds[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define MAX_IMAGE_MODULES 512
+
+/* "image-modules RELEASE": every module of the image's /lib/modules/RELEASE loaded with the
+ * image's own modprobe, in a chroot with /proc, /sys and /dev: the image's modules.dep, its
+ * kmod and the kernel must agree, as they must for the Kata agent. */
+static void check_image_modules(const char *release) {
+  if (!root_mounted) {
+    result("modules", "fail", "the image's root is not mounted (see the rootfs check)");
+    return;
+  }
+  char dep[PATH_MAX], rel[PATH_MAX];
+  snprintf(rel, sizeof(rel), "/lib/modules/%s/modules.dep", release);
+  FILE *f = sysroot_resolve(rel, dep, sizeof(dep), NULL, 0) == 0 ? fopen(dep, "re") : NULL;
+  if (!f) {
+    result("modules", "fail",
+           "the image has no %s: its modules are not for this kernel, or depmod did not run", rel);
+    return;
+  }
+  static char names[MAX_IMAGE_MODULES][64];
+  size_t n = dep_names(f, names, MAX_IMAGE_MODULES);
+  fclose(f);
+  if (!n) {
+    result("modules", "skipped",
+           "the image's /lib/modules/%s has no loadable modules: every driver is built in",
+           release);
+    return;
+  }
+  static const char *const progs[] = {"/sbin/modprobe", "/usr/sbin/modprobe"};
+  const char *prog = NULL;
+  for (size_t i = 0; i < ELEMENTSOF(progs) && !prog; i++) {
+    char host[PATH_MAX];
+    if (sysroot_resolve(progs[i], host, sizeof(host), NULL, 0) == 0 && access(host, X_OK) == 0)
+      prog = progs[i];
+  }
+  if (!prog) {
+    result("modules", "fail", "the image has %zu modules but no modprobe (the kmod package)", n);
+    return;
+  }
+  static const char *const api[] = {"/proc", "/sys", "/dev"};
+  for (size_t i = 0; i < ELEMENTSOF(api); i++) {
+    char where[64];
+    snprintf(where, sizeof(where), SYSROOT "%s", api[i]);
+    if (mount(api[i], where, NULL, MS_BIND | MS_REC, NULL) < 0) {
+      result("modules", "fail", "cannot bind %s into the image's root: %s", api[i],
+             strerror(errno));
+      return;
+    }
+  }
+  char loaded[MAX_LINE] = "", failed[MAX_LINE] = "";
+  size_t n_ok = 0, n_nodev = 0, n_bad = 0, lo = 0, fa = 0;
+  for (size_t i = 0; i < n; i++) {
+    char msg[1024];
+    char *argv[] = {"modprobe", names[i], NULL};
+    int st = run_in_root(prog, argv, msg, sizeof(msg));
+    msg[strcspn(msg, "\n")] = '\0';
+    if (st == 0) {
+      n_ok++;
+      lo += (size_t)snprintf(loaded + lo, lo < sizeof(loaded) ? sizeof(loaded) - lo : 0, "%s%s",
+                             n_ok > 1 ? ", " : "", names[i]);
+      lo = MIN(lo, sizeof(loaded) - 1);
+    } else if (strstr(msg, "No such device")) {
+      n_nodev++; /* linked, found no hardware */
+    } else {
+      n_bad++;
+      fa += (size_t)snprintf(failed + fa, fa < sizeof(failed) ? sizeof(failed) - fa : 0, "%s%s: %s",
+                             n_bad > 1 ? "; " : "", names[i],
+                             msg[0]   ? msg
+                             : st < 0 ? "could not run"
+                                      : "failed");
+      fa = MIN(fa, sizeof(failed) - 1);
+    }
+  }
+  if (n_bad)
+    result("modules", "fail", "%zu of %zu modules of the image did not load with its modprobe: %s",
+           n_bad, n, failed);
+  else
+    result("modules", "pass", "%zu module%s of the image loaded with its modprobe%s%s%s", n_ok,
+           n_ok == 1 ? "" : "s", n_ok ? ": " : "", loaded,
+           n_nodev ? " (more linked but found no device)" : "");
+}
+
+/* "image-driver NAME MODULE": the driver's module is in the image and loaded, or the image was
+ * built without it. */
+static void check_image_driver(const char *arg) {
+  char name[64], module[64];
+  if (sscanf(arg, "%63s %63s", name, module) != 2) {
+    result("image-driver", "fail", "a malformed plan line 'image-driver %s'", arg);
+    return;
+  }
+  struct utsname u;
+  char rel[PATH_MAX], dep[PATH_MAX];
+  uname(&u);
+  snprintf(rel, sizeof(rel), "/lib/modules/%s/modules.dep", u.release);
+  FILE *f = root_mounted && sysroot_resolve(rel, dep, sizeof(dep), NULL, 0) == 0 ? fopen(dep, "re")
+                                                                                 : NULL;
+  static char names[MAX_IMAGE_MODULES][64];
+  size_t n = f ? dep_names(f, names, MAX_IMAGE_MODULES) : 0;
+  if (f)
+    fclose(f);
+  bool present = false;
+  for (size_t i = 0; i < n && !present; i++)
+    present = STREQ(names[i], module);
+  char sys[PATH_MAX];
+  snprintf(sys, sizeof(sys), "/sys/module/%s", module);
+  if (!present)
+    result(name, "skipped", "the image has no %s module (built without the %s recipe)", module,
+           name);
+  else if (exists(sys))
+    result(name, "pass", "%s from the image is loaded", module);
+  else
+    result(name, "fail", "the image has %s, but it did not load (see modules)", module);
+}
+
 /* ---- the plan ---- */
 
 struct plan {
@@ -510,6 +793,12 @@ static void run_plan(FILE *f) {
       check_driver(arg);
     else if (STREQ(s, "absent"))
       check_absent(arg);
+    else if (STREQ(s, "root"))
+      check_root(arg);
+    else if (STREQ(s, "image-modules"))
+      check_image_modules(arg);
+    else if (STREQ(s, "image-driver"))
+      check_image_driver(arg);
     else
       result(s, "fail", "kgb-guest-check does not know the check '%s' (older than the tool?)", s);
     free(steps[i]);

@@ -542,6 +542,7 @@ struct kgb_boot_result *kgb_boot_result_free(struct kgb_boot_result *r) {
   free(r->rundir);
   free(r->log_path);
   free(r->initrd);
+  free(r->root);
   free(r->release);
   strv_free(r->qemu_argv);
   free(r->accel_why);
@@ -638,6 +639,54 @@ static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, u
   m.memory = memory ? memory : m.profile_memory ? MIN(m.profile_memory, MAX_MEMORY) : MAX_MEMORY;
   *ret = m;
   return 0;
+}
+
+/* ---- the root disk ---- */
+
+#define EXT4_MAGIC 0xef53u      /* s_magic, 56 bytes into the super block at 1024 */
+#define EROFS_MAGIC 0xe0f5e1e2u /* the first word of the super block at 1024 */
+
+static uint32_t le32_at(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The file system type at offset, or NULL. */
+static const char *fs_at(int fd, uint64_t offset) {
+  uint8_t sb[64];
+  if (pread(fd, sb, sizeof(sb), (off_t)(offset + 1024)) != (ssize_t)sizeof(sb))
+    return NULL;
+  if (le32_at(sb) == EROFS_MAGIC)
+    return "erofs";
+  if ((uint32_t)(sb[56] | sb[57] << 8) == EXT4_MAGIC)
+    return "ext4";
+  return NULL;
+}
+
+int kgb_root_image_probe(struct kgb_ctx *ctx, const char *path, struct kgb_root_image *ret) {
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return kgb_error(ctx, -errno, "cannot open image '%s': %m", path);
+  uint8_t mbr[512];
+  ssize_t n = pread(fd, mbr, sizeof(mbr), 0);
+  if (n < 0)
+    return kgb_error(ctx, -errno, "cannot read image '%s': %m", path);
+  if (n == (ssize_t)sizeof(mbr) && mbr[510] == 0x55 && mbr[511] == 0xaa && mbr[446 + 4] == 0x83) {
+    uint64_t start = (uint64_t)le32_at(mbr + 446 + 8) * 512;
+    const char *fs = start ? fs_at(fd, start) : NULL;
+    if (fs) {
+      *ret = (struct kgb_root_image){.fstype = fs, .device = "/dev/vda1", .offset = start};
+      return 0;
+    }
+  }
+  const char *fs = fs_at(fd, 0);
+  if (fs) {
+    *ret = (struct kgb_root_image){.fstype = fs, .device = "/dev/vda", .offset = 0};
+    return 0;
+  }
+  return kgb_error(ctx, -EMEDIUMTYPE,
+                   "'%s' holds no ext4 or erofs file system, neither in a first Linux partition "
+                   "(Kata's layout) nor at its start: an initrd image goes to --initrd",
+                   path);
 }
 
 /* ---- the initrd ---- */
@@ -808,14 +857,21 @@ static bool hotplug_planned(const struct kgb_profile *p, const struct machine *m
   return vendor_is(p, "nvidia") && m->root_ports > 0 && STREQ(m->type, "q35");
 }
 
+/* root: the image's root disk, or NULL; image_modules: load the modules the image holds with
+ * its own modprobe (rather than those in module_paths). */
 static char *render_plan(const struct kgb_profile *p, const char *release, const struct machine *m,
-                         char *const *module_paths) {
+                         char *const *module_paths, const struct kgb_root_image *root,
+                         bool image_modules) {
   struct sbuf sb = SBUF_INIT;
   sbuf_addf(&sb, "# kata-gpu-builder boot-test plan for profile '%s'\n", p->name);
   sbuf_addf(&sb, "release %s\n", release);
   for (size_t i = 0; p->kernel.required && p->kernel.required[i]; i++)
     sbuf_addf(&sb, "require %s\n", p->kernel.required[i]);
-  for (size_t i = 0; module_paths && module_paths[i]; i++)
+  if (root)
+    sbuf_addf(&sb, "root %s %s\n", root->device, root->fstype);
+  if (root && image_modules)
+    sbuf_addf(&sb, "image-modules %s\n", release);
+  for (size_t i = 0; !image_modules && module_paths && module_paths[i]; i++)
     sbuf_addf(&sb, "module %s\n", module_paths[i]);
   if (vendor_is(p, "virgl"))
     sbuf_adds(&sb, "virtio-gpu\n");
@@ -825,6 +881,8 @@ static char *render_plan(const struct kgb_profile *p, const char *release, const
     if (hotplug_planned(p, m))
       sbuf_addf(&sb, "hotplug %s %u\n", HOTPLUG_ID, HOTPLUG_WAIT);
     sbuf_adds(&sb, "absent nouveau\n");
+    if (image_modules)
+      sbuf_adds(&sb, "image-driver nvidia-driver nvidia\n");
   }
   if (vendor_is(p, "intel"))
     sbuf_adds(&sb, "driver i915\n");
@@ -836,11 +894,13 @@ static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
                      const struct machine *m, size_t n_modules, struct kgb_boot_check **checks,
                      size_t *n) {
   int r = 0;
-  if (!o->modules_dir)
+  /* with an image and no --modules, the guest reports on the image's own modules */
+  bool image_modules = o->image && !o->modules_dir;
+  if (!image_modules && !o->modules_dir)
     r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
                   strdup("no module tree with this kernel (--kernel without the profile's "
                          "build; --modules DIR gives one)"));
-  else if (!n_modules)
+  else if (!image_modules && !n_modules)
     r = add_check(checks, n, "modules", KGB_CHECK_SKIP,
                   strdup("the build has no loadable modules: every driver it needs is built "
                          "in"));
@@ -860,10 +920,10 @@ static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
                   kgb_strdup_printf("the Kata settings give no PCIe root port on q35 (machine "
                                     "%s, %u ports)",
                                     m->type, m->root_ports));
-  if (r >= 0 && vendor_is(p, "nvidia"))
+  if (r >= 0 && vendor_is(p, "nvidia") && !image_modules)
     r = add_check(checks, n, "nvidia-driver", KGB_CHECK_SKIP,
                   strdup("the driver recipe's modules live in the profile's image; this boot "
-                         "has the kernel's own modules only"));
+                         "has no image ('build' first, or --image FILE)"));
   return r;
 }
 
@@ -873,12 +933,26 @@ struct qemu_cmd {
   const char *qemu;
   const char *name;
   const char *kernel, *initrd;
+  const char *image; /* the root disk, read-only on virtio-blk; NULL: none */
   const char *cmdline;
   const struct machine *m;
   enum kgb_accel accel;
   bool virtio_gpu;
   const char *qmp_path; /* NULL: no QMP */
 };
+
+/* -drive for the image; a comma in QEMU's option syntax is doubled. */
+static char *qemu_drive(const char *image) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "file=");
+  for (const char *c = image; *c; c++) {
+    if (*c == ',')
+      sbuf_addc(&sb, ',');
+    sbuf_addc(&sb, *c);
+  }
+  sbuf_adds(&sb, ",if=none,id=kgb-root,format=raw,readonly=on");
+  return sbuf_steal(&sb);
+}
 
 static char **qemu_argv(const struct qemu_cmd *q) {
   char **v = NULL;
@@ -933,6 +1007,14 @@ static char **qemu_argv(const struct qemu_cmd *q) {
     r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, devices[i]);
   if (r >= 0 && q->virtio_gpu)
     r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, "virtio-gpu-pci");
+  if (r >= 0 && q->image) {
+    /* Kata's disable_image_nvdimm = true path: the image on virtio-blk, never written */
+    _cleanup_free_ char *drive = qemu_drive(q->image);
+    r = drive && strv_extend(&v, "-drive") >= 0 && strv_extend(&v, drive) >= 0 &&
+                strv_extend(&v, "-device") >= 0
+            ? strv_extend(&v, "virtio-blk-pci,drive=kgb-root")
+            : -ENOMEM;
+  }
   if (r >= 0 && q->qmp_path) {
     _cleanup_free_ char *qmp = kgb_strdup_printf("unix:%s,server=on,wait=off", q->qmp_path);
     r = qmp && strv_extend(&v, "-qmp") >= 0 ? strv_extend(&v, qmp) : -ENOMEM;
@@ -1397,6 +1479,7 @@ struct boot {
   struct machine m;
   char *plan, *config, *cmdline, *modules_dep, *qmp_path, *qmp_tmpdir;
   char **modules, **module_paths;
+  struct kgb_root_image root; /* with opts.image */
   struct run run;
 };
 
@@ -1452,12 +1535,16 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      o->guest_check);
   if (o->initrd && !is_file(o->initrd))
     return kgb_error(ctx, -ENOENT, "no initrd '%s'", o->initrd);
+  int r;
+  if (o->image && !is_file(o->image))
+    return kgb_error(ctx, -ENOENT, "no image '%s'", o->image);
+  if (o->image && (r = kgb_root_image_probe(ctx, o->image, &b->root)) < 0)
+    return r;
   const char *qemu = o->qemu ? o->qemu : "qemu-system-x86_64";
   _cleanup_free_ char *found = strchr(qemu, '/') ? NULL : find_program(qemu);
   if (strchr(qemu, '/') ? access(qemu, X_OK) < 0 : !found)
     return kgb_error(ctx, -ENOENT, "'%s' is not installed: apt-get install qemu-system-x86%s", qemu,
                      o->qemu ? "" : " (or --qemu PATH)");
-  int r;
   if (o->release)
     res->release = strdup(o->release);
   else if ((r = kgb_bzimage_release(ctx, o->kernel, &res->release)) < 0)
@@ -1474,8 +1561,12 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_free_ char *plan_path = strjoin_path(res->rundir, "plan");
   res->log_path = strjoin_path(res->rundir, "serial.log");
   res->initrd = strjoin_path(res->rundir, "initrd.img");
-  b->plan = render_plan(p, res->release, &b->m, b->module_paths);
-  if (!res->log_path || !res->initrd || !plan_path || !b->plan)
+  b->plan = render_plan(p, res->release, &b->m, b->module_paths, o->image ? &b->root : NULL,
+                        o->image && !o->modules_dir);
+  if (o->image)
+    res->root =
+        kgb_strdup_printf("%s image %s as %s, read-only", b->root.fstype, o->image, b->root.device);
+  if (!res->log_path || !res->initrd || !plan_path || !b->plan || (o->image && !res->root))
     return -ENOMEM;
   if ((r = write_file_atomic(plan_path, b->plan, strlen(b->plan), 0644)) < 0)
     return kgb_error(ctx, r, "cannot write '%s': %s", plan_path, strerror(-r));
@@ -1493,8 +1584,14 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return r;
   if ((r = host_rows(p, o, &b->m, strv_length(b->modules), &res->checks, &res->n_checks)) < 0)
     return r;
-  /* ours first: a later parameter (the profile's, --append) wins */
-  b->cmdline = kgb_strdup_printf("console=ttyS0 rdinit=/kgb/check panic=-1%s%s%s%s",
+  /* ours first: a later parameter (the profile's, --append) wins. root= is what Kata gives
+   * the image; with rdinit the kernel leaves mounting it to the check program. */
+  _cleanup_free_ char *root =
+      o->image ? kgb_strdup_printf(" root=%s rootfstype=%s ro", b->root.device, b->root.fstype)
+               : strdup("");
+  if (!root)
+    return -ENOMEM;
+  b->cmdline = kgb_strdup_printf("console=ttyS0 rdinit=/kgb/check panic=-1%s%s%s%s%s", root,
                                  b->m.params ? " " : "", b->m.params ? b->m.params : "",
                                  o->append ? " " : "", o->append ? o->append : "");
   if (!b->cmdline)
@@ -1526,6 +1623,7 @@ static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
                        .name = p->name,
                        .kernel = o->kernel,
                        .initrd = res->initrd,
+                       .image = o->image,
                        .cmdline = b->cmdline,
                        .m = &b->m,
                        .virtio_gpu = vendor_is(p, "virgl"),

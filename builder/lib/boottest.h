@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kgb.h"
 #include "profile.h"
@@ -81,6 +82,20 @@ void kgb_qmp_reply_release(struct kgb_qmp_reply *r);
  * object without any of the keys above. */
 int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret);
 
+/* ---- a root disk image ---- */
+
+struct kgb_root_image {
+  const char *fstype; /* "ext4" or "erofs" */
+  const char
+      *device;     /* the guest's name of the root: "/dev/vda1" in Kata's layout, else "/dev/vda" */
+  uint64_t offset; /* where the file system starts in the image */
+};
+
+/* Reads an image's partition table and super block: Kata's layout (an msdos label whose first
+ * partition, type 0x83, holds the file system) or a bare file system. -EMEDIUMTYPE with an
+ * error naming the file when it holds neither ext4 nor erofs (an initrd, say). */
+int kgb_root_image_probe(struct kgb_ctx *ctx, const char *path, struct kgb_root_image *ret);
+
 /* ---- the test ---- */
 
 struct kgb_boot_opts {
@@ -89,6 +104,8 @@ struct kgb_boot_opts {
   const char *modules_dir; /* <root>/lib/modules/<release> of the build; NULL: none */
   const char *config;      /* the kernel's .config (initrd compression); NULL: gzip */
   const char *initrd;      /* the image's initrd: the checks go in an overlay after it */
+  const char *image;       /* an ext4/erofs disk image: the guest's root disk, read-only; its
+                            * modules load with its own modprobe unless modules_dir is set */
   const char *guest_check; /* the static kgb-guest-check program */
   const char *qemu;        /* default qemu-system-x86_64 */
   const char *append;      /* more kernel parameters, after ours (a later one wins) */
@@ -108,6 +125,7 @@ struct kgb_boot_result {
   char *rundir;   /* <workdir>/boot-test/<profile>-XXXXXX */
   char *log_path; /* the serial console (and QEMU's messages) */
   char *initrd;   /* the initrd booted (deleted after a passing run) */
+  char *root;     /* with an image: "ext4 image IMG as /dev/vda1", else NULL */
   char *release;
   char **qemu_argv;     /* the last QEMU command line */
   enum kgb_accel accel; /* KVM or TCG: what the checks ran under */

@@ -140,6 +140,7 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
                                  bool *ret_config_ran, enum kgb_stage_id *ret_failed) {
   _cleanup_(kgb_config_result_freep) struct kgb_config_result *cfg = NULL;
   *ret_failed = KGB_STAGE_CONFIG;
+  ctx->stage = "config";
   int r = kgb_kernel_config(ctx, p, o->kernel->config, &cfg);
   if (r < 0)
     return r;
@@ -149,10 +150,14 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
   struct bootstrap_job job = {
       .p = p, .o = o->rootfs, .epoch = kgb_source_date_epoch(p, cfg->source->dir)};
   pthread_t th;
-  bool started = !cfg->verify->n_unexplained && kgb_ctx_clone(ctx, &job.ctx) >= 0 &&
-                 pthread_create(&th, NULL, bootstrap_thread, &job) == 0;
+  bool started = !cfg->verify->n_unexplained && kgb_ctx_clone(ctx, &job.ctx) >= 0;
+  if (started) {
+    job.ctx->stage = "rootfs";
+    started = pthread_create(&th, NULL, bootstrap_thread, &job) == 0;
+  }
   if (!started)
     job.ctx = kgb_ctx_free(job.ctx);
+  ctx->stage = "kernel";
   r = kgb_kernel_build(ctx, p, o->kernel, ret);
   if (started) {
     pthread_join(th, NULL);
@@ -166,8 +171,73 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
   return r;
 }
 
-int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
+static char *last_build_path(struct kgb_ctx *ctx, const char *profile) {
+  return kgb_strdup_printf("%s/builds/%s", ctx->workdir, profile);
+}
+
+static int last_build_write(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                            const struct kgb_pipeline_result *res) {
+  const struct kgb_build_result *b = res->rootfs->kernel;
+  _cleanup_free_ char *path = last_build_path(ctx, p->name);
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/builds", ctx->workdir);
+  _cleanup_free_ char *text =
+      kgb_strdup_printf("kernel_stage %s\nrelease %s\nimage %s\nformat %s\n", b->stage_dir,
+                        b->release, res->image->path, kgb_image_format_to_string(res->format));
+  if (!path || !dir || !text)
+    return -ENOMEM;
+  int r = mkdir_p(dir, 0755);
+  if (r >= 0)
+    r = write_file_atomic(path, text, strlen(text), 0644);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot write '%s': %s", path, strerror(-r));
+  return 0;
+}
+
+void kgb_last_build_release(struct kgb_last_build *b) {
+  free(b->kernel_stage);
+  free(b->release);
+  free(b->image);
+  *b = (struct kgb_last_build){0};
+}
+
+int kgb_last_build_read(struct kgb_ctx *ctx, const char *profile, struct kgb_last_build *ret) {
+  _cleanup_free_ char *path = last_build_path(ctx, profile), *text = NULL;
+  size_t len;
+  int r = path ? read_full_file(path, &text, &len) : -ENOMEM;
+  if (r == -ENOENT)
+    return r;
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+  struct kgb_last_build b = {.format = _KGB_IMAGE_FORMAT_INVALID};
+  for (char *line = text, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    char *v = strchr(line, ' ');
+    if (!v)
+      continue;
+    *v++ = '\0';
+    char **slot = STREQ(line, "kernel_stage") ? &b.kernel_stage
+                  : STREQ(line, "release")    ? &b.release
+                  : STREQ(line, "image")      ? &b.image
+                                              : NULL;
+    if (slot) {
+      free(*slot);
+      *slot = strdup(v);
+    } else if (STREQ(line, "format")) {
+      b.format = kgb_image_format_from_string(v);
+    }
+  }
+  if (!b.kernel_stage || !b.release || !b.image || b.format < 0) {
+    kgb_last_build_release(&b);
+    return kgb_error(ctx, -EBADMSG, "'%s' is incomplete: run 'build -p %s' again", path, profile);
+  }
+  *ret = b;
+  return 0;
+}
+
+static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
   struct kgb_pipeline_result *res = calloc(1, sizeof(*res));
   if (!res)
     return -ENOMEM;
@@ -193,6 +263,7 @@ int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
     t = monotonic_seconds();
     struct kgb_rootfs_opts ro = *o->rootfs;
     ro.inputs_ready = true;
+    ctx->stage = "rootfs";
     r = kgb_rootfs_build(ctx, p, &ro, &res->rootfs);
   }
   if (b && b->config) {
@@ -232,6 +303,7 @@ int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (f < 0)
     return kgb_error(ctx, -EINVAL, "unknown image format '%s': use ext4, erofs or initrd", fmt);
   res->format = f;
+  ctx->stage = "image";
   r = kgb_rootfs_image(ctx, p, res->rootfs, f, KGB_COMPRESS_ZSTD, &res->image);
   if (r < 0) {
     report(&res->stages[KGB_STAGE_IMAGE], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
@@ -244,6 +316,7 @@ int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
          res->image->seconds);
 
   t = monotonic_seconds();
+  ctx->stage = "kata";
   struct kgb_kata_opts ko = {.kata_version = o->kata_version, .prefix = o->prefix};
   _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *kp = NULL;
   r = kgb_kata_plan(ctx, p, &ko, &kp);
@@ -259,11 +332,21 @@ int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
   report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_RAN, kwhy, NULL, NULL, monotonic_seconds() - t);
 
   t = monotonic_seconds();
+  ctx->stage = "install";
   r = install_outputs(ctx, p, o, res, kp);
+  if (r >= 0)
+    r = last_build_write(ctx, p, res);
   res->stages[KGB_STAGE_INSTALL].seconds = monotonic_seconds() - t;
   if (r < 0)
     report(&res->stages[KGB_STAGE_INSTALL], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
            monotonic_seconds() - t);
   res->seconds = monotonic_seconds() - t0;
+  return r;
+}
+
+int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
+  int r = run_stages(ctx, p, o, ret);
+  ctx->stage = NULL;
   return r;
 }

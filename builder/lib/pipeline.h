@@ -63,3 +63,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_pipeline_result *, kgb_pipeline_result_fr
  * A verification mismatch (dropped config values, a module check) is -EBADE. */
 int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret);
+
+/* What the last finished `build` of a profile left in the work directory, for boot-test to
+ * boot: <workdir>/builds/<profile>. */
+struct kgb_last_build {
+  char *kernel_stage; /* the kernel stage directory */
+  char *release;
+  char *image; /* the image in its stage directory */
+  enum kgb_image_format format;
+};
+void kgb_last_build_release(struct kgb_last_build *b);
+
+/* -ENOENT when this work directory has no finished build of the profile. */
+int kgb_last_build_read(struct kgb_ctx *ctx, const char *profile, struct kgb_last_build *ret);

@@ -46,6 +46,36 @@ boot() { kgb_split boot-test --kernel "$KERNEL" --qemu "$FAKE_QEMU" "$@"; }
   run kgb boot-test --acel tcg
   assert_failure 2
   assert_output --partial "did you mean '--accel'?"
+  run kgb boot-test --image a.img --initrd b.cpio
+  assert_failure 2
+  assert_output --partial "--image is the root disk; it goes with neither --initrd nor --no-image"
+}
+
+@test "boot-test --image: the root disk on virtio-blk, root= as Kata gives it; not an initrd" {
+  # Kata's layout: an msdos label, partition 1 (type 0x83) from 1 MiB, ext4's magic in it
+  python3 - "$BATS_TEST_TMPDIR/root.img" <<'PY'
+import struct, sys
+img = bytearray((1 << 20) + 4096)
+img[446 + 4] = 0x83
+struct.pack_into("<II", img, 446 + 8, 2048, 8)
+img[510:512] = b"\x55\xaa"
+struct.pack_into("<H", img, (1 << 20) + 1024 + 56, 0xef53)
+open(sys.argv[1], "wb").write(img)
+PY
+  run boot -p virgl --accel tcg --image "$BATS_TEST_TMPDIR/root.img"
+  assert_success
+  assert_line "  root: ext4 image $BATS_TEST_TMPDIR/root.img as /dev/vda1, read-only"
+  assert_line --regexp '^  rootfs +pass +ext4 on /dev/vda1 mounted read-only$'
+  grep -qx "root /dev/vda1 ext4" "$FAKE_QEMU_PLAN"
+  grep -qx "console=ttyS0 rdinit=/kgb/check panic=-1 root=/dev/vda1 rootfstype=ext4 ro" "$FAKE_QEMU_ARGS"
+  grep -qx "virtio-blk-pci,drive=kgb-root" "$FAKE_QEMU_ARGS"
+  # an initrd given as the image: exit 1, and where it goes instead
+  printf '\x28\xb5\x2f\xfd' >"$BATS_TEST_TMPDIR/initrd.img"
+  run boot -p virgl --accel tcg --image "$BATS_TEST_TMPDIR/initrd.img"
+  assert_failure 1
+  run cat "$BATS_TEST_TMPDIR/stderr"
+  assert_output --partial "holds no ext4 or erofs file system"
+  assert_output --partial "an initrd image goes to --initrd"
 }
 
 @test "boot-test: a passing guest gives the table, the log and the boot-to-check time" {

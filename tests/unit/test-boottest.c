@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "boottest.h"
+#include "image.h"
 #include "sbuf.h"
 #include "util.h"
 
@@ -354,6 +355,71 @@ static void test_boot_virgl(void **state) {
   kgb_boot_result_free(res);
 }
 
+/* An image file: Kata's msdos label (partition 1 from 1 MiB) or none, and a super block
+ * magic (ext4, erofs, or none) where the file system starts. */
+static char *fake_image(const char *name, bool label, const char *fs) {
+  char *path = kgb_strdup_printf("%s/%s", tmpdir, name);
+  size_t start = label ? 1 << 20 : 0, size = start + 8192;
+  uint8_t *img = calloc(1, size);
+  assert_non_null(img);
+  if (label)
+    kgb_mbr_build(img, 0x4b4742u, 2048, (uint32_t)(size / 512));
+  if (fs && STREQ(fs, "ext4"))
+    img[start + 1024 + 56] = 0x53, img[start + 1024 + 57] = 0xef;
+  if (fs && STREQ(fs, "erofs"))
+    memcpy(img + start + 1024, "\xe2\xe1\xf5\xe0", 4);
+  assert_int_equal(write_file_atomic(path, img, size, 0644), 0);
+  free(img);
+  return path;
+}
+
+static void test_root_image(void **state) {
+  (void)state;
+  struct kgb_root_image ri;
+  _cleanup_free_ char *ext4 = fake_image("kata,ext4.img", true, "ext4");
+  assert_int_equal(kgb_root_image_probe(ctx, ext4, &ri), 0);
+  assert_string_equal(ri.fstype, "ext4");
+  assert_string_equal(ri.device, "/dev/vda1");
+  assert_int_equal(ri.offset, 1 << 20);
+  _cleanup_free_ char *erofs = fake_image("kata-erofs.img", true, "erofs");
+  assert_int_equal(kgb_root_image_probe(ctx, erofs, &ri), 0);
+  assert_string_equal(ri.fstype, "erofs");
+  _cleanup_free_ char *bare = fake_image("bare.erofs", false, "erofs");
+  assert_int_equal(kgb_root_image_probe(ctx, bare, &ri), 0);
+  assert_string_equal(ri.device, "/dev/vda");
+  assert_int_equal(ri.offset, 0);
+  /* a label whose partition holds nothing known, and no file system at all */
+  _cleanup_free_ char *empty = fake_image("empty.img", true, NULL);
+  assert_int_equal(kgb_root_image_probe(ctx, empty, &ri), -EMEDIUMTYPE);
+  assert_non_null(strstr(kgb_error_detail(ctx), "an initrd image goes to --initrd"));
+  _cleanup_free_ char *none = kgb_strdup_printf("%s/missing.img", tmpdir);
+  assert_int_equal(kgb_root_image_probe(ctx, none, &ri), -ENOENT);
+
+  /* booted: on virtio-blk, read-only, root= as Kata gives it, the checks told to mount it */
+  struct kgb_boot_opts o = {.accel = KGB_ACCEL_TCG, .image = ext4};
+  struct kgb_boot_result *res = boot("nvidia-gpu", "pass", &o);
+  assert_int_equal(res->n_fail, 0);
+  _cleanup_free_ char *args = seen("args");
+  _cleanup_free_ char *drive =
+      kgb_strdup_printf("\n-drive\nfile=%s/kata,,ext4.img,if=none,id=kgb-root,format=raw,"
+                        "readonly=on\n-device\nvirtio-blk-pci,drive=kgb-root\n",
+                        tmpdir);
+  assert_non_null(strstr(args, drive));
+  assert_non_null(strstr(args, "\nconsole=ttyS0 rdinit=/kgb/check panic=-1 root=/dev/vda1 "
+                               "rootfstype=ext4 ro pci=realloc"));
+  _cleanup_free_ char *plan = seen("plan");
+  assert_non_null(strstr(plan, "root /dev/vda1 ext4\nimage-modules 6.1.0-fake-gpu\n"));
+  assert_non_null(strstr(plan, "image-driver nvidia-driver nvidia\n"));
+  assert_int_equal(find_check(res, "rootfs")->status, KGB_CHECK_PASS);
+  /* the image's modules are the guest's to report: no host row says otherwise */
+  assert_int_equal(find_check(res, "modules")->status, KGB_CHECK_SKIP);
+  assert_non_null(strstr(find_check(res, "modules")->detail, "the image's /lib/modules"));
+  assert_non_null(strstr(find_check(res, "nvidia-driver")->detail, "the image has no nvidia"));
+  assert_non_null(strstr(res->root, "ext4 image "));
+  assert_non_null(strstr(res->root, " as /dev/vda1, read-only"));
+  kgb_boot_result_free(res);
+}
+
 static void put(const char *dir, const char *name, const void *data, size_t len) {
   _cleanup_free_ char *path = kgb_strdup_printf("%s/%s", dir, name);
   _cleanup_free_ char *parent = strdup(path);
@@ -496,7 +562,7 @@ int main(void) {
       cmocka_unit_test(test_strings),         cmocka_unit_test(test_load_order),
       cmocka_unit_test(test_bzimage_release), cmocka_unit_test(test_boot_nvidia),
       cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_modules),
-      cmocka_unit_test(test_boot_failures),
+      cmocka_unit_test(test_boot_failures),   cmocka_unit_test(test_root_image),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
