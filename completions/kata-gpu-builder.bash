@@ -22,7 +22,8 @@ _kata_gpu_builder() {
     --accel) COMPREPLY=($(compgen -W "auto kvm tcg" -- "$cur")); return ;;
     --workdir | --destdir | --drop-in | -k | --kernel-source | --sysfs | --proc | --boot)
       _filedir -d; return ;;
-    --fragment | -o | --output | --patch) _filedir; return ;;
+    --fragment | -o | --output | --patch | --kernel | --initrd | --modules) _filedir; return ;;
+    --image) _filedir img; return ;;
   esac
   if [[ -z $cmd ]]; then
     if [[ $cur == -* ]]; then
@@ -43,7 +44,9 @@ _kata_gpu_builder() {
     [[ ${#COMPREPLY[@]} -gt 0 ]] && return
   fi
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "--profile --help --force --kernel-source --fragment --output --json" -- "$cur"))
+    local opts="--profile --help --force --kernel-source --fragment --output --json"
+    [[ $cmd == boot-test ]] && opts="--profile --help --kernel-source --accel --timeout --kernel --initrd --image --no-image --append --modules --memory --qemu"
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   fi
 } &&
   complete -F _kata_gpu_builder kata-gpu-builder

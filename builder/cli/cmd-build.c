@@ -13,6 +13,7 @@
 static void print_table(struct cli *cli, const struct kgb_pipeline_result *res) {
   if (cli->verbosity < 0)
     return;
+  cli_progress_done();
   fprintf(stderr, "%-8s %-9s %8s  %s\n", "STAGE", "RESULT", "TIME", "OUTPUT / WHY");
   for (int i = 0; i < _KGB_STAGE_MAX; i++) {
     const struct kgb_stage_report *s = &res->stages[i];

@@ -251,6 +251,14 @@ int main(int argc, char **argv) {
   _cleanup_close_ int lock = -1;
   if (writes_workdir(cmd) && (lock = lock_workdir(&cli, no_wait)) < 0)
     return EXIT_FAIL;
+  /* with the lock held no other run writes: a temporary name is what a killed one left */
+  unsigned swept = 0;
+  if (lock >= 0 && !cli.dry_run && kgb_workdir_sweep(cli.ctx, &swept) < 0)
+    kgb_warn(cli.ctx, "%s", kgb_error_detail(cli.ctx));
+  else if (swept)
+    kgb_info(cli.ctx, "removed %u unfinished result%s of an interrupted run from '%s'", swept,
+             swept == 1 ? "" : "s", cli.ctx->workdir);
+  kgb_error_clear(cli.ctx);
   int first = optind;
   optind = 0; /* commands parse their own options from their argv */
   int r = cmd->run(&cli, argc - first, argv + first);

@@ -112,6 +112,12 @@ static void draw_progress(void *ud, const char *stage, const char *what, uint64_
     return;
   double t = monotonic_seconds();
   struct slot *s = find_slot(stage ? stage : "");
+  if (!what) { /* the stage has nothing running */
+    s->used = false;
+    if (progress.tty)
+      redraw(t);
+    return;
+  }
   bool changed = !STREQ(s->what, what);
   if (changed) {
     snprintf(s->what, sizeof(s->what), "%s", what);
@@ -178,7 +184,13 @@ void cli_progress_install(struct cli *cli) {
   cli->ctx->log_userdata = cli;
 }
 
-void cli_progress_done(void) { clear_progress(); }
+void cli_progress_done(void) {
+  pthread_mutex_lock(&output_lock);
+  clear_progress();
+  for (size_t i = 0; i < MAX_SLOTS; i++)
+    progress.slots[i].used = false;
+  pthread_mutex_unlock(&output_lock);
+}
 
 void cli_msg(struct cli *cli, const char *fmt, ...) {
   if (cli->verbosity < 0)
@@ -191,6 +203,7 @@ void cli_msg(struct cli *cli, const char *fmt, ...) {
 }
 
 int cli_out(const char *s) {
+  cli_progress_done(); /* the terminal may be both stdout and stderr */
   fputs(s, stdout);
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, "kata-gpu-builder: error: writing to standard output: %s\n", strerror(errno));

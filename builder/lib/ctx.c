@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "kgb.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,11 @@ void kgb_progress(struct kgb_ctx *ctx, const char *what, uint64_t done, uint64_t
     ctx->progress(ctx->progress_userdata, ctx->stage, what, done, total);
 }
 
+void kgb_progress_end(struct kgb_ctx *ctx) {
+  if (ctx && ctx->progress)
+    ctx->progress(ctx->progress_userdata, ctx->stage, NULL, 0, 0);
+}
+
 int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
   struct kgb_ctx *c = calloc(1, sizeof(*c));
   if (!c)
@@ -106,5 +112,62 @@ int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
   c->progress_userdata = ctx->progress_userdata;
   c->cancel = ctx->cancel;
   *ret = c;
+  return 0;
+}
+
+/* Removes the entries of dir that an interrupted writer left: their names contain ".tmp-" or
+ * ".tmp." (and start with a dot when dotted is set). */
+static int sweep_dir(const char *dir, bool dotted, unsigned *n) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT ? 0 : -errno;
+  int r = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (STREQ(de->d_name, ".") || STREQ(de->d_name, "..") || (dotted && de->d_name[0] != '.'))
+      continue;
+    if (!strstr(de->d_name, ".tmp-") && !strstr(de->d_name, ".tmp."))
+      continue;
+    _cleanup_free_ char *path = strjoin_path(dir, de->d_name);
+    int k = path ? rm_rf(path) : -ENOMEM;
+    if (k < 0 && r >= 0)
+      r = k;
+    else if (k >= 0)
+      (*n)++;
+  }
+  closedir(d);
+  return r;
+}
+
+int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed) {
+  unsigned n = 0;
+  _cleanup_free_ char *stages = strjoin_path(ctx->workdir, "stages");
+  _cleanup_free_ char *sources = strjoin_path(ctx->workdir, "sources");
+  _cleanup_free_ char *builds = strjoin_path(ctx->workdir, "builds");
+  if (!stages || !sources || !builds)
+    return -ENOMEM;
+  int r = 0;
+  DIR *d = opendir(stages);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (de->d_name[0] == '.')
+      continue;
+    _cleanup_free_ char *dir = strjoin_path(stages, de->d_name);
+    int k = dir ? sweep_dir(dir, true, &n) : -ENOMEM;
+    if (k < 0 && r >= 0)
+      r = k;
+  }
+  if (d)
+    closedir(d);
+  int k = sweep_dir(sources, false, &n);
+  if (k < 0 && r >= 0)
+    r = k;
+  k = sweep_dir(builds, false, &n);
+  if (k < 0 && r >= 0)
+    r = k;
+  *ret_removed = n;
+  if (r < 0)
+    return kgb_error(ctx, r, "cleaning up after an interrupted run in '%s': %s", ctx->workdir,
+                     strerror(-r));
   return 0;
 }

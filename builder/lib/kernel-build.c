@@ -305,6 +305,26 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            struct kgb_build_result *res, const struct make_env *menv,
                            const char *parent, const char *inputs, const char *key);
 
+/* What the kernel stage's key is made of. */
+static char *build_inputs(const char *config_key, long long epoch) {
+  return kgb_strdup_printf("%s\nconfig %s\nepoch %lld\n", KGB_BUILD_STAGE_VERSION, config_key,
+                           epoch);
+}
+
+int kgb_kernel_build_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const char *config_key,
+                          const char *source_dir, char **ret_key, bool *ret_cached) {
+  _cleanup_free_ char *inputs = build_inputs(config_key, kgb_source_date_epoch(p, source_dir));
+  char key[65];
+  if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
+    return -ENOMEM;
+  _cleanup_free_ char *manifest =
+      kgb_strdup_printf("%s/stages/kernel/%s/manifest.json", ctx->workdir, key);
+  if (!manifest || !(*ret_key = strdup(key)))
+    return -ENOMEM;
+  *ret_cached = !ctx->force && is_file(manifest);
+  return 0;
+}
+
 int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_build_opts *o, struct kgb_build_result **ret) {
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *res = calloc(1, sizeof(*res));
@@ -323,8 +343,7 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   const struct kgb_config_result *cfg = res->config;
   long long epoch = res->epoch = kgb_source_date_epoch(p, cfg->source->dir);
   res->has_modules = config_has(cfg->config_path, "CONFIG_MODULES=y");
-  _cleanup_free_ char *inputs =
-      kgb_strdup_printf("%s\nconfig %s\nepoch %lld\n", KGB_BUILD_STAGE_VERSION, cfg->key, epoch);
+  _cleanup_free_ char *inputs = build_inputs(cfg->key, epoch);
   char key[65];
   if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
     return -ENOMEM;

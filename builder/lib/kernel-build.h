@@ -33,6 +33,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_build_result *, kgb_build_result_free)
 int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_build_opts *o, struct kgb_build_result **ret);
 
+/* The kernel stage's key for a config key and the extracted source, and whether it is
+ * cached; reads only (for --dry-run). */
+int kgb_kernel_build_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const char *config_key,
+                          const char *source_dir, char **ret_key, bool *ret_cached);
+
 /* Runs make in the build's O= directory with the very variables and environment of the
  * build (a different CC or timestamp would make kbuild rebuild everything), for packaging
  * targets that come after it. */

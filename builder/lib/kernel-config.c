@@ -199,8 +199,8 @@ static int stage_key(const char *source_key, const char *arch, const char *cc, c
 }
 
 int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                           const struct kgb_kernel_config_opts *o, char **ret_key,
-                           bool *ret_cached) {
+                           const struct kgb_kernel_config_opts *o, char **ret_key, bool *ret_cached,
+                           char **ret_source_dir) {
   _cleanup_free_ char *spec = NULL, *merged = NULL, *cc = NULL, *source_key = NULL;
   _cleanup_(kgb_merge_freep) struct kgb_merge *m = NULL;
   int r = o->source ? ((spec = strdup(o->source)) ? 0 : -ENOMEM)
@@ -222,7 +222,12 @@ int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if ((r = kgb_source_prepare(ctx, spec, NULL, &src)) < 0)
       return r;
     source_key = TAKE_PTR(src->key);
+    if (ret_source_dir)
+      *ret_source_dir = TAKE_PTR(src->dir);
   } else if ((r = kgb_sha256_file(ctx, spec, &source_key)) < 0)
+    return r;
+  if (ret_source_dir && !*ret_source_dir && source_key &&
+      (r = kgb_source_extracted(ctx, source_key, ret_source_dir)) < 0 && r != -ENOENT)
     return r;
   char key[65];
   if (!source_key || stage_key(source_key, p->kernel.arch, cc, merged, key) < 0)
@@ -231,7 +236,7 @@ int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
       kgb_strdup_printf("%s/stages/config/%s/manifest.json", ctx->workdir, key);
   if (!manifest || !(*ret_key = strdup(key)))
     return -ENOMEM;
-  *ret_cached = is_file(manifest);
+  *ret_cached = !ctx->force && is_file(manifest);
   return 0;
 }
 

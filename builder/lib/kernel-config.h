@@ -36,9 +36,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_config_result *, kgb_config_result_free)
 int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
                       const struct kgb_kernel_config_opts *o, struct kgb_config_result **ret);
 /* The stage key the config would have, without extracting or downloading the source (NULL
- * when a URL without a known SHA-256 makes it unknowable), and whether it is cached. */
+ * when a URL without a known SHA-256 makes it unknowable), and whether it is cached; with
+ * ret_source_dir, the kernel tree when it is already on disk (else NULL). */
 int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                           const struct kgb_kernel_config_opts *o, char **ret_key,
-                           bool *ret_cached);
+                           const struct kgb_kernel_config_opts *o, char **ret_key, bool *ret_cached,
+                           char **ret_source_dir);
 /* SRCARCH for an ARCH (x86_64 -> x86). */
 const char *kgb_srcarch(const char *arch);

@@ -21,7 +21,8 @@ enum kgb_log_level {
 
 typedef void (*kgb_log_fn)(void *userdata, enum kgb_log_level level, const char *message);
 /* stage: the pipeline stage the work belongs to (ctx->stage, NULL outside a pipeline), one
- * progress line each; total == 0 means unknown; done == total ends the line. */
+ * progress line each; total == 0 means unknown; done == total ends the line, and so does a
+ * NULL what (kgb_progress_end). */
 typedef void (*kgb_progress_fn)(void *userdata, const char *stage, const char *what, uint64_t done,
                                 uint64_t total);
 
@@ -61,12 +62,20 @@ const char *kgb_error_detail(const struct kgb_ctx *ctx);
 void kgb_error_clear(struct kgb_ctx *ctx);
 bool kgb_cancelled(const struct kgb_ctx *ctx);
 void kgb_progress(struct kgb_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+/* The context's stage has nothing running any more: its line goes (what is NULL for the
+ * callback). */
+void kgb_progress_end(struct kgb_ctx *ctx);
 
 /* Shorthand for the tristate values used by the Kconfig reader and the verifier. */
 enum kgb_tristate { KGB_N = 0, KGB_M = 1, KGB_Y = 2 };
 
 /* Exit status of a verification that found a mismatch (DESIGN.md). */
 #define KGB_EXIT_MISMATCH 3
+
+/* Removes what an interrupted run (SIGKILL, power loss) left half-written in the work
+ * directory: stage directories and extracted sources under their temporary names. Call it
+ * only while holding the work directory's lock, when no other run can be writing. */
+int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed);
 
 /* A context for another thread: the same roots, settings, log, progress callback and cancel
  * flag, its own error detail and stage (set it: the CLI draws a progress line per stage). */

@@ -64,9 +64,9 @@ static const char *basename_of(const char *path) {
 
 static int plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_pipeline_opts *o,
                 struct kgb_pipeline_result *res) {
-  _cleanup_free_ char *key = NULL;
-  bool cached = false;
-  int r = kgb_kernel_config_plan(ctx, p, o->kernel->config, &key, &cached);
+  _cleanup_free_ char *key = NULL, *srcdir = NULL, *kkey = NULL;
+  bool cached = false, kcached = false;
+  int r = kgb_kernel_config_plan(ctx, p, o->kernel->config, &key, &cached, &srcdir);
   if (r < 0)
     return r;
   report(&res->stages[KGB_STAGE_CONFIG], cached ? KGB_STAGE_CACHED : KGB_STAGE_PLANNED,
@@ -75,15 +75,25 @@ static int plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct k
                   : "no resolved config under this key: make allnoconfig would run",
          NULL, key, 0);
   static const char *const later[] = {
-      [KGB_STAGE_KERNEL] = "its key includes the config's and the source's date: checked when "
-                           "the config stage has run",
-      [KGB_STAGE_ROOTFS] = "its key includes the kernel's: checked when the kernel stage has run",
+      [KGB_STAGE_KERNEL] = "its key includes the resolved config's: known once the config "
+                           "stage has run",
+      [KGB_STAGE_ROOTFS] = "its key includes the kernel's and the mirror's Release date: read "
+                           "when the stage runs",
       [KGB_STAGE_IMAGE] = "its key includes the root file system's",
       [KGB_STAGE_KATA] = "always computed (reads the host's GPUs)",
       [KGB_STAGE_INSTALL] = "always copies the outputs into the destination",
   };
   for (int i = KGB_STAGE_KERNEL; i < _KGB_STAGE_MAX; i++)
     report(&res->stages[i], KGB_STAGE_PLANNED, later[i], NULL, NULL, 0);
+  /* with the config resolved, the kernel's key is known too */
+  if (!cached || !srcdir)
+    return 0;
+  if ((r = kgb_kernel_build_plan(ctx, p, key, srcdir, &kkey, &kcached)) < 0)
+    return r;
+  report(&res->stages[KGB_STAGE_KERNEL], kcached ? KGB_STAGE_CACHED : KGB_STAGE_PLANNED,
+         kcached ? "kernel found under its key"
+                 : "no kernel under this key: make bzImage vmlinux modules would run",
+         NULL, kkey, 0);
   return 0;
 }
 
@@ -130,6 +140,7 @@ static void *bootstrap_thread(void *arg) {
   _cleanup_free_ char *base = NULL;
   bool cached;
   j->r = kgb_rootfs_bootstrap(j->ctx, j->p, j->o, j->epoch, &base, &cached);
+  kgb_progress_end(j->ctx);
   return NULL;
 }
 
@@ -140,6 +151,7 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
                                  bool *ret_config_ran, enum kgb_stage_id *ret_failed) {
   _cleanup_(kgb_config_result_freep) struct kgb_config_result *cfg = NULL;
   *ret_failed = KGB_STAGE_CONFIG;
+  kgb_progress_end(ctx);
   ctx->stage = "config";
   int r = kgb_kernel_config(ctx, p, o->kernel->config, &cfg);
   if (r < 0)
@@ -157,6 +169,7 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
   }
   if (!started)
     job.ctx = kgb_ctx_free(job.ctx);
+  kgb_progress_end(ctx);
   ctx->stage = "kernel";
   r = kgb_kernel_build(ctx, p, o->kernel, ret);
   if (started) {
@@ -263,6 +276,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
     t = monotonic_seconds();
     struct kgb_rootfs_opts ro = *o->rootfs;
     ro.inputs_ready = true;
+    kgb_progress_end(ctx);
     ctx->stage = "rootfs";
     r = kgb_rootfs_build(ctx, p, &ro, &res->rootfs);
   }
@@ -303,6 +317,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (f < 0)
     return kgb_error(ctx, -EINVAL, "unknown image format '%s': use ext4, erofs or initrd", fmt);
   res->format = f;
+  kgb_progress_end(ctx);
   ctx->stage = "image";
   r = kgb_rootfs_image(ctx, p, res->rootfs, f, KGB_COMPRESS_ZSTD, &res->image);
   if (r < 0) {
@@ -316,6 +331,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
          res->image->seconds);
 
   t = monotonic_seconds();
+  kgb_progress_end(ctx);
   ctx->stage = "kata";
   struct kgb_kata_opts ko = {.kata_version = o->kata_version, .prefix = o->prefix};
   _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *kp = NULL;
@@ -332,6 +348,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
   report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_RAN, kwhy, NULL, NULL, monotonic_seconds() - t);
 
   t = monotonic_seconds();
+  kgb_progress_end(ctx);
   ctx->stage = "install";
   r = install_outputs(ctx, p, o, res, kp);
   if (r >= 0)
@@ -347,6 +364,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
 int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
   int r = run_stages(ctx, p, o, ret);
+  kgb_progress_end(ctx);
   ctx->stage = NULL;
   return r;
 }

@@ -925,85 +925,9 @@ finish:
 /* Extracts a bootstrap tarball as root: owners, modes, times, extended attributes, device
  * nodes; no entry may climb out or go through a link. */
 static int extract_base(struct kgb_ctx *ctx, const char *tarball, const char *dest) {
-  struct archive *in = archive_read_new(), *out = archive_write_disk_new();
-  int r = 0;
-  if (!in || !out) {
-    r = -ENOMEM;
-    goto finish;
-  }
-  archive_read_support_filter_all(in);
-  archive_read_support_format_all(in);
-  archive_write_disk_set_options(
-      out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-               ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS |
-               ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-  if (archive_read_open_filename(in, tarball, 1 << 16) != ARCHIVE_OK) {
-    r = kgb_error(ctx, -EIO, "'%s': %s", tarball, archive_error_string(in));
-    goto finish;
-  }
-  struct archive_entry *e;
-  unsigned long count = 0;
-  for (;;) {
-    int ar = archive_read_next_header(in, &e);
-    if (ar == ARCHIVE_EOF)
-      break;
-    if (ar < ARCHIVE_WARN) {
-      r = kgb_error(ctx, -EIO, "'%s': %s", tarball, archive_error_string(in));
-      goto finish;
-    }
-    const char *name = archive_entry_pathname(e);
-    while (name && name[0] == '.' && name[1] == '/')
-      name += 2;
-    if (!name || name[0] == '/' || STREQ(name, "..") || startswith(name, "../") ||
-        strstr(name, "/../") || endswith(name, "/..")) {
-      r = kgb_error(ctx, -EPERM, "'%s': entry '%s' climbs out of the root: refused", tarball,
-                    archive_entry_pathname(e));
-      goto finish;
-    }
-    _cleanup_free_ char *full =
-        *name && !STREQ(name, ".") ? strjoin_path(dest, name) : strdup(dest);
-    const char *link = archive_entry_hardlink(e);
-    while (link && link[0] == '.' && link[1] == '/')
-      link += 2;
-    _cleanup_free_ char *lfull = link ? strjoin_path(dest, link) : NULL;
-    if (!full || (link && !lfull)) {
-      r = -ENOMEM;
-      goto finish;
-    }
-    archive_entry_set_pathname(e, full);
-    if (link)
-      archive_entry_set_hardlink(e, lfull);
-    ar = archive_write_header(out, e);
-    if (ar == ARCHIVE_OK && archive_entry_size(e) > 0) {
-      const void *buf;
-      size_t len;
-      la_int64_t off;
-      while ((ar = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK)
-        if (archive_write_data_block(out, buf, len, off) < ARCHIVE_OK) {
-          r = kgb_error(ctx, -EIO, "extracting '%s': %s", full, archive_error_string(out));
-          goto finish;
-        }
-    } else if (ar < ARCHIVE_WARN) {
-      r = kgb_error(ctx, -EIO, "extracting '%s': %s", full, archive_error_string(out));
-      goto finish;
-    }
-    if (archive_write_finish_entry(out) < ARCHIVE_WARN) {
-      r = kgb_error(ctx, -EIO, "extracting '%s': %s", full, archive_error_string(out));
-      goto finish;
-    }
-    if (++count % 2000 == 0 && kgb_cancelled(ctx)) {
-      r = -ECANCELED;
-      goto finish;
-    }
-  }
-  if (archive_write_close(out) != ARCHIVE_OK)
-    r = kgb_error(ctx, -EIO, "extracting '%s': %s", tarball, archive_error_string(out));
-finish:
-  if (in)
-    archive_read_free(in);
-  if (out)
-    archive_write_free(out);
-  return r;
+  return kgb_archive_extract_into(
+      ctx, tarball, dest,
+      &(struct kgb_extract_opts){.as_root = true, .progress = "unpacking the base"});
 }
 
 /* The host path of path in root, its parent directories created (mode 0755, root-owned). */

@@ -106,7 +106,15 @@ static int archive_err(struct kgb_ctx *ctx, struct archive *a, const char *archi
   return kgb_error(ctx, e > 0 ? -e : fallback, "'%s': %s", archive, msg);
 }
 
-static int extract_into(struct kgb_ctx *ctx, const char *archive, const char *tmp) {
+/* name below dir: "./a" and "a" are dir/a, "." and "./" are dir itself. */
+static char *entry_dest(const char *dir, const char *name) {
+  while (name[0] == '.' && name[1] == '/')
+    name += 2 + strspn(name + 2, "/");
+  return !*name || STREQ(name, ".") ? strdup(dir) : strjoin_path(dir, name);
+}
+
+int kgb_archive_extract_into(struct kgb_ctx *ctx, const char *archive, const char *tmp,
+                             const struct kgb_extract_opts *o) {
   struct archive *in = archive_read_new(), *out = archive_write_disk_new();
   int r = 0;
   if (!in || !out) {
@@ -115,12 +123,18 @@ static int extract_into(struct kgb_ctx *ctx, const char *archive, const char *tm
   }
   archive_read_support_filter_all(in);
   archive_read_support_format_all(in);
-  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+              ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+  /* a root file system keeps the archive's numeric owners (no lookup in the host's passwd),
+   * extended attributes (file capabilities), ACLs and flags */
+  if (o->as_root)
+    flags |= ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL |
+             ARCHIVE_EXTRACT_FFLAGS;
+  archive_write_disk_set_options(out, flags);
   /* Entry names were checked by safe_entry_path() and are prefixed with the absolute
    * temporary directory, so NOABSOLUTEPATHS cannot be set here. */
-  archive_write_disk_set_standard_lookup(out);
+  if (!o->as_root)
+    archive_write_disk_set_standard_lookup(out);
   struct stat st;
   uint64_t total = stat(archive, &st) == 0 ? (uint64_t)st.st_size : 0;
   if (archive_read_open_filename(in, archive, 1 << 16) != ARCHIVE_OK) {
@@ -145,8 +159,8 @@ static int extract_into(struct kgb_ctx *ctx, const char *archive, const char *tm
                     archive, name ? name : "");
       goto finish;
     }
-    _cleanup_free_ char *dest = strjoin_path(tmp, name);
-    _cleanup_free_ char *ldest = link ? strjoin_path(tmp, link) : NULL;
+    _cleanup_free_ char *dest = entry_dest(tmp, name);
+    _cleanup_free_ char *ldest = link ? entry_dest(tmp, link) : NULL;
     if (!dest || (link && !ldest)) {
       r = -ENOMEM;
       goto finish;
@@ -177,7 +191,8 @@ static int extract_into(struct kgb_ctx *ctx, const char *archive, const char *tm
       goto finish;
     }
     if (++count % 2000 == 0) {
-      kgb_progress(ctx, "extracting source", (uint64_t)archive_filter_bytes(in, -1), total);
+      if (o->progress)
+        kgb_progress(ctx, o->progress, (uint64_t)archive_filter_bytes(in, -1), total);
       if (kgb_cancelled(ctx)) {
         r = -ECANCELED;
         goto finish;
@@ -188,8 +203,8 @@ static int extract_into(struct kgb_ctx *ctx, const char *archive, const char *tm
     r = archive_err(ctx, out, archive, -EIO);
   if (r == 0 && count == 0)
     r = kgb_error(ctx, -ENODATA, "'%s': the archive is empty", archive);
-  if (r == 0)
-    kgb_progress(ctx, "extracting source", total, total);
+  if (r == 0 && o->progress)
+    kgb_progress(ctx, o->progress, total, total);
 finish:
   archive_read_free(in);
   archive_write_free(out);
@@ -212,7 +227,8 @@ int kgb_archive_extract(struct kgb_ctx *ctx, const char *archive, const char *de
   }
   if (!mkdtemp(tmpl))
     return kgb_error(ctx, -errno, "cannot create a directory next to '%s': %m", dest);
-  int r = extract_into(ctx, archive, tmpl);
+  int r = kgb_archive_extract_into(ctx, archive, tmpl,
+                                   &(struct kgb_extract_opts){.progress = "extracting source"});
   /* Another run may have finished the same extraction meanwhile: its tree is as good. */
   if (r == 0 && rename(tmpl, dest) < 0 &&
       !((errno == EEXIST || errno == ENOTEMPTY) && is_dir(dest)))
@@ -251,6 +267,15 @@ static int find_tree(const char *top, char **ret) {
   }
   *ret = found;
   return 0;
+}
+
+int kgb_source_extracted(struct kgb_ctx *ctx, const char *source_key, char **ret_dir) {
+  _cleanup_free_ char *dest = kgb_strdup_printf("%s/sources/%s", ctx->workdir, source_key);
+  if (!dest)
+    return -ENOMEM;
+  if (!is_dir(dest))
+    return -ENOENT;
+  return find_tree(dest, ret_dir);
 }
 
 static bool is_tarball(const char *p) {

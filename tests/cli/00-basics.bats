@@ -112,3 +112,19 @@ setup() {
   assert_success
   wait "$holder"
 }
+
+@test "a run that got the lock removes what a killed run left under temporary names" {
+  mkdir -p "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd/arch" "$WORKDIR/stages/kernel/feed" \
+    "$WORKDIR/sources/4d41.tmp-Xy12Zz" "$WORKDIR/builds"
+  touch "$WORKDIR/builds/virgl.tmp.Qw12Er" "$WORKDIR/stages/kernel/feed/manifest.json"
+  # --dry-run runs nothing, removes nothing
+  run kgb --dry-run build -p /nonexistent.cfg
+  [ -d "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd" ]
+  run kgb build -p /nonexistent.cfg
+  assert_failure
+  assert_output --partial "removed 3 unfinished results of an interrupted run from '$WORKDIR'"
+  [ ! -e "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd" ]
+  [ ! -e "$WORKDIR/sources/4d41.tmp-Xy12Zz" ] && [ ! -e "$WORKDIR/builds/virgl.tmp.Qw12Er" ]
+  # finished results stay
+  [ -f "$WORKDIR/stages/kernel/feed/manifest.json" ]
+}

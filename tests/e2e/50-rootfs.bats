@@ -174,6 +174,21 @@ EOF
   assert_success
 }
 
+@test "DKMS image as a guest's root disk: its own modprobe loads v4l2loopback and videodev" {
+  [ -f "$BATS_FILE_TMPDIR/virgl-dkms.cfg" ] || skip "needs the DKMS test's profile"
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+  set -- -p "$BATS_FILE_TMPDIR/virgl-dkms.cfg" -k "$LINUX_TARBALL" --fragment "$BATS_FILE_TMPDIR/media.conf"
+  img=$(kgb -q image build "$@" --set dkms.package=v4l2loopback-dkms --format ext4)
+  kstage=$(kgb -q kernel build "$@")
+  run kgb_split boot-test -p "$BATS_FILE_TMPDIR/virgl-dkms.cfg" --kernel "$kstage/vmlinuz" \
+    --image "$img" --accel tcg
+  cat "$BATS_TEST_TMPDIR/stderr"
+  assert_success
+  assert_line --regexp '^  rootfs +pass +ext4 on /dev/vda1 mounted read-only: Debian GNU/Linux 12'
+  assert_line --regexp '^  modules +pass +[0-9]+ modules of the image loaded with its modprobe: (.*, )?videodev(, .*)?$'
+  assert_line --regexp '^  modules +pass +.*v4l2loopback'
+}
+
 @test "kata-agent: a given agent is /sbin/init, or a systemd service with Kata's target" {
   # a stand-in agent: any executable, given by path and SHA-256 like a real one
   cp /bin/true "$BATS_FILE_TMPDIR/kata-agent"

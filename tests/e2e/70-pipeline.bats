@@ -1,13 +1,15 @@
 #!/usr/bin/env bats
 # build: the whole pipeline for virgl for real; a second run is fully cached; a run killed
 # in the middle and run again ends with the same installed tree; --dry-run runs nothing;
-# then boot-test checks the result from inside the guest.
+# then boot-test boots the built ext4 and erofs images as the guest's root disk and checks
+# the result from inside.
 
 setup_file() {
   load ../helpers
   [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
   export WORKDIR=$BATS_FILE_TMPDIR/work
-  "$KGB" --workdir "$WORKDIR" build -p virgl >"$BATS_FILE_TMPDIR/dest" 2>"$BATS_FILE_TMPDIR/build.err" ||
+  # CI=true: the plain progress lines of a log, one per stage step
+  CI=true "$KGB" --workdir "$WORKDIR" build -p virgl >"$BATS_FILE_TMPDIR/dest" 2>"$BATS_FILE_TMPDIR/build.err" ||
     { cat "$BATS_FILE_TMPDIR/build.err" >&3; return 1; }
 }
 
@@ -32,6 +34,14 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
     "$dest/etc/kata-containers/config.d/50-kata-gpu-virgl.toml"
 }
 
+@test "build: progress in a log is one plain line per stage step, the bootstrap's beside the kernel's" {
+  run cat "$BATS_FILE_TMPDIR/build.err"
+  assert_line --regexp '^kernel: compiling( .*)?: [0-9]+ of about [0-9]+ objects \([0-9]+s\)$'
+  assert_line --regexp '^rootfs: '
+  # no terminal: no cursor movement in the log
+  ! grep -q $'\033' "$BATS_FILE_TMPDIR/build.err"
+}
+
 @test "build: a second run is fully cached and takes under 2 s" {
   t0=$(date +%s%N)
   out=$("$KGB" --json --workdir "$WORKDIR" build -p virgl 2>/dev/null)
@@ -48,6 +58,14 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
   assert_success
   assert_output --partial "would run"
   [ ! -d "$w/stages/kernel" ] && [ ! -d "$w/stages/rootfs" ] && [ ! -d "$w/out" ]
+  # on the built work dir: the config's and the kernel's keys, both found, nothing written
+  touch "$BATS_TEST_TMPDIR/mark"
+  run kgb_split --json --dry-run build -p virgl
+  assert_success
+  run json '[(s["stage"], s["result"], len(s["key"] or "")) for s in j["stages"][:3]]' <<<"$output"
+  assert_output "[('config', 'cached', 64), ('kernel', 'cached', 64), ('rootfs', 'would run', 0)]"
+  run find "$WORKDIR" -newer "$BATS_TEST_TMPDIR/mark"
+  assert_output ""
 }
 
 @test "build killed in the middle, run again, ends with the same tree as an uninterrupted run" {
@@ -66,13 +84,39 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
   assert_success
   after=$(tree_sums "$w/out/virgl")
   assert_equal "$after" "$before"
+  # and nothing half-written is left under a temporary name
+  run find "$w/stages" "$w/sources" -maxdepth 2 -name '*.tmp-*'
+  assert_output ""
   rm -rf "$w"
 }
 
-@test "boot-test: the virgl guest passes its checks" {
-  run kgb boot-test -p virgl --accel tcg
+@test "boot-test: the virgl guest with the built image as its root disk passes its checks" {
+  run kgb_split boot-test -p virgl --accel tcg
+  cat "$BATS_TEST_TMPDIR/stderr"
   assert_success
-  assert_output --regexp "uname +pass +6.1.192-virgl-gpu"
-  assert_output --regexp "virtio-gpu +pass"
-  assert_output --regexp "dri-nodes +pass"
+  assert_line --regexp "^  root: ext4 image $WORKDIR/stages/.* as /dev/vda1, read-only$"
+  assert_line --regexp "^  uname +pass +6.1.192-virgl-gpu$"
+  assert_line --regexp '^  rootfs +pass +ext4 on /dev/vda1 mounted read-only: Debian GNU/Linux 12 \(bookworm\); init /sbin/init -> '
+  assert_line --regexp "^  modules +skipped +the image's /lib/modules/6.1.192-virgl-gpu has no loadable modules"
+  assert_line --regexp '^  virtio-gpu +pass'
+  assert_line --regexp '^  dri-nodes +pass'
+  run cat "$BATS_TEST_TMPDIR/stderr"
+  assert_output --partial "boot-test: the image of the last 'build -p virgl': $WORKDIR/stages/"
+  # --no-image: the kernel and the checks' initrd only
+  run kgb_split boot-test -p virgl --accel tcg --no-image
+  assert_success
+  assert_line "  root: the initrd only (no image)"
+}
+
+@test "build --format erofs, then boot-test: the erofs image is the root disk" {
+  run kgb build -p virgl --format erofs
+  assert_success
+  run kgb_split --json boot-test -p virgl --accel tcg
+  assert_success
+  run json 'j["root"]' <<<"$output"
+  assert_output --regexp '^erofs image .* as /dev/vda1, read-only$'
+  run kgb_split boot-test -p virgl --accel tcg
+  assert_line --regexp '^  rootfs +pass +erofs on /dev/vda1 mounted read-only: Debian GNU/Linux 12'
+  # back to the profile's format for whatever runs next
+  kgb -q build -p virgl >/dev/null 2>&1
 }

@@ -189,6 +189,8 @@ static void on_progress(void *userdata, const char *stage, const char *what, uin
                         uint64_t total) {
   (void)stage;
   (void)userdata;
+  if (!what)
+    return;
   if (!startswith(what, "downloading "))
     return;
   progress_calls++;

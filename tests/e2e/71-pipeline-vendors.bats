@@ -1,0 +1,82 @@
+#!/usr/bin/env bats
+# build + boot-test for the vendor profiles CI can run without a GPU: nvidia-gpu without the
+# proprietary driver (kernel, rootfs, the image as root disk, pciehp and a device hot-plugged
+# into the profile's PCIe root port over QMP, the path a large-BAR GPU takes in Kata; no
+# nouveau) and intel-gvt-d (i915 built in). One work directory: the second kernel's O=
+# directory is seeded from the first's and the bootstrap base is shared.
+
+setup_file() {
+  load ../helpers
+  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+  export WORKDIR=$BATS_FILE_TMPDIR/work
+  local t0=$SECONDS
+  "$KGB" --workdir "$WORKDIR" build -p nvidia-gpu -k "$LINUX_TARBALL" \
+    --without oci-prestart-hook --without nvidia-container-toolkit --without nvidia-driver \
+    --without kernel-headers >"$BATS_FILE_TMPDIR/nvidia.dest" 2>"$BATS_FILE_TMPDIR/nvidia.err" ||
+    { cat "$BATS_FILE_TMPDIR/nvidia.err" >&3; return 1; }
+  echo "# build nvidia-gpu: $((SECONDS - t0)) s" >&3
+  t0=$SECONDS
+  "$KGB" --workdir "$WORKDIR" build -p intel-gvt-d -k "$LINUX_TARBALL" \
+    >"$BATS_FILE_TMPDIR/intel.dest" 2>"$BATS_FILE_TMPDIR/intel.err" ||
+    { cat "$BATS_FILE_TMPDIR/intel.err" >&3; return 1; }
+  echo "# build intel-gvt-d (kernel seeded from nvidia-gpu's): $((SECONDS - t0)) s" >&3
+}
+
+setup() {
+  load ../helpers
+  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+}
+
+@test "build nvidia-gpu and intel-gvt-d: every stage, Kata's file names, the drop-ins" {
+  for v in nvidia intel; do
+    run cat "$BATS_FILE_TMPDIR/$v.err"
+    for s in config kernel rootfs image kata install; do assert_line --regexp "^$s +(ran|cached) "; done
+  done
+  d=$(cat "$BATS_FILE_TMPDIR/nvidia.dest")
+  [ -L "$d/usr/share/kata-containers/vmlinuz-nvidia-gpu.container" ]
+  [ -f "$d/usr/share/kata-containers/kata-containers-nvidia-gpu.img" ]
+  grep -q 'hot_plug_vfio = "root-port"' "$d/etc/kata-containers/config.d/50-kata-gpu-nvidia-gpu.toml"
+  d=$(cat "$BATS_FILE_TMPDIR/intel.dest")
+  [ -f "$d/usr/share/kata-containers/vmlinuz-6.1.192-1-intel-gvt-d-gpu" ]
+  [ -f "$d/usr/share/kata-containers/kata-containers-intel-gvt-d.img" ]
+}
+
+@test "nvidia-gpu under TCG: the image as root, pciehp, a device hot-plugged into the root port, no nouveau" {
+  release=6.1.192-nvidia-gpu
+  run kgb_split boot-test -p nvidia-gpu -k "$LINUX_TARBALL" --accel tcg
+  cat "$BATS_TEST_TMPDIR/stderr"
+  assert_success
+  assert_line --regexp "^  root: ext4 image $WORKDIR/.* as /dev/vda1, read-only$"
+  assert_line --regexp "^  uname +pass +$release$"
+  assert_line --regexp '^  config +pass +6 required values in /proc/config.gz$'
+  assert_line --regexp '^  rootfs +pass +ext4 on /dev/vda1 mounted read-only: Debian GNU/Linux 12 \(bookworm\); init /sbin/init -> '
+  assert_line --regexp "^  modules +skipped +the image's /lib/modules/$release has no loadable modules"
+  assert_line --regexp '^  pciehp +pass +pciehp on 1 root port \(0000:00:[0-9a-f.]+:pcie004\), slots: 1$'
+  assert_line --regexp '^  hotplug +pass +0000:01:00\.0 \(1af4:1041\) appeared [0-9.]+ s after the request, behind 0000:00:[0-9a-f.]+$'
+  assert_line --regexp '^  nouveau +pass +nouveau is neither built in nor loaded$'
+  assert_line --regexp '^  nvidia-driver +skipped +the image has no nvidia module \(built without the nvidia-driver recipe\)$'
+  # the Kata settings' kernel parameters reached the guest
+  log=$(sed -n 's/^serial log: //p' <<<"$output")
+  grep -q "Command line: .*root=/dev/vda1 rootfstype=ext4 ro pci=realloc pci=nocrs pci=assign-busses" "$log"
+}
+
+@test "nvidia-gpu --json: the boot-to-check time with the image and the hot-plug" {
+  run kgb_split --json boot-test -p nvidia-gpu -k "$LINUX_TARBALL" --accel tcg
+  assert_success
+  [ "$(json 'j["failed"], j["memory_mib"]' <<<"$output")" = "0 2048" ]
+  echo "# nvidia-gpu boot-to-check under TCG, image root + hot-plug: $(json 'j["seconds"]["boot_to_check"]' <<<"$output") s" >&3
+  json 'j["seconds"]["boot_to_check"] < 20 or sys.exit(1)' <<<"$output"
+}
+
+@test "intel-gvt-d under TCG: the image as root, i915 built in" {
+  run kgb_split boot-test -p intel-gvt-d -k "$LINUX_TARBALL" --accel tcg
+  cat "$BATS_TEST_TMPDIR/stderr"
+  assert_success
+  assert_line --regexp "^  uname +pass +6.1.192-intel-gvt-d-gpu$"
+  assert_line --regexp '^  config +pass +4 required values in /proc/config.gz$'
+  assert_line --regexp '^  rootfs +pass +ext4 on /dev/vda1 mounted read-only: '
+  assert_line --regexp '^  i915 +pass +the i915 driver is built in \(no device of its own in this VM\)$'
+  assert_line --regexp '^[0-9]+ passed, 0 failed, [0-9]+ skipped; boot-to-check [0-9.]+ s'
+}
