@@ -171,3 +171,13 @@ int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed) {
                      strerror(-r));
   return 0;
 }
+
+int kgb_stage_planned(struct kgb_ctx *ctx, const char *stage, const char *key, char **ret_key,
+                      bool *ret_cached) {
+  _cleanup_free_ char *manifest =
+      kgb_strdup_printf("%s/stages/%s/%s/manifest.json", ctx->workdir, stage, key);
+  if (!manifest || !(*ret_key = strdup(key)))
+    return -ENOMEM;
+  *ret_cached = !ctx->force && is_file(manifest);
+  return 0;
+}

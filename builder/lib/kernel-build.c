@@ -317,12 +317,7 @@ int kgb_kernel_build_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
   char key[65];
   if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
     return -ENOMEM;
-  _cleanup_free_ char *manifest =
-      kgb_strdup_printf("%s/stages/kernel/%s/manifest.json", ctx->workdir, key);
-  if (!manifest || !(*ret_key = strdup(key)))
-    return -ENOMEM;
-  *ret_cached = !ctx->force && is_file(manifest);
-  return 0;
+  return kgb_stage_planned(ctx, "kernel", key, ret_key, ret_cached);
 }
 
 int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,

@@ -232,12 +232,7 @@ int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
   char key[65];
   if (!source_key || stage_key(source_key, p->kernel.arch, cc, merged, key) < 0)
     return -ENOMEM;
-  _cleanup_free_ char *manifest =
-      kgb_strdup_printf("%s/stages/config/%s/manifest.json", ctx->workdir, key);
-  if (!manifest || !(*ret_key = strdup(key)))
-    return -ENOMEM;
-  *ret_cached = !ctx->force && is_file(manifest);
-  return 0;
+  return kgb_stage_planned(ctx, "config", key, ret_key, ret_cached);
 }
 
 int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,

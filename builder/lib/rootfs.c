@@ -1697,8 +1697,9 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (STREQ(plan[i]->name, "kata-agent") && plan[i]->n_inputs > 0)
       res->kata_agent = true;
   }
-  bool purge = false;
-  config_lookup_bool(&p->cfg, "rootfs.purge_build_packages", (int *)&purge);
+  int purge_setting = 0; /* libconfig writes an int: a bool here took 4 bytes of the stack */
+  config_lookup_bool(&p->cfg, "rootfs.purge_build_packages", &purge_setting);
+  bool purge = purge_setting != 0;
   _cleanup_strv_free_ char **libvers = NULL;
   {
     const config_setting_t *lv = config_lookup(&p->cfg, "rootfs.library_versions");
