@@ -139,6 +139,13 @@ setup() {
   assert_output --partial "CONFIG_DRM_I915 is n, but profile 'intel-gvt-d' requires y"
   run kgb kernel verify -p intel-gvt-d "$stage/vmlinuz"
   assert_failure 3
+  # the embedded config, read from both forms, is the kernel's own extract-ikconfig's text
+  src=$(ls -d "$WORKDIR"/sources/*/linux-source-*)
+  for f in vmlinux vmlinuz; do
+    kgb -q kernel verify -p virgl -o "$BATS_TEST_TMPDIR/config.$f" "$stage/$f"
+    "$src/scripts/extract-ikconfig" "$stage/$f" >"$BATS_TEST_TMPDIR/ref.$f"
+    cmp "$BATS_TEST_TMPDIR/ref.$f" "$BATS_TEST_TMPDIR/config.$f"
+  done
 }
 
 @test "reproducible: a clean build in another work directory gives identical vmlinuz and vmlinux" {

@@ -172,6 +172,12 @@ EOF
   kstage=$(json 'j["kernel"]' <"$BATS_TEST_TMPDIR/dkms.json")
   run kgb rootfs check --root "$droot" --release "$release" --system-map "$kstage/System.map"
   assert_success
+  # kernel verify --modules: the kernel's and DKMS's modules carry this release, not another
+  run kgb kernel verify --modules "$droot/lib/modules/$release" --release "$release"
+  assert_success
+  run kgb kernel verify --modules "$droot/lib/modules/$release" --release "$release-not"
+  assert_failure 3
+  assert_output --partial "v4l2loopback.ko"
 }
 
 @test "DKMS image as a guest's root disk: its own modprobe loads v4l2loopback and videodev" {
