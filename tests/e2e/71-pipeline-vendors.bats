@@ -2,8 +2,7 @@
 # build + boot-test for the vendor profiles CI can run without a GPU: nvidia-gpu without the
 # proprietary driver (kernel, rootfs, the image as root disk, pciehp and a device hot-plugged
 # into the profile's PCIe root port over QMP, the path a large-BAR GPU takes in Kata; no
-# nouveau) and intel-gvt-d (i915 built in). One work directory: the second kernel's O=
-# directory is seeded from the first's and the bootstrap base is shared.
+# nouveau) and intel-gvt-d (i915 built in). One work directory: the bootstrap base is shared.
 
 setup_file() {
   load ../helpers
@@ -20,7 +19,7 @@ setup_file() {
   "$KGB" --workdir "$WORKDIR" build -p intel-gvt-d -k "$LINUX_TARBALL" \
     >"$BATS_FILE_TMPDIR/intel.dest" 2>"$BATS_FILE_TMPDIR/intel.err" ||
     { cat "$BATS_FILE_TMPDIR/intel.err" >&3; return 1; }
-  echo "# build intel-gvt-d (kernel seeded from nvidia-gpu's): $((SECONDS - t0)) s" >&3
+  echo "# build intel-gvt-d: $((SECONDS - t0)) s" >&3
 }
 
 setup() {
