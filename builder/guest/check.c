@@ -609,6 +609,30 @@ static int run_in_root(const char *prog, char *const argv[], char *out, size_t s
 
 #define MAX_IMAGE_MODULES 512
 
+/* The image's modules.dep, read once for the checks that need it. */
+static struct {
+  bool read;
+  int n; /* -1: the image has no modules.dep for the release */
+  char names[MAX_IMAGE_MODULES][64];
+} image_mods;
+
+/* The module names of the image's /lib/modules/RELEASE/modules.dep (the root mounted): their
+ * count, or -1 when there is none. */
+static int image_module_names(const char *release) {
+  if (image_mods.read)
+    return image_mods.n;
+  image_mods.read = true;
+  image_mods.n = -1;
+  char dep[PATH_MAX], rel[PATH_MAX];
+  snprintf(rel, sizeof(rel), "/lib/modules/%s/modules.dep", release);
+  FILE *f = sysroot_resolve(rel, dep, sizeof(dep), NULL, 0) == 0 ? fopen(dep, "re") : NULL;
+  if (f) {
+    image_mods.n = (int)dep_names(f, image_mods.names, MAX_IMAGE_MODULES);
+    fclose(f);
+  }
+  return image_mods.n;
+}
+
 /* "image-modules RELEASE": every module of the image's /lib/modules/RELEASE loaded with the
  * image's own modprobe, in a chroot with /proc, /sys and /dev: the image's modules.dep, its
  * kmod and the kernel must agree, as they must for the Kata agent. */
@@ -617,17 +641,16 @@ static void check_image_modules(const char *release) {
     result("modules", "fail", "the image's root is not mounted (see the rootfs check)");
     return;
   }
-  char dep[PATH_MAX], rel[PATH_MAX];
-  snprintf(rel, sizeof(rel), "/lib/modules/%s/modules.dep", release);
-  FILE *f = sysroot_resolve(rel, dep, sizeof(dep), NULL, 0) == 0 ? fopen(dep, "re") : NULL;
-  if (!f) {
+  int found = image_module_names(release);
+  if (found < 0) {
     result("modules", "fail",
-           "the image has no %s: its modules are not for this kernel, or depmod did not run", rel);
+           "the image has no /lib/modules/%s/modules.dep: its modules are not for this kernel, "
+           "or depmod did not run",
+           release);
     return;
   }
-  static char names[MAX_IMAGE_MODULES][64];
-  size_t n = dep_names(f, names, MAX_IMAGE_MODULES);
-  fclose(f);
+  size_t n = (size_t)found;
+  char(*names)[64] = image_mods.names;
   if (!n) {
     result("modules", "skipped",
            "the image's /lib/modules/%s has no loadable modules: every driver is built in",
@@ -697,18 +720,11 @@ static void check_image_driver(const char *arg) {
     return;
   }
   struct utsname u;
-  char rel[PATH_MAX], dep[PATH_MAX];
   uname(&u);
-  snprintf(rel, sizeof(rel), "/lib/modules/%s/modules.dep", u.release);
-  FILE *f = root_mounted && sysroot_resolve(rel, dep, sizeof(dep), NULL, 0) == 0 ? fopen(dep, "re")
-                                                                                 : NULL;
-  static char names[MAX_IMAGE_MODULES][64];
-  size_t n = f ? dep_names(f, names, MAX_IMAGE_MODULES) : 0;
-  if (f)
-    fclose(f);
+  int n = root_mounted ? image_module_names(u.release) : 0;
   bool present = false;
-  for (size_t i = 0; i < n && !present; i++)
-    present = STREQ(names[i], module);
+  for (int i = 0; i < n && !present; i++)
+    present = STREQ(image_mods.names[i], module);
   char sys[PATH_MAX];
   snprintf(sys, sizeof(sys), "/sys/module/%s", module);
   if (!present)
