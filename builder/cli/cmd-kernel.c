@@ -353,8 +353,10 @@ static void json_build(struct sbuf *sb, const struct kgb_profile *p,
     sbuf_add_json(sb, b->why);
   else
     sbuf_adds(sb, "null");
-  sbuf_addf(sb, ",\n  \"objects\": %lu,\n  \"seconds\": %.3f,\n  \"modules\": %s,\n  \"log\": ",
-            b->objects, b->seconds, b->has_modules ? "true" : "false");
+  sbuf_addf(sb,
+            ",\n  \"objects\": %lu,\n  \"seconds\": %.3f,\n  \"make_seconds\": %.3f,\n"
+            "  \"modules\": %s,\n  \"log\": ",
+            b->objects, b->seconds, b->make_seconds, b->has_modules ? "true" : "false");
   sbuf_add_json(sb, b->log_path);
 }
 

@@ -16,6 +16,7 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "exec.h"
+#include "kernel-seed.h"
 
 #define KGB_BUILD_STAGE_VERSION "kernel-build 1"
 /* A minimal Kata-like x86_64 guest compiles about this many objects (CC and AS lines). */
@@ -47,40 +48,32 @@ long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir)
 }
 
 /* "config changed: CONFIG_X y -> n, CONFIG_Y ..." from the old and new .config */
+struct change_text {
+  struct sbuf sb;
+  size_t n;
+};
+
+static void add_change(void *ud, const char *symbol, const char *ov, bool os, const char *nv,
+                       bool ns) {
+  struct change_text *c = ud;
+  if (c->n++ >= 5)
+    return;
+  _cleanup_free_ char *o = kgb_fentry_display(ov, os), *n = kgb_fentry_display(nv, ns);
+  sbuf_addf(&c->sb, "%s CONFIG_%s %s -> %s", c->n > 1 ? "," : "", symbol, o, n);
+}
+
 static char *describe_config_change(struct kgb_ctx *ctx, const char *old_path,
                                     const char *new_path) {
-  _cleanup_(kgb_fragment_freep) struct kgb_fragment *a = NULL, *b = NULL;
-  if (kgb_fragment_load(ctx, old_path, old_path, true, &a) < 0 ||
-      kgb_fragment_load(ctx, new_path, new_path, true, &b) < 0) {
+  struct change_text c = {SBUF_INIT, 0};
+  sbuf_adds(&c.sb, "config changed:");
+  if (kgb_config_diff(ctx, old_path, new_path, add_change, &c) < 0) {
     kgb_error_clear(ctx);
+    sbuf_release(&c.sb);
     return strdup("config changed");
   }
-  struct sbuf sb = SBUF_INIT;
-  size_t n = 0;
-  sbuf_adds(&sb, "config changed:");
-  for (size_t i = 0; i < b->n_entries; i++) {
-    const struct kgb_fentry *e = &b->entries[i], *o = kgb_fragment_find(a, e->symbol);
-    if (o && kgb_fvalue_equal(o->value, o->is_string, e->value, e->is_string))
-      continue;
-    if (!o && kgb_fvalue_equal(NULL, false, e->value, e->is_string))
-      continue;
-    if (n++ < 5) {
-      _cleanup_free_ char *ov = kgb_fentry_display(o ? o->value : NULL, o && o->is_string);
-      _cleanup_free_ char *nv = kgb_fentry_display(e->value, e->is_string);
-      sbuf_addf(&sb, "%s CONFIG_%s %s -> %s", n > 1 ? "," : "", e->symbol, ov, nv);
-    }
-  }
-  for (size_t i = 0; i < a->n_entries; i++) {
-    const struct kgb_fentry *o = &a->entries[i];
-    if (!kgb_fragment_find(b, o->symbol) &&
-        !kgb_fvalue_equal(o->value, o->is_string, NULL, false) && n++ < 5) {
-      _cleanup_free_ char *ov = kgb_fentry_display(o->value, o->is_string);
-      sbuf_addf(&sb, "%s CONFIG_%s %s -> n", n > 1 ? "," : "", o->symbol, ov);
-    }
-  }
-  if (n > 5)
-    sbuf_addf(&sb, " and %zu more", n - 5);
-  return sbuf_steal(&sb);
+  if (c.n > 5)
+    sbuf_addf(&c.sb, " and %zu more", c.n - 5);
+  return sbuf_steal(&c.sb);
 }
 
 struct make_progress {
@@ -210,11 +203,80 @@ static void drop_module_links(const char *modroot, const char *release) {
   }
 }
 
-/* A variant's O= directory is never seeded from a sibling's: bench/kernel measured a copy
- * of a finished virgl tree building intel-gvt-d in 109 % of a cold build's time (kbuild
- * recompiled nearly every object, and the copy costs), so each profile builds its own. */
+/* A profile's first build starts from a copy of a finished sibling's O= directory (same
+ * source and architecture) when kbuild's records say that few of its objects use a config
+ * symbol the two profiles set differently (kernel-seed.h); otherwise from scratch, saying
+ * why. A copy, never shared links: the sibling stays intact. */
+static int seed_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const char *parent,
+                       const char *self) {
+  struct kgb_seed_plan sp;
+  int r = kgb_seed_plan(ctx, parent, self, res->config->config_path, &sp);
+  if (r < 0) {
+    kgb_warn(ctx, "cannot compare with the other build directories in '%s': %s", parent,
+             strerror(-r));
+    kgb_seed_plan_release(&sp);
+    sp = (struct kgb_seed_plan){0};
+  }
+  _cleanup_free_ char *used = NULL;
+  if (sp.top_symbol)
+    used = kgb_strdup_printf(", CONFIG_%s by %zu", sp.top_symbol, sp.top_objects);
+  _cleanup_free_ char *why = NULL;
+  if (sp.sibling)
+    why = kgb_strdup_printf("%zu of %zu objects of %s's tree use one of the %zu config symbols "
+                            "set differently%s",
+                            sp.affected, sp.objects, sp.name, sp.n_changed, used ? used : "");
+  r = 0;
+  if (sp.seed) {
+    _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp-seed", res->objdir);
+    if (!tmp || !why) {
+      kgb_seed_plan_release(&sp);
+      return -ENOMEM;
+    }
+    rm_rf(tmp);
+    char *argv[] = {"cp", "-a", "--reflink=auto", sp.sibling, tmp, NULL};
+    kgb_progress(ctx, "copying the build directory", 0, 0);
+    r = kgb_exec(ctx, argv, NULL);
+    size_t moved = 0;
+    if (r == 0 && (r = kgb_seed_relocate(tmp, sp.sibling, res->objdir, &moved)) >= 0)
+      kgb_info(ctx, "%zu records of the kernel's tools point at the copy now", moved);
+    if (r == 0 && rename(tmp, res->objdir) < 0)
+      r = -errno;
+    if (r == 0) {
+      static const char *const markers[] = {".kgb-inputs", ".kgb-config"};
+      for (size_t i = 0; i < ELEMENTSOF(markers); i++) {
+        _cleanup_free_ char *m = strjoin_path(res->objdir, markers[i]);
+        if (m)
+          unlink(m);
+      }
+      res->expect = sp.affected;
+      res->why =
+          kgb_strdup_printf("first build of this profile, from a copy of %s's: %s", sp.name, why);
+    } else {
+      rm_rf(tmp);
+      if (r != -ECANCELED)
+        kgb_warn(ctx, "could not copy '%s' (%s); building from scratch", sp.sibling,
+                 r < 0 ? strerror(-r) : "cp failed");
+    }
+  }
+  if (r == -ECANCELED || res->why) {
+    kgb_seed_plan_release(&sp);
+    return r == -ECANCELED ? r : 0;
+  }
+  res->from_scratch = true;
+  if (sp.sibling && why)
+    res->why = kgb_strdup_printf("first build (not from a copy of %s's: %s)", sp.name, why);
+  else
+    res->why = strdup("first build");
+  kgb_seed_plan_release(&sp);
+  if (!res->why)
+    return -ENOMEM;
+  return (r = mkdir_p(res->objdir, 0755)) < 0
+             ? kgb_error(ctx, r, "cannot create '%s': %s", res->objdir, strerror(-r))
+             : 0;
+}
+
 static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const char *parent,
-                          const char *inputs) {
+                          const char *name, const char *inputs) {
   /* .kgb-inputs and .kgb-config describe the last finished build in this directory;
    * .kgb-building exists while a build runs, so an interrupted one is recognised */
   _cleanup_free_ char *old_inputs_path = strjoin_path(res->objdir, ".kgb-inputs");
@@ -242,11 +304,9 @@ static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, con
   int r = mkdir_p(parent, 0755);
   if (r < 0)
     return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
-  r = mkdir_p(res->objdir, 0755);
-  if (r < 0)
-    return kgb_error(ctx, r, "cannot create '%s': %s", res->objdir, strerror(-r));
-  res->why = strdup("first build");
-  return res->why && write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
+  if ((r = seed_objdir(ctx, res, parent, name)) < 0)
+    return r;
+  return write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
 }
 
 static bool config_has(const char *config_path, const char *line) {
@@ -321,7 +381,7 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     *ret = TAKE_PTR(res);
     return 0;
   }
-  r = prepare_objdir(ctx, res, parent, inputs);
+  r = prepare_objdir(ctx, res, parent, p->name, inputs);
   if (r < 0)
     return r;
   kgb_info(ctx, "building the %s kernel in '%s': %s", p->name, res->objdir, res->why);
@@ -362,12 +422,20 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     targets[nt++] = "modules";
   _cleanup_free_ char *countf = kgb_strdup_printf("%s/.kgb-objcount", parent);
   _cleanup_free_ char *prev = countf ? read_first_line(countf) : NULL;
-  struct make_progress mp = {ctx, 0, prev ? strtoul(prev, NULL, 10) : KGB_OBJECTS_ESTIMATE};
+  struct make_progress mp = {ctx, 0,
+                             res->expect ? res->expect
+                             : prev      ? strtoul(prev, NULL, 10)
+                                         : KGB_OBJECTS_ESTIMATE};
+  double t = monotonic_seconds();
   r = run_make(ctx, menv, targets, NULL, &mp, "the kernel build");
   kgb_progress(ctx, "compiling the kernel", 1, 1);
   if (r < 0)
     return r;
   res->objects = mp.objects;
+  res->make_seconds = monotonic_seconds() - t;
+  kgb_info(ctx, "make %s: %lu objects in %.1f s", res->has_modules ? "bzImage modules" : "bzImage",
+           mp.objects, res->make_seconds);
+  t = monotonic_seconds();
 
   _cleanup_free_ char *stages = kgb_strdup_printf("%s/stages/kernel", ctx->workdir);
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s/.%.16s.tmp-XXXXXX", stages, key);
@@ -408,6 +476,8 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (r >= 0)
       drop_module_links(modroot, res->release);
   }
+  if (r >= 0)
+    kgb_info(ctx, "kernel files and modules staged in %.1f s", monotonic_seconds() - t);
   if (r >= 0) {
     struct sbuf sb = SBUF_INIT;
     sbuf_adds(&sb, "{\n  \"stage\": \"kernel\",\n  \"key\": ");
@@ -441,7 +511,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     copy_file_atomic(res->config->config_path, config_copy, 0644);
     unlink(building);
   }
-  if (countf && STREQ(res->why, "first build")) {
+  if (countf && res->from_scratch) {
     _cleanup_free_ char *c = kgb_strdup_printf("%lu\n", mp.objects);
     if (c)
       write_file_atomic(countf, c, strlen(c), 0644);

@@ -23,6 +23,9 @@ struct kgb_build_result {
   long long epoch;       /* SOURCE_DATE_EPOCH of the build */
   unsigned long objects; /* objects compiled by this run */
   double seconds;
+  double make_seconds;  /* of seconds, the time in `make bzImage modules` */
+  bool from_scratch;    /* compiled in a new, empty O= directory */
+  unsigned long expect; /* objects a seeded build is expected to compile, 0 when unknown */
 };
 
 struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r);
