@@ -139,27 +139,40 @@ static int sweep_dir(const char *dir, bool dotted, unsigned *n) {
   return r;
 }
 
+/* sweep_dir on every subdirectory of dir */
+static int sweep_subdirs(const char *dir, bool dotted, unsigned *n) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT ? 0 : -errno;
+  int r = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.')
+      continue;
+    _cleanup_free_ char *sub = strjoin_path(dir, de->d_name);
+    int k = sub ? sweep_dir(sub, dotted, n) : -ENOMEM;
+    if (k < 0 && r >= 0)
+      r = k;
+  }
+  closedir(d);
+  return r;
+}
+
 int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed) {
   unsigned n = 0;
   _cleanup_free_ char *stages = strjoin_path(ctx->workdir, "stages");
   _cleanup_free_ char *sources = strjoin_path(ctx->workdir, "sources");
   _cleanup_free_ char *builds = strjoin_path(ctx->workdir, "builds");
-  if (!stages || !sources || !builds)
+  _cleanup_free_ char *obj = strjoin_path(ctx->workdir, "obj");
+  if (!stages || !sources || !builds || !obj)
     return -ENOMEM;
-  int r = 0;
-  DIR *d = opendir(stages);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.')
-      continue;
-    _cleanup_free_ char *dir = strjoin_path(stages, de->d_name);
-    int k = dir ? sweep_dir(dir, true, &n) : -ENOMEM;
-    if (k < 0 && r >= 0)
-      r = k;
-  }
-  if (d)
-    closedir(d);
-  int k = sweep_dir(sources, false, &n);
+  /* stage outputs in the making are dot names; a build directory being copied from a
+   * sibling is obj/<source>-<arch>/<profile>.tmp-seed */
+  int r = sweep_subdirs(stages, true, &n);
+  int k = sweep_subdirs(obj, false, &n);
+  if (k < 0 && r >= 0)
+    r = k;
+  k = sweep_dir(sources, false, &n);
   if (k < 0 && r >= 0)
     r = k;
   k = sweep_dir(builds, false, &n);

@@ -18,7 +18,7 @@
 #include "exec.h"
 #include "kernel-seed.h"
 
-#define KGB_BUILD_STAGE_VERSION "kernel-build 1"
+#define KGB_BUILD_STAGE_VERSION "kernel-build 2"
 /* A minimal Kata-like x86_64 guest compiles about this many objects (CC and AS lines). */
 #define KGB_OBJECTS_ESTIMATE 1500
 
@@ -94,7 +94,7 @@ static void on_make_line(void *ud, const char *line) {
 /* The make invocation every step of one build shares: the same variables and environment,
  * or kbuild would see a changed command line and rebuild everything. */
 struct make_env {
-  char *o_arg, *a_arg, *j_arg, *stamp, *epoch, *ccdir, *base;
+  char *o_arg, *a_arg, *j_arg, *stamp, *epoch, *ccdir, *base, *kcflags;
   bool ccache;
   const char *srcdir;
   const char *log_path;
@@ -108,6 +108,27 @@ static void make_env_release(struct make_env *m) {
   free(m->epoch);
   free(m->ccdir);
   free(m->base);
+  free(m->kcflags);
+}
+
+/* The path of `to` relative to the directory from, both made canonical first. */
+static char *relative_to(const char *from, const char *to) {
+  _cleanup_free_ char *f = realpath(from, NULL), *t = realpath(to, NULL);
+  if (!f || !t)
+    return NULL;
+  size_t common = 0;
+  for (size_t i = 0;; i++) {
+    if ((f[i] == '/' || !f[i]) && (t[i] == '/' || !t[i]))
+      common = i;
+    if (!f[i] || !t[i] || f[i] != t[i])
+      break;
+  }
+  struct sbuf sb = SBUF_INIT;
+  for (const char *c = f + common; *c; c++)
+    if (*c == '/')
+      sbuf_adds(&sb, "../");
+  sbuf_adds(&sb, t[common] == '/' ? t + common + 1 : t + common);
+  return sbuf_steal(&sb);
 }
 
 static int make_env_init(struct kgb_ctx *ctx, struct make_env *m, const struct kgb_profile *p,
@@ -119,7 +140,16 @@ static int make_env_init(struct kgb_ctx *ctx, struct make_env *m, const struct k
   strftime(stamp, sizeof(stamp), "%a %b %e %H:%M:%S UTC %Y", &tm);
   const char *ccdir = o->ccache_dir ? o->ccache_dir : getenv("KGB_CCACHE_DIR");
   _cleanup_free_ char *ccache = o->no_ccache ? NULL : find_program("ccache");
+  /* ccache makes the paths below CCACHE_BASEDIR relative to the O= directory, and kbuild's
+   * -fmacro-prefix-map only strips the absolute source path: without a second map for the
+   * relative one, __FILE__ in WARN and BUG would hold "../../../sources/<key>/..." and the
+   * kernel would differ from one built without ccache. */
+  _cleanup_free_ char *rel = ccache ? relative_to(res->objdir, res->config->source->dir) : NULL;
+  if (ccache && !rel)
+    return kgb_error(ctx, -errno ? -errno : -ENOMEM, "cannot relate '%s' to '%s': %m", res->objdir,
+                     res->config->source->dir);
   *m = (struct make_env){
+      .kcflags = rel ? kgb_strdup_printf("KCFLAGS=-fmacro-prefix-map=%s/=", rel) : NULL,
       .o_arg = kgb_strdup_printf("O=%s", res->objdir),
       .a_arg = kgb_strdup_printf("ARCH=%s", p->kernel.arch),
       .j_arg = kgb_strdup_printf("-j%u", ctx->jobs ? ctx->jobs : 1),
@@ -133,7 +163,7 @@ static int make_env_init(struct kgb_ctx *ctx, struct make_env *m, const struct k
       .log_path = res->log_path,
   };
   if (!m->o_arg || !m->a_arg || !m->j_arg || !m->stamp || !m->epoch || !m->base ||
-      (ccdir && !m->ccdir)) {
+      (ccdir && !m->ccdir) || (rel && !m->kcflags)) {
     make_env_release(m);
     return -ENOMEM;
   }
@@ -144,8 +174,10 @@ static int run_make(struct kgb_ctx *ctx, const struct make_env *m, char *const *
                     char *const *extra_env, struct make_progress *mp, const char *what) {
   char *argv[32] = {"make", "-C", (char *)m->srcdir, m->o_arg, m->a_arg, m->j_arg};
   size_t n = 6;
-  if (m->ccache)
+  if (m->ccache) {
     argv[n++] = "CC=ccache gcc";
+    argv[n++] = m->kcflags;
+  }
   for (size_t i = 0; targets[i] && n < ELEMENTSOF(argv) - 1; i++)
     argv[n++] = targets[i];
   char *env[16] = {m->stamp,

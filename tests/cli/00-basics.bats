@@ -115,16 +115,20 @@ setup() {
 
 @test "a run that got the lock removes what a killed run left under temporary names" {
   mkdir -p "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd/arch" "$WORKDIR/stages/kernel/feed" \
-    "$WORKDIR/sources/4d41.tmp-Xy12Zz" "$WORKDIR/builds"
+    "$WORKDIR/sources/4d41.tmp-Xy12Zz" "$WORKDIR/builds" "$WORKDIR/obj/4d41-x86_64/virgl/kernel" \
+    "$WORKDIR/obj/4d41-x86_64/virgl-media.tmp-seed/kernel"
   touch "$WORKDIR/builds/virgl.tmp.Qw12Er" "$WORKDIR/stages/kernel/feed/manifest.json"
   # --dry-run runs nothing, removes nothing
   run kgb --dry-run build -p /nonexistent.cfg
   [ -d "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd" ]
   run kgb build -p /nonexistent.cfg
   assert_failure
-  assert_output --partial "removed 3 unfinished results of an interrupted run from '$WORKDIR'"
+  assert_output --partial "removed 4 unfinished results of an interrupted run from '$WORKDIR'"
   [ ! -e "$WORKDIR/stages/kernel/.0123456789abcdef.tmp-Ab12Cd" ]
   [ ! -e "$WORKDIR/sources/4d41.tmp-Xy12Zz" ] && [ ! -e "$WORKDIR/builds/virgl.tmp.Qw12Er" ]
+  # a build directory half copied from a sibling goes; build directories themselves stay
+  [ ! -e "$WORKDIR/obj/4d41-x86_64/virgl-media.tmp-seed" ]
+  [ -d "$WORKDIR/obj/4d41-x86_64/virgl/kernel" ]
   # finished results stay
   [ -f "$WORKDIR/stages/kernel/feed/manifest.json" ]
 }
