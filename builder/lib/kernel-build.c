@@ -241,14 +241,11 @@ static void drop_module_links(const char *modroot, const char *release) {
  * why. A copy, never shared links: the sibling stays intact. */
 static int seed_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const char *parent,
                        const char *self) {
-  struct kgb_seed_plan sp;
+  _cleanup_(kgb_seed_plan_release) struct kgb_seed_plan sp = {0};
   int r = kgb_seed_plan(ctx, parent, self, res->config->config_path, &sp);
-  if (r < 0) {
+  if (r < 0) /* sp stays empty: a build from scratch */
     kgb_warn(ctx, "cannot compare with the other build directories in '%s': %s", parent,
              strerror(-r));
-    kgb_seed_plan_release(&sp);
-    sp = (struct kgb_seed_plan){0};
-  }
   _cleanup_free_ char *used = NULL;
   if (sp.top_symbol)
     used = kgb_strdup_printf(", CONFIG_%s by %zu", sp.top_symbol, sp.top_objects);
@@ -260,10 +257,8 @@ static int seed_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const 
   r = 0;
   if (sp.seed) {
     _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp-seed", res->objdir);
-    if (!tmp || !why) {
-      kgb_seed_plan_release(&sp);
+    if (!tmp || !why)
       return -ENOMEM;
-    }
     rm_rf(tmp);
     char *argv[] = {"cp", "-a", "--reflink=auto", sp.sibling, tmp, NULL};
     kgb_progress(ctx, "copying the build directory", 0, 0);
@@ -290,16 +285,13 @@ static int seed_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, const 
                  r < 0 ? strerror(-r) : "cp failed");
     }
   }
-  if (r == -ECANCELED || res->why) {
-    kgb_seed_plan_release(&sp);
+  if (r == -ECANCELED || res->why)
     return r == -ECANCELED ? r : 0;
-  }
   res->from_scratch = true;
   if (sp.sibling && why)
     res->why = kgb_strdup_printf("first build (not from a copy of %s's: %s)", sp.name, why);
   else
     res->why = strdup("first build");
-  kgb_seed_plan_release(&sp);
   if (!res->why)
     return -ENOMEM;
   return (r = mkdir_p(res->objdir, 0755)) < 0

@@ -45,8 +45,6 @@ struct scan {
   size_t *objects_using;  /* per symbol: objects that use it */
   size_t *last_object;    /* per symbol: the object that counted it last (once per object) */
   size_t objects, affected;
-  char *buf;
-  size_t buf_size;
 };
 
 static void scan_release(struct scan *s) {
@@ -54,7 +52,6 @@ static void scan_release(struct scan *s) {
   strv_free(s->symbols);
   free(s->objects_using);
   free(s->last_object);
-  free(s->buf);
 }
 
 static void add_changed(void *ud, const char *symbol, const char *ov, bool os, const char *nv,
@@ -91,45 +88,14 @@ static void scan_record(struct scan *s, const char *text) {
     s->affected++;
 }
 
-static int read_at(struct scan *s, int dirfd, const char *name) {
-  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
+/* Calls fn with the path of every regular file below dir whose name starts with a dot
+ * (kbuild's records: .<target>.cmd, .<target>.d); symbolic links are not followed (`source`
+ * points at the kernel tree). */
+typedef int (*record_fn)(void *ud, const char *file, const char *name);
+static int walk(const char *dir, record_fn fn, void *ud) {
+  DIR *d = opendir(dir);
+  if (!d)
     return -errno;
-  size_t len = 0;
-  for (;;) {
-    if (len + 4096 > s->buf_size) {
-      size_t want = s->buf_size ? s->buf_size * 2 : 65536;
-      char *nb = realloc(s->buf, want);
-      if (!nb) {
-        close(fd);
-        return -ENOMEM;
-      }
-      s->buf = nb, s->buf_size = want;
-    }
-    ssize_t n = read(fd, s->buf + len, s->buf_size - len - 1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int r = n < 0 ? -errno : 0;
-      close(fd);
-      s->buf[len] = '\0';
-      return r;
-    }
-    len += (size_t)n;
-  }
-}
-
-/* Calls fn for every regular file below fd whose name starts with a dot (kbuild's records:
- * .<target>.cmd, .<target>.d); symbolic links are not followed (`source` points at the
- * kernel tree). path is fd's path, for messages and writes. Takes fd. */
-typedef int (*record_fn)(void *ud, int dirfd, const char *name, const char *path);
-static int walk(int fd, const char *path, record_fn fn, void *ud) {
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int r = -errno;
-    close(fd);
-    return r;
-  }
   int r = 0;
   struct dirent *de;
   while (r >= 0 && (de = readdir(d))) {
@@ -140,35 +106,26 @@ static int walk(int fd, const char *path, record_fn fn, void *ud) {
     struct stat st;
     if (type == DT_UNKNOWN && fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) == 0)
       type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-    _cleanup_free_ char *sub = NULL;
-    if (type == DT_DIR) {
-      int subfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      sub = strjoin_path(path, n);
-      if (subfd >= 0 && !sub)
-        close(subfd);
-      if (subfd >= 0 && sub)
-        r = walk(subfd, sub, fn, ud);
-    } else if (type == DT_REG && n[0] == '.') {
-      r = fn(ud, dirfd(d), n, path);
-    }
+    if (type != DT_DIR && (type != DT_REG || n[0] != '.'))
+      continue;
+    _cleanup_free_ char *sub = strjoin_path(dir, n);
+    if (!sub)
+      r = -ENOMEM;
+    else
+      r = type == DT_DIR ? walk(sub, fn, ud) : fn(ud, sub, n);
   }
   closedir(d);
   return r;
 }
 
-static int walk_path(const char *path, record_fn fn, void *ud) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  return fd < 0 ? -errno : walk(fd, path, fn, ud);
-}
-
-static int scan_one(void *ud, int dirfd, const char *name, const char *path) {
-  (void)path;
+static int scan_one(void *ud, const char *file, const char *name) {
   struct scan *s = ud;
   if (!endswith(name, ".o.cmd"))
     return 0;
-  int r = read_at(s, dirfd, name);
+  _cleanup_free_ char *text = NULL;
+  int r = read_full_file(file, &text, NULL);
   if (r >= 0)
-    scan_record(s, s->buf);
+    scan_record(s, text);
   return r;
 }
 
@@ -186,7 +143,7 @@ static int plan_one(struct kgb_ctx *ctx, const char *dir, const char *old_config
   for (size_t i = 0; r >= 0 && i < n; i++)
     r = hashmap_put(&s.changed, s.symbols[i], (void *)(uintptr_t)(i + 1));
   if (r >= 0)
-    r = walk_path(dir, scan_one, &s);
+    r = walk(dir, scan_one, &s);
   if (r >= 0) {
     size_t top = SIZE_MAX;
     for (size_t i = 0; i < n; i++)
@@ -278,17 +235,13 @@ struct relocation {
   size_t files;
 };
 
-static int relocate_one(void *ud, int dirfd, const char *name, const char *path) {
+static int relocate_one(void *ud, const char *file, const char *name) {
   struct relocation *rl = ud;
   if (!endswith(name, ".cmd") && !endswith(name, ".d"))
     return 0;
-  _cleanup_free_ char *file = strjoin_path(path, name), *text = NULL;
+  _cleanup_free_ char *text = NULL;
   struct stat st;
-  if (!file)
-    return -ENOMEM;
-  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || read_full_file(file, &text, NULL) < 0)
-    return 0;
-  if (!strstr(text, rl->from))
+  if (lstat(file, &st) < 0 || read_full_file(file, &text, NULL) < 0)
     return 0;
   size_t n;
   _cleanup_free_ char *moved = replace_path(text, rl->from, rl->to, &n);
@@ -301,7 +254,7 @@ static int relocate_one(void *ud, int dirfd, const char *name, const char *path)
     return r;
   /* make compares times: the record keeps its own */
   struct timespec times[2] = {st.st_atim, st.st_mtim};
-  utimensat(dirfd, name, times, AT_SYMLINK_NOFOLLOW);
+  utimensat(AT_FDCWD, file, times, AT_SYMLINK_NOFOLLOW);
   rl->files++;
   return 0;
 }
@@ -311,7 +264,7 @@ int kgb_seed_relocate(const char *dir, const char *from, const char *to, size_t 
   _cleanup_free_ char *tools = strjoin_path(dir, "tools");
   if (!tools)
     return -ENOMEM;
-  int r = is_dir(tools) ? walk_path(tools, relocate_one, &rl) : 0;
+  int r = is_dir(tools) ? walk(tools, relocate_one, &rl) : 0;
   if (ret_files)
     *ret_files = rl.files;
   return r;
