@@ -1,4 +1,4 @@
-# Shared by the bats files: the binary under test, a private work directory per test file,
+# Shared by the bats files: the binary under test, the work directory of a test file,
 # bats-support/bats-assert, and a JSON reader (python3) for --json output.
 bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load.bash
 bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load.bash
@@ -15,3 +15,10 @@ json() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 
 # the output of the last `run` without the stderr lines (bats 1.8 merges them)
 kgb_split() { "$KGB" --workdir "$WORKDIR" "$@" 2>"$BATS_TEST_TMPDIR/stderr"; }
+
+# The e2e files of one run share a work directory, so each distinct kernel compiles once per
+# run: scripts/test sets KGB_E2E_WORKDIR and starts it empty. A file run alone gets its own.
+e2e_workdir() {
+  WORKDIR=${KGB_E2E_WORKDIR:-$BATS_FILE_TMPDIR/work}
+  export WORKDIR
+}

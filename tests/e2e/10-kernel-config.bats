@@ -6,7 +6,7 @@
 setup_file() {
   load ../helpers
   [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
-  export WORKDIR=$BATS_FILE_TMPDIR/work
+  e2e_workdir
 }
 
 setup() {

@@ -12,7 +12,7 @@ setup_file() {
   load ../helpers
   [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
   [ "$(id -u)" -eq 0 ] || skip "rootfs build needs root (mount namespaces, chroot)"
-  export WORKDIR=$BATS_FILE_TMPDIR/work
+  e2e_workdir
   local t0=$SECONDS
   "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" >/dev/null \
     2>"$BATS_FILE_TMPDIR/kernel.err" || { cat "$BATS_FILE_TMPDIR/kernel.err" >&3; return 1; }

@@ -8,7 +8,7 @@ setup_file() {
   load ../helpers
   [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
   command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
-  export WORKDIR=$BATS_FILE_TMPDIR/work
+  e2e_workdir
   local t0=$SECONDS
   "$KGB" --workdir "$WORKDIR" build -p nvidia-gpu -k "$LINUX_TARBALL" \
     --without oci-prestart-hook --without nvidia-container-toolkit --without nvidia-driver \
