@@ -162,6 +162,9 @@ int kgb_pci_parse_resource(const char *text, struct kgb_pci_bar bars[6], size_t 
       continue;
     if (end < start || !(flags & (RES_MEM | RES_IO)))
       continue;
+    /* its size, 2^64, has no uint64_t: no device decodes the whole address space */
+    if (start == 0 && end == UINT64_MAX)
+      return -ERANGE;
     bars[n++] = (struct kgb_pci_bar){.index = idx,
                                      .start = start,
                                      .size = end - start + 1,
@@ -295,8 +298,10 @@ int kgb_pci_read(struct kgb_ctx *ctx, const char *bdf, const char *pci_ids,
   if (!res)
     goto fail;
   if (read_full_file(res, &rtext, NULL) >= 0 &&
-      kgb_pci_parse_resource(rtext, d.bars, &d.n_bars) < 0) {
-    r = kgb_error(ctx, -EINVAL, "%s: not the format of a PCI resource file", res);
+      (r = kgb_pci_parse_resource(rtext, d.bars, &d.n_bars)) < 0) {
+    r = kgb_error(ctx, -EINVAL, "%s: %s", res,
+                  r == -ERANGE ? "a BAR spans the whole 64-bit address space"
+                               : "not the format of a PCI resource file");
     goto fail;
   }
   d.sriov = read_uint(d.path, "sriov_totalvfs", &d.totalvfs);

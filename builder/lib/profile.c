@@ -4,9 +4,12 @@
 #define _GNU_SOURCE
 #include "profile.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +23,17 @@ enum field_type { F_STRING, F_INT, F_BOOL, F_STRINGS, F_GROUP };
 static const char *const type_names[] = {"a string", "an integer", "true or false",
                                          "a list of strings", "a group { ... }"};
 
+/* What a string may hold beyond "no control characters" (every string), by where it goes:
+ * a file name, a Debian package name, or free text that may span lines. */
+enum field_form { FORM_LINE, FORM_NAME, FORM_PACKAGE, FORM_TEXT };
+
 struct field {
   const char *path;
   enum field_type type;
   bool required;
   const char *const *choices; /* allowed string values, NULL-terminated */
+  enum field_form form;       /* strings and lists of strings */
+  long long min, max;         /* integers: the allowed range */
 };
 
 static const char *const vendors[] = {"nvidia", "intel", "virgl", NULL};
@@ -37,28 +46,29 @@ static const char *const plug_ports[] = {"no-port", "bridge-port", "root-port", 
 static const char *const vfio_modes[] = {"guest-kernel", "vfio", NULL};
 
 static const struct field schema[] = {
-    {"name", F_STRING, true, NULL},
+    {"name", F_STRING, true, NULL, FORM_NAME},
     {"vendor", F_STRING, true, vendors},
     {"mode", F_STRING, true, modes},
-    {"description", F_STRING, true, NULL},
-    {"notes", F_STRING, false, NULL},
+    {"description", F_STRING, true, NULL, FORM_TEXT},
+    {"notes", F_STRING, false, NULL, FORM_TEXT},
     {"kernel", F_GROUP, true, NULL},
-    {"kernel.version", F_STRING, false, NULL},
+    {"kernel.version", F_STRING, false, NULL, FORM_NAME},
     {"kernel.source", F_STRING, false, NULL},
     {"kernel.sha256", F_STRING, false, NULL},
     {"kernel.mirror", F_STRING, false, NULL},
     {"kernel.arch", F_STRING, true, arches},
     {"kernel.fragments", F_STRINGS, true, NULL},
-    {"kernel.cfgver", F_INT, true, NULL},
+    {"kernel.cfgver", F_INT, true, NULL, .min = 1, .max = INT_MAX},
     {"kernel.required", F_STRINGS, false, NULL},
     {"kernel.overrides", F_STRINGS, false, NULL},
-    {"kernel.source_date_epoch", F_INT, false, NULL},
+    /* up to the last second of year 9999, as tar and mkfs take it */
+    {"kernel.source_date_epoch", F_INT, false, NULL, .min = 0, .max = 253402300799LL},
     {"rootfs", F_GROUP, false, NULL},
-    {"rootfs.distro", F_STRING, false, NULL},
-    {"rootfs.suite", F_STRING, false, NULL},
-    {"rootfs.components", F_STRINGS, false, NULL},
-    {"rootfs.packages", F_STRINGS, false, NULL},
-    {"rootfs.recipes", F_STRINGS, false, NULL},
+    {"rootfs.distro", F_STRING, false, NULL, FORM_NAME},
+    {"rootfs.suite", F_STRING, false, NULL, FORM_NAME},
+    {"rootfs.components", F_STRINGS, false, NULL, FORM_NAME},
+    {"rootfs.packages", F_STRINGS, false, NULL, FORM_PACKAGE},
+    {"rootfs.recipes", F_STRINGS, false, NULL, FORM_NAME},
     {"rootfs.mirror", F_STRING, false, NULL},
     {"rootfs.keyring", F_STRING, false, NULL},
     {"rootfs.library_versions", F_STRINGS, false, NULL},
@@ -67,14 +77,16 @@ static const struct field schema[] = {
     {"settings", F_GROUP, false, NULL},
     {"image", F_GROUP, false, NULL},
     {"image.format", F_STRING, false, formats},
-    {"image.free_mb", F_INT, false, NULL},
+    {"image.free_mb", F_INT, false, NULL, .min = 0, .max = 1 << 20},
     {"kata", F_GROUP, false, NULL},
-    {"kata.machine_type", F_STRING, false, NULL},
-    {"kata.default_memory", F_INT, false, NULL},
+    {"kata.machine_type", F_STRING, false, NULL, FORM_NAME},
+    /* MiB: Kata reads a uint32; below 128 no guest kernel of ours boots */
+    {"kata.default_memory", F_INT, false, NULL, .min = 128, .max = UINT32_MAX},
     {"kata.kernel_params", F_STRING, false, NULL},
     {"kata.hot_plug_vfio", F_STRING, false, plug_ports},
     {"kata.cold_plug_vfio", F_STRING, false, plug_ports},
-    {"kata.pcie_root_port", F_INT, false, NULL},
+    /* Kata refuses more than 16 root ports */
+    {"kata.pcie_root_port", F_INT, false, NULL, .min = 0, .max = 16},
     {"kata.vfio_mode", F_STRING, false, vfio_modes},
     {"kata.kernel_modules", F_STRINGS, false, NULL},
     {"kata.guest_hook_path", F_STRING, false, NULL},
@@ -170,10 +182,74 @@ struct check {
 static int check_fragment_pattern(struct check *c, const config_setting_t *s, const char *pattern);
 static int check_recipe(struct check *c, const config_setting_t *s, const char *name);
 
+/* The first byte of v that its form does not allow, or NULL. */
+static const char *bad_byte(const char *v, enum field_form form) {
+  for (const char *p = v; *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if ((ch < 0x20 && !(form == FORM_TEXT && (ch == '\n' || ch == '\t'))) || ch == 0x7f)
+      return p;
+    switch (form) {
+    case FORM_NAME: /* a path component: no '/', no leading '.', nothing a shell or URL quotes */
+      if (!(isalnum(ch) || (p > v && strchr("._+-", ch))))
+        return p;
+      break;
+    case FORM_PACKAGE: /* Debian policy 5.6.1, then an optional :arch, =version or /suite */
+      if (!(islower(ch) || isdigit(ch) || (p > v && strchr("+.-:=/~_", ch))))
+        return p;
+      break;
+    case FORM_LINE:
+    case FORM_TEXT:
+      break;
+    }
+  }
+  return NULL;
+}
+
+static int check_string(struct check *c, const config_setting_t *s, const char *path, const char *v,
+                        enum field_form form) {
+  static const char *const what[] = {
+      [FORM_LINE] = "one line of text",
+      [FORM_NAME] = "a name of letters, digits and '._+-' that starts with a letter or digit",
+      [FORM_PACKAGE] = "a Debian package name (lowercase letters, digits and '+.-')",
+      [FORM_TEXT] = "text",
+  };
+  const char *b = bad_byte(v, form);
+  bool named = form == FORM_NAME || form == FORM_PACKAGE;
+  if (!b && !(named && !*v) && !(form == FORM_NAME && strlen(v) > 64))
+    return 0;
+  unsigned char ch = b ? (unsigned char)*b : 0;
+  _cleanup_free_ char *shown = NULL;
+  if (b && (ch < 0x20 || ch == 0x7f))
+    shown = kgb_strdup_printf("a control character (\\x%02x) at byte %zu", ch, (size_t)(b - v));
+  else if (b && ch > 0x7f)
+    shown = kgb_strdup_printf("the byte \\x%02x at byte %zu", ch, (size_t)(b - v));
+  else if (b)
+    shown = kgb_strdup_printf("'%c' at byte %zu", ch, (size_t)(b - v));
+  else
+    shown = strdup(*v ? "more than 64 characters" : "nothing");
+  if (!shown)
+    return -ENOMEM;
+  /* the value itself is not echoed: it may hold the very bytes we refuse */
+  return kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' has %s: it must be %s", where(s, c->file),
+                   config_setting_source_line(s), path, shown, what[form]);
+}
+
 static int check_values(struct check *c, const config_setting_t *s, const char *path) {
   const char *file = where(s, c->file);
   unsigned line = config_setting_source_line(s);
   const struct field *f = find_field(path);
+  if (f->type == F_INT) {
+    long long v = config_setting_get_int64(s);
+    if (v < f->min || v > f->max)
+      return kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' is %lld: it must be from %lld to %lld", file,
+                       line, path, v, f->min, f->max);
+    return 0;
+  }
+  if (f->type == F_STRING) {
+    int r = check_string(c, s, path, config_setting_get_string(s), f->form);
+    if (r < 0)
+      return r;
+  }
   if (f->choices) {
     const char *v = config_setting_get_string(s);
     bool ok = false;
@@ -192,7 +268,9 @@ static int check_values(struct check *c, const config_setting_t *s, const char *
   for (int i = 0; f->type == F_STRINGS && i < config_setting_length(s); i++) {
     const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
     const char *v = config_setting_get_string(el);
-    int r = 0;
+    int r = check_string(c, el, path, v, f->form);
+    if (r < 0)
+      return r;
     if (STREQ(path, "kernel.fragments"))
       r = check_fragment_pattern(c, s, v);
     else if (STREQ(path, "rootfs.recipes"))
@@ -204,6 +282,23 @@ static int check_values(struct check *c, const config_setting_t *s, const char *
     } else if (STREQ(path, "kernel.overrides") && !startswith(v, "CONFIG_"))
       r = kgb_error(c->ctx, -EINVAL, "%s:%u: kernel.overrides: '%s' is not a CONFIG_ name", file,
                     line, v);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* Recipe settings are free-form (recipes declare them), but each string ends up in a command
+ * line, a file inside the root or an apt source: one line, no control characters. */
+static int check_settings(struct check *c, const config_setting_t *s, const char *path) {
+  if (config_setting_type(s) == CONFIG_TYPE_STRING)
+    return check_string(c, s, path, config_setting_get_string(s), FORM_LINE);
+  for (int i = 0; config_setting_is_aggregate(s) && i < config_setting_length(s); i++) {
+    const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+    const char *name = config_setting_name(el);
+    _cleanup_free_ char *sub =
+        name ? kgb_strdup_printf("%s.%s", path, name) : kgb_strdup_printf("%s[%d]", path, i);
+    int r = sub ? check_settings(c, el, sub) : -ENOMEM;
     if (r < 0)
       return r;
   }
@@ -239,8 +334,12 @@ static int check_group(struct check *c, const config_setting_t *s, const char *p
     if (!type_ok(el, f->type))
       return kgb_error(c->ctx, -EINVAL, "%s:%u: '%s' must be %s", file, line, path,
                        type_names[f->type]);
-    if (STREQ(path, "settings"))
+    if (STREQ(path, "settings")) {
+      int r = check_settings(c, el, path);
+      if (r < 0)
+        return r;
       continue;
+    }
     int r = f->type == F_GROUP ? check_group(c, el, path, in_override) : check_values(c, el, path);
     if (r < 0)
       return r;

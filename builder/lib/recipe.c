@@ -654,6 +654,18 @@ static int expand(struct expander *e, const char *s, char **ret) {
       rc = name ? missing_value(e, name) : -ENOMEM;
       break;
     }
+    /* a value lands in an argument, a file in the root or an apt source line: a newline
+     * there would add a line of the user's choosing (a trusted apt source, say) */
+    const char *bad = v;
+    while (*bad && (unsigned char)*bad >= 0x20 && *bad != 0x7f)
+      bad++;
+    if (*bad) {
+      rc = kgb_error(e->ctx, -EINVAL,
+                     "%s:%u: the value of '${%.*s}' has a control character (\\x%02x) at byte "
+                     "%zu: a setting must be one line of text",
+                     e->r->path, e->line, (int)len, c + 2, (unsigned char)*bad, (size_t)(bad - v));
+      break;
+    }
     rc = sbuf_adds(&sb, v);
     c = end + 1;
   }
@@ -665,11 +677,22 @@ static int expand(struct expander *e, const char *s, char **ret) {
   return *ret ? 0 : -ENOMEM;
 }
 
+/* Arguments, package names and recipe names: an element that starts with a variable may not
+ * start with '-', or a setting such as dkms.package=-oDPkg::Pre-Invoke::=CMD would become an
+ * option of the program (recipes also put "--" before package names). */
 static int expand_strv(struct expander *e, char *const *v, char ***ret) {
   _cleanup_strv_free_ char **out = NULL;
   for (size_t i = 0; v && v[i]; i++) {
     char *x = NULL;
     int rc = expand(e, v[i], &x);
+    if (rc >= 0 && startswith(v[i], "${") && x[0] == '-') {
+      size_t len = strcspn(v[i] + 2, "}");
+      rc = kgb_error(e->ctx, -EINVAL,
+                     "%s:%u: the value of '${%.*s}' starts with '-' and would be read as an "
+                     "option: give a name or path",
+                     e->r->path, e->line, (int)len, v[i] + 2);
+      free(x);
+    }
     if (rc < 0 || (rc = strv_push(&out, x)) < 0)
       return rc;
   }

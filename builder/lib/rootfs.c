@@ -1128,8 +1128,9 @@ static int chroot_step(struct run *run, char *const *argv, char *const *extra_en
 
 static int apt_install(struct run *run, char *const *packages, const char *what) {
   _cleanup_strv_free_ char **argv = NULL;
-  static const char *const head[] = {"apt-get", "install",        "-y", "--no-install-recommends",
-                                     "-o",      "Dpkg::Use-Pty=0"};
+  /* "--": a package name never becomes an option */
+  static const char *const head[] = {"apt-get", "install",         "-y", "--no-install-recommends",
+                                     "-o",      "Dpkg::Use-Pty=0", "--"};
   for (size_t i = 0; i < ELEMENTSOF(head); i++)
     if (strv_extend(&argv, head[i]) < 0)
       return -ENOMEM;
@@ -1789,8 +1790,8 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     r = run_recipe(&run, plan[i], i, n_recipes, &res->warnings);
   if (r >= 0 && purge) {
     _cleanup_strv_free_ char **argv = NULL;
-    static const char *const head[] = {"apt-get",       "purge", "-y",
-                                       "--auto-remove", "-o",    "Dpkg::Use-Pty=0"};
+    static const char *const head[] = {"apt-get", "purge",           "-y", "--auto-remove",
+                                       "-o",      "Dpkg::Use-Pty=0", "--"};
     for (size_t i = 0; i < ELEMENTSOF(head) && r >= 0; i++)
       r = strv_extend(&argv, head[i]);
     size_t before = strv_length(argv);

@@ -142,7 +142,7 @@ int kgb_archive_extract_into(struct kgb_ctx *ctx, const char *archive, const cha
     goto finish;
   }
   struct archive_entry *e;
-  unsigned long count = 0;
+  unsigned long count = 0, skipped = 0;
   for (;;) {
     int ar = archive_read_next_header(in, &e);
     if (ar == ARCHIVE_EOF)
@@ -158,6 +158,17 @@ int kgb_archive_extract_into(struct kgb_ctx *ctx, const char *archive, const cha
                     "'%s': entry '%s' has an absolute path or '..': refused, nothing extracted",
                     archive, name ? name : "");
       goto finish;
+    }
+    /* A source tree holds files, directories and links: device nodes, FIFOs and sockets are
+     * left out, and so are set-id bits and write access for others (a "./" entry of mode
+     * 0777 would make the work directory's sources/<key>/ world-writable). */
+    if (!o->as_root) {
+      mode_t type = archive_entry_filetype(e);
+      if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+        skipped++;
+        continue;
+      }
+      archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t)(S_ISUID | S_ISGID | S_IWOTH));
     }
     _cleanup_free_ char *dest = entry_dest(tmp, name);
     _cleanup_free_ char *ldest = link ? entry_dest(tmp, link) : NULL;
@@ -203,6 +214,9 @@ int kgb_archive_extract_into(struct kgb_ctx *ctx, const char *archive, const cha
     r = archive_err(ctx, out, archive, -EIO);
   if (r == 0 && count == 0)
     r = kgb_error(ctx, -ENODATA, "'%s': the archive is empty", archive);
+  if (r == 0 && skipped)
+    kgb_info(ctx, "'%s': left out %lu device nodes, FIFOs or sockets (no place in a source tree)",
+             archive, skipped);
   if (r == 0 && o->progress)
     kgb_progress(ctx, o->progress, total, total);
 finish:
@@ -340,14 +354,19 @@ int kgb_source_prepare(struct kgb_ctx *ctx, const char *spec, const char *sha256
     s->extracted = true;
   }
   r = find_tree(dest, &s->dir);
-  if (r < 0)
+  if (r < 0) {
+    /* nothing can ever use it: the same tarball extracts to the same tree */
+    rm_rf(dest);
     return kgb_error(ctx, -ENOENT,
                      "'%s' holds no kernel tree (no Makefile at its top or in its "
                      "only directory)",
                      spec);
+  }
   r = kgb_source_check_tree(ctx, s->dir, &s->version);
-  if (r < 0)
+  if (r < 0) {
+    rm_rf(dest);
     return r;
+  }
   *ret = TAKE_PTR(s);
   return 0;
 }

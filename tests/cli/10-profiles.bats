@@ -111,3 +111,59 @@ setup() {
   run json 'j["error"]' <<<"$output"
   assert_output --partial "unknown profile 'nvidia-gp'"
 }
+
+# override_profile FILE BODY: a user profile on top of nvidia-gpu with BODY in its override
+override_profile() {
+  printf '@include "nvidia-gpu.cfg"\noverride = {\n%b\n};\n' "$2" >"$1"
+}
+
+@test "a name that would become a path outside the work directory is refused" {
+  override_profile "$BATS_TEST_TMPDIR/evil.cfg" '  name = "../../../../tmp/evil";'
+  run kgb kernel build -p "$BATS_TEST_TMPDIR/evil.cfg" -k "$BATS_TEST_TMPDIR/nowhere"
+  assert_failure 1
+  assert_output --partial "evil.cfg:3: 'name' has '.' at byte 0: it must be a name of letters, digits and '._+-'"
+  [ ! -e /tmp/evil ]
+  run find "$WORKDIR" -mindepth 1 ! -name lock
+  assert_output ""
+  override_profile "$BATS_TEST_TMPDIR/slash.cfg" '  name = "gpu/x";'
+  run kgb profile show "$BATS_TEST_TMPDIR/slash.cfg"
+  assert_failure 1
+  assert_output --partial "'name' has '/' at byte 3"
+  override_profile "$BATS_TEST_TMPDIR/suite.cfg" '  rootfs = { suite = "bookworm/../x"; };'
+  run kgb profile show "$BATS_TEST_TMPDIR/suite.cfg"
+  assert_failure 1
+  assert_output --partial "'rootfs.suite' has '/' at byte 8"
+}
+
+@test "numbers outside their range are refused with the range" {
+  override_profile "$BATS_TEST_TMPDIR/mem.cfg" '  kata = { default_memory = -4096; };'
+  run kgb kata-config -p "$BATS_TEST_TMPDIR/mem.cfg"
+  assert_failure 1
+  assert_output --partial "mem.cfg:3: 'kata.default_memory' is -4096: it must be from 128 to 4294967295"
+  override_profile "$BATS_TEST_TMPDIR/ports.cfg" '  kata = { pcie_root_port = -3; };'
+  run kgb kata-config -p "$BATS_TEST_TMPDIR/ports.cfg"
+  assert_failure 1
+  assert_output --partial "'kata.pcie_root_port' is -3: it must be from 0 to 16"
+  override_profile "$BATS_TEST_TMPDIR/cfgver.cfg" '  kernel = { cfgver = 4294967297L; };'
+  run kgb profile show "$BATS_TEST_TMPDIR/cfgver.cfg"
+  assert_failure 1
+  assert_output --partial "'kernel.cfgver' is 4294967297: it must be from 1 to 2147483647"
+  override_profile "$BATS_TEST_TMPDIR/big.cfg" '  kernel = { cfgver = 2147483647; };'
+  run kgb profile show "$BATS_TEST_TMPDIR/big.cfg"
+  assert_success
+}
+
+@test "control characters and option-like package names in profile values are refused" {
+  override_profile "$BATS_TEST_TMPDIR/nl.cfg" '  kata = { kernel_params = "quiet\\nroot=/dev/evil"; };'
+  run kgb kata-config -p "$BATS_TEST_TMPDIR/nl.cfg"
+  assert_failure 1
+  assert_output --partial "'kata.kernel_params' has a control character (\\x0a) at byte 5: it must be one line of text"
+  override_profile "$BATS_TEST_TMPDIR/pkg.cfg" '  rootfs = { packages = [ "kmod", "-oDPkg::Pre-Invoke::=touch" ]; };'
+  run kgb profile show "$BATS_TEST_TMPDIR/pkg.cfg"
+  assert_failure 1
+  assert_output --partial "'rootfs.packages' has '-' at byte 0: it must be a Debian package name"
+  override_profile "$BATS_TEST_TMPDIR/set.cfg" '  settings = { nvidia = { toolkit = { repo = "https://example.invalid/ /\\ndeb [trusted=yes] http://evil/ ./"; }; }; };'
+  run kgb profile show "$BATS_TEST_TMPDIR/set.cfg"
+  assert_failure 1
+  assert_output --partial "'settings.nvidia.toolkit.repo' has a control character (\\x0a)"
+}

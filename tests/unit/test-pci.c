@@ -57,6 +57,16 @@ static void test_resource(void **state) {
   assert_true(bars[3].io);
   assert_int_equal(bars[3].size, 128);
   assert_int_equal(kgb_pci_parse_resource("garbage\n", bars, &n), -EINVAL);
+  /* a BAR that ends at the top of the address space keeps its size; one that spans all of it
+   * has a size (2^64) no uint64_t holds, and is refused rather than reported as 0 bytes */
+  assert_int_equal(kgb_pci_parse_resource(
+                       "0xfffffff000000000 0xffffffffffffffff 0x000000000014220c\n", bars, &n),
+                   0);
+  assert_int_equal(n, 1);
+  assert_true(bars[0].size == (uint64_t)64 << 30);
+  assert_int_equal(kgb_pci_parse_resource(
+                       "0x0000000000000000 0xffffffffffffffff 0x000000000014220c\n", bars, &n),
+                   -ERANGE);
 }
 
 static void test_bdf_and_size(void **state) {
