@@ -213,6 +213,10 @@ int kgb_fragment_parse(struct kgb_ctx *ctx, const char *name, const char *text, 
     return -ENOMEM;
   unsigned lineno = 0;
   char *save = copy;
+  /* editors on some systems start UTF-8 files with a byte order mark: it is not a byte of
+   * the first line (which would otherwise be "not an assignment" while looking right) */
+  if (startswith(save, "\xef\xbb\xbf"))
+    save += 3;
   for (char *nl; save; save = nl) {
     nl = strchr(save, '\n');
     if (nl)

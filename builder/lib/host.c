@@ -956,10 +956,23 @@ int kgb_host_check_writable(struct kgb_ctx *ctx, const char *what) {
   return 0;
 }
 
+/* A sysfs attribute is a regular file: the path may pass through the device's and driver's
+ * links, but the attribute itself is never followed as a link (a tree under --sysfs, or a
+ * root where someone replaced an attribute, would otherwise be written through it). */
 static int write_attr(struct kgb_ctx *ctx, const char *path, const char *value) {
-  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ELOOP)
+    return kgb_error(ctx, -ELOOP,
+                     "'%s' is a symbolic link, not a sysfs attribute: refusing to write through "
+                     "it (nothing was changed)",
+                     path);
   if (fd < 0)
     return kgb_error(ctx, -errno, "cannot open '%s' for writing: %m", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return kgb_error(ctx, -EINVAL, "'%s' is not a regular file, not a sysfs attribute", path);
+  }
   size_t len = strlen(value);
   ssize_t n = write(fd, value, len);
   int err = n < 0 ? errno : 0;

@@ -69,6 +69,15 @@ int kgb_pci_bdf_normalize(struct kgb_ctx *ctx, const char *in, char **ret) {
   return *ret ? 0 : -ENOMEM;
 }
 
+/* Text from sysfs is shown on terminals and written into YAML and TOML: a driver (or a fixture
+ * tree) that puts escape sequences or other control characters in a name must not reach a
+ * terminal raw. Each such byte becomes '?'; newlines are the caller's business. */
+static void defang(char *s) {
+  for (; s && *s; s++)
+    if (((unsigned char)*s < 0x20 && *s != '\n') || *s == 0x7f)
+      *s = '?';
+}
+
 /* The first line of a sysfs attribute, without the newline; NULL when unreadable. */
 static char *read_attr(const char *dir, const char *name) {
   _cleanup_free_ char *p = strjoin_path(dir, name);
@@ -76,6 +85,7 @@ static char *read_attr(const char *dir, const char *name) {
   if (!p || read_full_file(p, &text, NULL) < 0)
     return NULL;
   text[strcspn(text, "\n")] = '\0';
+  defang(text);
   return text;
 }
 
@@ -116,7 +126,9 @@ static char *link_name(const char *dir, const char *name) {
     return NULL;
   buf[n] = '\0';
   const char *slash = strrchr(buf, '/');
-  return strdup(slash ? slash + 1 : buf);
+  char *last = strdup(slash ? slash + 1 : buf);
+  defang(last);
+  return last;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -248,6 +260,7 @@ static int read_mdev_types(const char *dev_path, struct kgb_pci_dev *d) {
     t->path = strjoin_path(dir, ids[i]);
     if (!t->id || !t->path)
       return -ENOMEM;
+    defang(t->id); /* shown; the path keeps the real name */
     t->name = read_attr(t->path, "name");
     _cleanup_free_ char *p = strjoin_path(t->path, "description");
     if (p && read_full_file(p, &t->description, NULL) >= 0) {
@@ -257,6 +270,7 @@ static int read_mdev_types(const char *dev_path, struct kgb_pci_dev *d) {
       for (char *c = t->description; *c; c++)
         if (*c == '\n')
           *c = ',';
+      defang(t->description);
     }
     unsigned avail;
     t->available = read_uint(t->path, "available_instances", &avail) ? (long)avail : -1;

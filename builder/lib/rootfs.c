@@ -598,12 +598,24 @@ static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
       return r;
   if (!b->components && (r = strv_extend(&b->components, "main")) < 0)
     return r;
-  for (size_t i = 0; p->rootfs.packages && p->rootfs.packages[i]; i++)
-    if (!strv_contains(b->packages, p->rootfs.packages[i]) &&
-        (r = strv_extend(&b->packages, p->rootfs.packages[i])) < 0)
-      return r;
-  if (b->packages)
-    qsort(b->packages, strv_length(b->packages), sizeof(char *), cmp_str);
+  /* sorted, then each name once: linear after the sort, for lists of any length */
+  size_t n_pkgs = strv_length(p->rootfs.packages), kept = 0;
+  if (n_pkgs) {
+    if (!(b->packages = calloc(n_pkgs + 1, sizeof(char *))))
+      return -ENOMEM;
+    for (size_t i = 0; i < n_pkgs; i++)
+      if (!(b->packages[i] = strdup(p->rootfs.packages[i])))
+        return -ENOMEM;
+    qsort(b->packages, n_pkgs, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < n_pkgs; i++) {
+      if (kept && STREQ(b->packages[kept - 1], b->packages[i]))
+        free(b->packages[i]);
+      else
+        b->packages[kept++] = b->packages[i];
+      if (i >= kept)
+        b->packages[i] = NULL;
+    }
+  }
   _cleanup_free_ char *comps_s = NULL;
   {
     struct sbuf sb = SBUF_INIT;

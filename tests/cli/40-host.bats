@@ -141,6 +141,20 @@ EOF
   assert_output "(null)"
 }
 
+@test "host bind never writes through an attribute that is a symbolic link" {
+  writable host-nvidia-dc
+  sys=$BATS_TEST_TMPDIR/host-nvidia-dc/sys
+  attr=$sys/bus/pci/devices/0000:d0:00.0/driver_override
+  echo precious >"$BATS_TEST_TMPDIR/victim"
+  rm -f "$attr"
+  ln -s "$BATS_TEST_TMPDIR/victim" "$attr"
+  run kgb host bind 0000:d0:00.0 --sysfs "$sys" --dev "$DEV"
+  assert_failure 1
+  assert_output --partial "driver_override' is a symbolic link, not a sysfs attribute: refusing to write through it"
+  run cat "$BATS_TEST_TMPDIR/victim"
+  assert_output precious
+}
+
 @test "Intel iGPU (seed 000): GVT-g types from sysfs, kernel config from config.gz, the vGPU to create" {
   writable host-intel-gvt
   run kgbh host check -p intel-gvt-g $(roots host-intel-gvt)

@@ -72,6 +72,12 @@ static void test_values(void **state) {
                                      "# CONFIG_DRM_NOUVEAU is not set\n");
   sbuf_release(&sb);
   kgb_fragment_free(f);
+  /* a UTF-8 byte order mark is not part of the first line */
+  f = parse_ok("\xef\xbb\xbf"
+               "CONFIG_DRM=y\n");
+  assert_string_equal(f->entries[0].symbol, "DRM");
+  assert_int_equal(f->entries[0].line, 1);
+  kgb_fragment_free(f);
   /* an empty string is an empty string (a .config has many: CONFIG_BUILD_SALT="") */
   f = parse_ok("CONFIG_BUILD_SALT=\"\"\n");
   assert_true(f->entries[0].is_string);

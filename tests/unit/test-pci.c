@@ -174,12 +174,43 @@ static void test_scan(void **state) {
   assert_non_null(strstr(kgb_error_detail(ctx), "no PCI device 0000:01:00.0"));
 }
 
+/* Names from sysfs never carry control characters to a terminal. */
+static void test_control_characters(void **state) {
+  (void)state;
+  char dir[] = "/tmp/kgb-test-pci-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *cmd = kgb_strdup_printf("cp -a '%s/host-intel-gvt/sys' '%s/'", KGB_TEST_FIXTURES, dir);
+  assert_int_equal(system(cmd), 0);
+  free(cmd);
+  char *types =
+      kgb_strdup_printf("%s/sys/devices/pci0000:00/0000:00:02.0/mdev_supported_types", dir);
+  char *name = kgb_strdup_printf("%s/i915-GVTg_V4_4/name", types);
+  static const char evil[] = "\x1b]0;owned\x07\x1b[2J GVTg\n";
+  assert_int_equal(write_file_atomic(name, evil, sizeof(evil) - 1, 0644), 0);
+  char *sys = kgb_strdup_printf("%s/sys", dir);
+  assert_int_equal(kgb_ctx_set_string(&ctx->sysfs, sys), 0);
+  struct kgb_pci_list *l = NULL;
+  assert_int_equal(kgb_pci_scan(ctx, true, NULL, &l), 0);
+  const struct kgb_mdev_type *t = NULL;
+  for (size_t i = 0; i < l->devs[0].n_mdev_types; i++)
+    if (strcmp(l->devs[0].mdev_types[i].id, "i915-GVTg_V4_4") == 0)
+      t = &l->devs[0].mdev_types[i];
+  assert_non_null(t);
+  assert_string_equal(t->name, "?]0;owned??[2J GVTg");
+  kgb_pci_list_free(l);
+  assert_int_equal(rm_rf(dir), 0);
+  free(sys);
+  free(name);
+  free(types);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resource),
       cmocka_unit_test(test_bdf_and_size),
       cmocka_unit_test(test_pci_ids),
       cmocka_unit_test(test_scan),
+      cmocka_unit_test(test_control_characters),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
