@@ -1,6 +1,7 @@
 /* Namespaced commands. kgb_exec forks process A, which unshares a mount and a PID namespace,
- * makes every mount private and forks B, PID 1 of the new namespace. B mounts /proc, /sys,
- * /dev, /dev/pts, /tmp and /run inside the root and forks C, which chroots and executes the
+ * makes every mount private and forks B, PID 1 of the new namespace. B binds the root onto
+ * itself nodev, mounts /proc, /sys, a minimal /dev (a tmpfs with a few character devices),
+ * /dev/pts, /dev/shm, /tmp and /run inside it and forks C, which chroots and executes the
  * command; B reaps whatever C leaves behind. When B dies, the kernel kills everything in the
  * PID namespace, and the mount namespace, having no process left, takes the mounts with it:
  * there is no unmount step to skip. A forwards a termination request as SIGKILL to B (PID 1
@@ -19,6 +20,8 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,22 +41,100 @@ struct mount_point {
   unsigned long flags;
   const char *data;
   mode_t mode;
+  int (*populate)(const char *path); /* fills the new mount; NULL: nothing to add */
 };
 
-/* As seed 001 mounts them, plus /run, so that nothing a package writes there at install time
- * ends up in the image. /dev is bound read-only: device nodes stay usable. */
-static const struct mount_point mounts[] = {
-    {"proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555},
-    {"sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555},
-    {"dev", "/dev", NULL, MS_BIND, NULL, 0755},
-    {"dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
-     0755},
-    {"tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
-    {"run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755},
+/* The character devices a step gets: the numbers are the kernel's own (devices.txt), the same
+ * on every host, so none is copied from the host's /dev. */
+static const struct dev_node {
+  const char *name;
+  unsigned major, minor;
+} dev_nodes[] = {
+    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
+
+static const struct dev_link {
+  const char *name, *target;
+} dev_links[] = {
+    {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
+    {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+};
+
+/* Runs in B on the fresh tmpfs at the root's /dev. B has every capability; the step will not
+ * (no CAP_MKNOD), so these are all the devices it ever has. */
+static int populate_dev(const char *path) {
+  _cleanup_close_ int dfd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+    const struct dev_node *n = &dev_nodes[i];
+    /* B's umask would take the write bits of others off */
+    if (mknodat(dfd, n->name, S_IFCHR | 0666, makedev(n->major, n->minor)) < 0 ||
+        fchmodat(dfd, n->name, 0666, 0) < 0) {
+      int e = errno;
+      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s/%s': %s\n", path, n->name,
+              strerror(e));
+      return -e;
+    }
+  }
+  for (size_t i = 0; i < ELEMENTSOF(dev_links); i++)
+    if (symlinkat(dev_links[i].target, dfd, dev_links[i].name) < 0) {
+      int e = errno;
+      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s/%s': %s\n", path,
+              dev_links[i].name, strerror(e));
+      return -e;
+    }
+  return 0;
+}
+
+/* As seed 001 mounts them, plus /run, so that nothing a package writes there at install time
+ * ends up in the image. /dev is a new tmpfs with the few devices a package installation uses,
+ * never the host's: a read-only bind of the host's /dev still lets a step open a host disk
+ * read-write. */
+static const struct mount_point mounts[] = {
+    {"proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555, NULL},
+    {"sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555, NULL},
+    {"dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755", 0755, populate_dev},
+    {"dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
+     0755, NULL},
+    {"dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777, NULL},
+    {"tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777, NULL},
+    {"run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755, NULL},
+};
+
+/* Runs in B, before any other mount: the root bound onto itself and made nodev, so that a
+ * device node a package or a tarball left anywhere in the tree opens as nothing. The root's
+ * other mount flags (ro, nosuid, ...) are kept: a bind remount sets all of them at once. */
+static int bind_root_nodev(const char *root) {
+  static const struct {
+    unsigned long st, ms;
+  } kept[] = {{ST_RDONLY, MS_RDONLY},   {ST_NOSUID, MS_NOSUID},         {ST_NOEXEC, MS_NOEXEC},
+              {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+  struct statvfs sv;
+  if (mount(root, root, NULL, MS_BIND, NULL) < 0 || statvfs(root, &sv) < 0) {
+    int e = errno;
+    dprintf(STDERR_FILENO, "kata-gpu-builder: cannot bind '%s' onto itself: %s\n", root,
+            strerror(e));
+    return -e;
+  }
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_NODEV;
+  for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+    if (sv.f_flag & kept[i].st)
+      flags |= kept[i].ms;
+  if (mount(NULL, root, NULL, flags, NULL) < 0) {
+    int e = errno;
+    dprintf(STDERR_FILENO, "kata-gpu-builder: cannot make '%s' nodev: %s\n", root, strerror(e));
+    return -e;
+  }
+  return 0;
+}
 
 /* Runs in B: errors go to the command's log, as the command's own would. */
 static int mount_all(const char *root) {
+  int r = bind_root_nodev(root);
+  if (r < 0)
+    return r;
   char path[4096];
   for (size_t i = 0; i < ELEMENTSOF(mounts); i++) {
     const struct mount_point *m = &mounts[i];
@@ -61,8 +142,9 @@ static int mount_all(const char *root) {
     struct stat st;
     if (lstat(path, &st) < 0) {
       if (errno != ENOENT || mkdir(path, m->mode) < 0) {
-        dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s': %s\n", path, strerror(errno));
-        return -errno;
+        int e = errno;
+        dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s': %s\n", path, strerror(e));
+        return -e;
       }
     } else if (!S_ISDIR(st.st_mode)) {
       /* never mount through a symlink: it could point anywhere on the host */
@@ -76,13 +158,8 @@ static int mount_all(const char *root) {
               strerror(e));
       return -e;
     }
-    if ((m->flags & MS_BIND) &&
-        mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL) < 0) {
-      int e = errno;
-      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot make '%s' read-only: %s\n", path,
-              strerror(e));
-      return -e;
-    }
+    if (m->populate && (r = m->populate(path)) < 0)
+      return r;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 /* Commands inside a root file system: each runs in a child with its own mount and PID
- * namespaces, in which /proc, /sys, /dev (bound from the host), /dev/pts, /tmp and /run are
- * mounted inside the root, so that every mount vanishes with the child, even on SIGKILL. */
+ * namespaces, in which /proc, /sys, a minimal /dev (no host device), /dev/pts, /dev/shm, /tmp
+ * and /run are mounted inside the root, so that every mount vanishes with the child, even on
+ * SIGKILL. The root is mounted nodev: no device node in it works. */
 #pragma once
 
 #include "exec.h"

@@ -1,7 +1,8 @@
 /* Paths inside a root (symbolic links never lead out) and namespaced commands: the mounts a
  * command sees, its PID and environment, its exit status, and that nothing of the root is
  * mounted anywhere after it ends, even when the process running it is killed with SIGKILL.
- * The namespace tests need root and skip without it. */
+ * Then that a command reaches no host device, not even through a node left in the tree. The
+ * namespace tests need root and skip without it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,8 +133,9 @@ static void test_run(void **state) {
   const char *t = sbuf_str(&l.text);
   /* B is PID 1 of the new namespace, the command its child */
   assert_non_null(strstr(t, "pid 2\n"));
-  static const char *const mounts[] = {"mount /proc\n",    "mount /sys\n", "mount /dev\n",
-                                       "mount /dev/pts\n", "mount /tmp\n", "mount /run\n"};
+  static const char *const mounts[] = {"mount /\n",    "mount /proc\n",    "mount /sys\n",
+                                       "mount /dev\n", "mount /dev/pts\n", "mount /dev/shm\n",
+                                       "mount /tmp\n", "mount /run\n"};
   for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
     if (!strstr(t, mounts[i]))
       fail_msg("no '%s' in:\n%s", mounts[i], t);
@@ -150,6 +153,83 @@ static void test_run(void **state) {
   kgb_error_clear(ctx);
   assert_int_equal(kgb_chroot_run(ctx, root, missing, NULL), -ENOENT);
   assert_false(mounted_anywhere(root));
+}
+
+/* Runs the probe in the root and returns its exit status; its output goes to *out. */
+static int probe(char *const argv[], struct sbuf *out) {
+  struct lines l = {SBUF_INIT};
+  struct kgb_chroot_opts o = {.line_fn = on_line, .userdata = &l};
+  kgb_error_clear(ctx);
+  int r = kgb_chroot_run(ctx, root, argv, &o);
+  *out = l.text;
+  return r;
+}
+
+static void has(const char *text, const char *fmt, ...) {
+  char want[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(want, sizeof(want), fmt, ap);
+  va_end(ap);
+  if (!strstr(text, want))
+    fail_msg("no '%s' in:\n%s", want, text);
+}
+
+static void test_minimal_dev(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  /* the host's first loop device (not mounted, so the kernel lets root write it) and one of
+   * its disks, as a tarball could carry them */
+  unsigned maj = 254, min = 0;
+  char name[64] = "vda";
+  char *parts = NULL;
+  if (read_full_file("/proc/partitions", &parts, NULL) == 0) {
+    char *line = strchr(parts, '\n');
+    while (line && sscanf(line, "%u %u %*u %63s", &maj, &min, name) != 3)
+      line = strchr(line + 1, '\n');
+  }
+  free(parts);
+  char p[512];
+  snprintf(p, sizeof(p), "%s/loop", root);
+  assert_int_equal(mknod(p, S_IFBLK | 0600, makedev(7, 0)), 0);
+  snprintf(p, sizeof(p), "%s/disk", root);
+  assert_int_equal(mknod(p, S_IFBLK | 0600, makedev(maj, min)), 0);
+  snprintf(p, sizeof(p), "%s/kmsg", root);
+  assert_int_equal(mknod(p, S_IFCHR | 0600, makedev(1, 11)), 0);
+  char host_disk[80];
+  snprintf(host_disk, sizeof(host_disk), "/dev/%s", name);
+  char *argv[] = {"/probe",  "open-rw",    "/loop",    "/disk", "/kmsg",
+                  host_disk, "/dev/loop0", "/dev/mem", NULL};
+  struct sbuf out;
+  assert_int_equal(probe(argv, &out), 0);
+  const char *t = sbuf_str(&out);
+  /* the root is nodev: a node in the tree is no device */
+  has(t, "open-rw /loop: errno %d\n", EACCES);
+  has(t, "open-rw /disk: errno %d\n", EACCES);
+  has(t, "open-rw /kmsg: errno %d\n", EACCES);
+  /* and /dev holds none of the host's */
+  has(t, "open-rw %s: errno %d\n", host_disk, ENOENT);
+  has(t, "open-rw /dev/loop0: errno %d\n", ENOENT);
+  has(t, "open-rw /dev/mem: errno %d\n", ENOENT);
+  sbuf_release(&out);
+
+  char *ls[] = {"/probe", "ls", "/dev", NULL};
+  assert_int_equal(probe(ls, &out), 0);
+  assert_string_equal(sbuf_str(&out), "fd l /proc/self/fd\n"
+                                      "full c 1:7\n"
+                                      "null c 1:3\n"
+                                      "ptmx l pts/ptmx\n"
+                                      "pts d\n"
+                                      "random c 1:8\n"
+                                      "shm d\n"
+                                      "stderr l /proc/self/fd/2\n"
+                                      "stdin l /proc/self/fd/0\n"
+                                      "stdout l /proc/self/fd/1\n"
+                                      "tty c 5:0\n"
+                                      "urandom c 1:9\n"
+                                      "zero c 1:5\n");
+  sbuf_release(&out);
 }
 
 static void test_mount_point_link_refused(void **state) {
@@ -237,11 +317,9 @@ static void test_needs_root_dir(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_resolve),
-      cmocka_unit_test(test_run),
-      cmocka_unit_test(test_mount_point_link_refused),
-      cmocka_unit_test(test_sigkill),
-      cmocka_unit_test(test_needs_root_dir),
+      cmocka_unit_test(test_resolve),     cmocka_unit_test(test_run),
+      cmocka_unit_test(test_minimal_dev), cmocka_unit_test(test_mount_point_link_refused),
+      cmocka_unit_test(test_sigkill),     cmocka_unit_test(test_needs_root_dir),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
