@@ -1,24 +1,54 @@
 /* Namespaced commands. kgb_exec forks process A, which unshares a mount and a PID namespace,
- * makes every mount private and forks B, PID 1 of the new namespace. B mounts /proc, /sys,
- * /dev, /dev/pts, /tmp and /run inside the root and forks C, which chroots and executes the
- * command; B reaps whatever C leaves behind. When B dies, the kernel kills everything in the
- * PID namespace, and the mount namespace, having no process left, takes the mounts with it:
- * there is no unmount step to skip. A forwards a termination request as SIGKILL to B (PID 1
- * ignores signals it has no handler for), and B dies with A (PR_SET_PDEATHSIG). */
+ * makes every mount private and forks B, PID 1 of the new namespace. B binds the root onto
+ * itself nodev, mounts /proc, /sys, a minimal /dev (a tmpfs with a few character devices),
+ * /dev/pts, /dev/shm, /tmp and /run inside it and forks C, which chroots, gives up what a
+ * package installation does not need (below) and executes the command; B reaps whatever C
+ * leaves behind. When B dies, the kernel kills everything in the PID namespace, and the mount
+ * namespace, having no process left, takes the mounts with it: there is no unmount step to
+ * skip. A forwards a termination request as SIGKILL to B (PID 1 ignores signals it has no
+ * handler for), and B dies with A (PR_SET_PDEATHSIG).
+ *
+ * Containment. A step runs apt maintainer scripts from the user's repositories, DKMS builds
+ * and vendor installers as root; it must not be able to write the host. So C drops every
+ * capability from its bounding, effective, permitted, inheritable and ambient sets except
+ * these, and sets no-new-privs, so that nothing it executes gets one back:
+ *   CAP_CHOWN, CAP_FOWNER, CAP_FSETID  dpkg unpacks files with their owners and modes
+ *                                      (setuid bits included) and maintainer scripts chown
+ *   CAP_DAC_OVERRIDE                   root writes files whatever their mode (dpkg, ldconfig)
+ *   CAP_SETUID, CAP_SETGID             apt drops to _apt to download; scripts run runuser/su
+ *   CAP_SETFCAP                        postinsts run setcap (ping, gst-ptp-helper)
+ *   CAP_KILL                           scripts stop the daemons they started (all in the
+ *                                      PID namespace: nothing of the host is visible)
+ *   CAP_NET_BIND_SERVICE, CAP_NET_RAW  a step shares the host's network to download; tools
+ *                                      probe it (ping in scripts)
+ *   CAP_AUDIT_WRITE                    su, runuser and login's PAM write audit records
+ *   CAP_SYS_NICE, CAP_IPC_LOCK         make, dpkg and gpg set priorities and lock memory
+ *   CAP_LEASE                          file leases some daemons take when started
+ * Among those dropped: CAP_SYS_ADMIN (mount, namespaces), CAP_SYS_CHROOT (the double-chroot
+ * escape), CAP_SYS_PTRACE (PID 1's /proc/1/root is the host's /), CAP_DAC_READ_SEARCH
+ * (open_by_handle_at), CAP_MKNOD, CAP_SYS_MODULE, CAP_SYS_RAWIO. The root is nodev and /dev
+ * holds no host node, so a device node anywhere in the tree opens as nothing; descriptors the
+ * caller left open are closed at exec. What remains shared with the host is its network and
+ * its kernel. */
 #define _GNU_SOURCE
 #include "chroot.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,22 +68,103 @@ struct mount_point {
   unsigned long flags;
   const char *data;
   mode_t mode;
+  int (*populate)(const char *path); /* fills the new mount; NULL: nothing to add */
 };
 
-/* As seed 001 mounts them, plus /run, so that nothing a package writes there at install time
- * ends up in the image. /dev is bound read-only: device nodes stay usable. */
-static const struct mount_point mounts[] = {
-    {"proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555},
-    {"sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555},
-    {"dev", "/dev", NULL, MS_BIND, NULL, 0755},
-    {"dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
-     0755},
-    {"tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
-    {"run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755},
+/* The character devices a step gets: the numbers are the kernel's own (devices.txt), the same
+ * on every host, so none is copied from the host's /dev. */
+static const struct dev_node {
+  const char *name;
+  unsigned major, minor;
+} dev_nodes[] = {
+    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
+
+static const struct dev_link {
+  const char *name, *target;
+} dev_links[] = {
+    {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
+    {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+};
+
+/* Runs in B on the fresh tmpfs at the root's /dev. B has every capability; the step will not
+ * (no CAP_MKNOD), so these are all the devices it ever has. */
+static int populate_dev(const char *path) {
+  _cleanup_close_ int dfd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    int e = errno;
+    dprintf(STDERR_FILENO, "kata-gpu-builder: cannot open '%s': %s\n", path, strerror(e));
+    return -e;
+  }
+  for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+    const struct dev_node *n = &dev_nodes[i];
+    /* B's umask would take the write bits of others off */
+    if (mknodat(dfd, n->name, S_IFCHR | 0666, makedev(n->major, n->minor)) < 0 ||
+        fchmodat(dfd, n->name, 0666, 0) < 0) {
+      int e = errno;
+      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s/%s': %s\n", path, n->name,
+              strerror(e));
+      return -e;
+    }
+  }
+  for (size_t i = 0; i < ELEMENTSOF(dev_links); i++)
+    if (symlinkat(dev_links[i].target, dfd, dev_links[i].name) < 0) {
+      int e = errno;
+      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s/%s': %s\n", path,
+              dev_links[i].name, strerror(e));
+      return -e;
+    }
+  return 0;
+}
+
+/* As seed 001 mounts them, plus /run, so that nothing a package writes there at install time
+ * ends up in the image. /dev is a new tmpfs with the few devices a package installation uses,
+ * never the host's: a read-only bind of the host's /dev still lets a step open a host disk
+ * read-write. */
+static const struct mount_point mounts[] = {
+    {"proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555, NULL},
+    {"sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 0555, NULL},
+    {"dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755", 0755, populate_dev},
+    {"dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
+     0755, NULL},
+    {"dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777, NULL},
+    {"tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777, NULL},
+    {"run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755, NULL},
+};
+
+/* Runs in B, before any other mount: the root bound onto itself and made nodev, so that a
+ * device node a package or a tarball left anywhere in the tree opens as nothing. The root's
+ * other mount flags (ro, nosuid, ...) are kept: a bind remount sets all of them at once. */
+static int bind_root_nodev(const char *root) {
+  static const struct {
+    unsigned long st, ms;
+  } kept[] = {{ST_RDONLY, MS_RDONLY},   {ST_NOSUID, MS_NOSUID},         {ST_NOEXEC, MS_NOEXEC},
+              {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+  struct statvfs sv;
+  if (mount(root, root, NULL, MS_BIND, NULL) < 0 || statvfs(root, &sv) < 0) {
+    int e = errno;
+    dprintf(STDERR_FILENO, "kata-gpu-builder: cannot bind '%s' onto itself: %s\n", root,
+            strerror(e));
+    return -e;
+  }
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_NODEV;
+  for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+    if (sv.f_flag & kept[i].st)
+      flags |= kept[i].ms;
+  if (mount(NULL, root, NULL, flags, NULL) < 0) {
+    int e = errno;
+    dprintf(STDERR_FILENO, "kata-gpu-builder: cannot make '%s' nodev: %s\n", root, strerror(e));
+    return -e;
+  }
+  return 0;
+}
 
 /* Runs in B: errors go to the command's log, as the command's own would. */
 static int mount_all(const char *root) {
+  int r = bind_root_nodev(root);
+  if (r < 0)
+    return r;
   char path[4096];
   for (size_t i = 0; i < ELEMENTSOF(mounts); i++) {
     const struct mount_point *m = &mounts[i];
@@ -61,8 +172,9 @@ static int mount_all(const char *root) {
     struct stat st;
     if (lstat(path, &st) < 0) {
       if (errno != ENOENT || mkdir(path, m->mode) < 0) {
-        dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s': %s\n", path, strerror(errno));
-        return -errno;
+        int e = errno;
+        dprintf(STDERR_FILENO, "kata-gpu-builder: cannot create '%s': %s\n", path, strerror(e));
+        return -e;
       }
     } else if (!S_ISDIR(st.st_mode)) {
       /* never mount through a symlink: it could point anywhere on the host */
@@ -76,14 +188,86 @@ static int mount_all(const char *root) {
               strerror(e));
       return -e;
     }
-    if ((m->flags & MS_BIND) &&
-        mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL) < 0) {
-      int e = errno;
-      dprintf(STDERR_FILENO, "kata-gpu-builder: cannot make '%s' read-only: %s\n", path,
-              strerror(e));
-      return -e;
+    if (m->populate && (r = m->populate(path)) < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* What a step keeps of root's capabilities: see the header comment for why each. */
+#define CAP_BIT(c) (UINT64_C(1) << (c))
+static const uint64_t kept_caps =
+    CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FOWNER) | CAP_BIT(CAP_FSETID) |
+    CAP_BIT(CAP_KILL) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETFCAP) |
+    CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_AUDIT_WRITE) |
+    CAP_BIT(CAP_SYS_NICE) | CAP_BIT(CAP_LEASE) | CAP_BIT(CAP_IPC_LOCK);
+
+static int contain_fail(const char *what, int e) {
+  dprintf(STDERR_FILENO, "kata-gpu-builder: cannot contain the command (%s): %s\n", what,
+          strerror(e));
+  return -e;
+}
+
+/* The kernel's highest capability number, from the /proc that B mounted in the root (so the
+ * root's own content cannot stand in for it). */
+static int cap_last_cap(unsigned *ret) {
+  char buf[32];
+  _cleanup_close_ int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return n < 0 ? -errno : -EIO;
+  buf[n] = '\0';
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(buf, &end, 10);
+  if (errno || end == buf || v > 1023)
+    return -EIO;
+  *ret = (unsigned)v;
+  return 0;
+}
+
+/* Runs in C after the chroot, as the last thing before exec: whatever a step runs can neither
+ * get the capabilities back (bounding set, no-new-privs) nor use them now (effective and
+ * permitted sets), nor reach a host file through a descriptor it inherited. */
+static int contain(void) {
+  /* nothing the caller left open (a lock, a directory) reaches the command */
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    /* before Linux 5.11: one at a time */
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+      int fl = fcntl(fd, F_GETFD);
+      if (fl >= 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return contain_fail("marking inherited descriptors close-on-exec", errno);
     }
   }
+  unsigned last = 0;
+  int r = cap_last_cap(&last);
+  if (r < 0)
+    return contain_fail("reading /proc/sys/kernel/cap_last_cap", -r);
+  /* CAP_SETPCAP goes from the bounding set too, but stays effective until capset below */
+  for (unsigned c = 0; c <= last; c++)
+    if ((c >= 64 || !(kept_caps & CAP_BIT(c))) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+      return contain_fail("dropping from the bounding set", errno);
+  /* EINVAL: a kernel older than ambient capabilities, which then has none to clear */
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return contain_fail("clearing the ambient set", errno);
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+  if (syscall(SYS_capget, &h, d) < 0)
+    return contain_fail("reading the capability sets", errno);
+  for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+    uint32_t keep = (uint32_t)(kept_caps >> (32 * i));
+    d[i].effective &= keep;
+    d[i].permitted &= keep;
+    d[i].inheritable &= keep;
+  }
+  if (syscall(SYS_capset, &h, d) < 0)
+    return contain_fail("dropping capabilities", errno);
+  /* a setuid or file-capability program in the root gains nothing either */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return contain_fail("setting no-new-privs", errno);
   return 0;
 }
 
@@ -120,7 +304,8 @@ static int run_init(struct ns_setup *s, int alive_fd) {
       for (size_t i = 0; s->env[i]; i++)
         putenv(s->env[i]);
     }
-    return 0;
+    /* kgb_exec calls execvp as soon as this returns */
+    return s->root ? contain() : 0;
   }
   /* kgb_exec waits for the exec-error pipe and the output pipe to close: hold neither */
   close_range(3, ~0U, 0);

@@ -1,6 +1,8 @@
 /* Commands inside a root file system: each runs in a child with its own mount and PID
- * namespaces, in which /proc, /sys, /dev (bound from the host), /dev/pts, /tmp and /run are
- * mounted inside the root, so that every mount vanishes with the child, even on SIGKILL. */
+ * namespaces, in which /proc, /sys, a minimal /dev (no host device), /dev/pts, /dev/shm, /tmp
+ * and /run are mounted inside the root, so that every mount vanishes with the child, even on
+ * SIGKILL. The command runs as root with the capabilities a package installation needs and no
+ * others (chroot.c's header lists them), on a root mounted nodev. */
 #pragma once
 
 #include "exec.h"
@@ -17,7 +19,9 @@ struct kgb_chroot_opts {
 
 /* Runs argv (looked up in the root's PATH) chrooted into root. Returns like kgb_exec: the
  * exit status, 128+N for a signal, or a negative errno (-EPERM without root privileges,
- * -ENOTDIR when root or one of its mount points is not a directory, -ECANCELED). */
+ * -ENOTDIR when root or one of its mount points is not a directory, -ECANCELED). When the
+ * command cannot be contained it never runs: the reason goes to the log, and the call returns
+ * 127 (a mount failed) or the negative errno of what failed (a capability not dropped). */
 int kgb_chroot_run(struct kgb_ctx *ctx, const char *root, char *const argv[],
                    const struct kgb_chroot_opts *o);
 
