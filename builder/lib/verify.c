@@ -227,7 +227,12 @@ int kgb_verify_config(struct kgb_ctx *ctx, const struct kgb_merge *m,
     const struct kgb_fentry *got = hashmap_get(&vals.map, q->symbol);
     const char *actual = got ? got->value : NULL;
     bool actual_string = got && got->is_string;
-    if (kgb_fvalue_equal(q->entry->value, q->entry->is_string, actual, actual_string)) {
+    bool same = kgb_fvalue_equal(q->entry->value, q->entry->is_string, actual, actual_string);
+    bool off = kgb_fvalue_equal(q->entry->value, q->entry->is_string, NULL, false);
+    /* a value that no Kconfig defines did not come from Kconfig: only "off" survives that */
+    if (same && !off && kconfig && !kgb_kconfig_find(kconfig, q->symbol))
+      same = false;
+    if (same) {
       if (kconfig && !kgb_kconfig_find(kconfig, q->symbol)) {
         char *note = kgb_strdup_printf("%s:%u: CONFIG_%s is requested off, but no Kconfig of this "
                                        "kernel defines it",

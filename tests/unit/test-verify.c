@@ -243,11 +243,37 @@ static void test_reasons(void **state) {
   kgb_merge_free(m);
 }
 
+/* A .config that holds the requested value of a symbol no Kconfig defines was not made by
+ * this Kconfig (a tree whose kconfig step only copies its input): not "survived". */
+static void test_value_without_kconfig(void **state) {
+  struct fixture *f = *state;
+  struct kgb_fragment *dot = NULL;
+  assert_int_equal(
+      kgb_fragment_parse(f->ctx, ".config", "CONFIG_PCI=y\nCONFIG_NOT_IN_KCONFIG=y\n", true, &dot),
+      0);
+  struct kgb_merge *m = merge_of(f->ctx,
+                                 "CONFIG_PCI=y\n"
+                                 "CONFIG_NOT_IN_KCONFIG=y\n"
+                                 "# CONFIG_ALSO_NOT is not set\n",
+                                 KGB_LAYER_BASE, NULL, 0, NULL);
+  struct kgb_verify *v = NULL;
+  assert_int_equal(kgb_verify_config(f->ctx, m, dot, f->kc, NULL, "6.1.0", &v), 0);
+  assert_int_equal(v->n_drops, 1);
+  const struct kgb_drop *d = drop_for(v, "NOT_IN_KCONFIG");
+  assert_int_equal(d->reason, KGB_DROP_UNKNOWN);
+  assert_string_equal(d->actual, "y");
+  assert_non_null(v->notes); /* the one requested off is a note, as before */
+  kgb_verify_free(v);
+  kgb_merge_free(m);
+  kgb_fragment_free(dot);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_overrides_and_conflicts),
       cmocka_unit_test(test_arch_exclusion),
       cmocka_unit_test(test_reasons),
+      cmocka_unit_test(test_value_without_kconfig),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
