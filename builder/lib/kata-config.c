@@ -602,7 +602,8 @@ int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, c
   size_t len;
   int r = read_full_file(target, &text, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+    return kgb_error(ctx, r, "cannot read '%s': %s", path,
+                     file_error_reason(target, r, READ_TEXT_MAX));
   _cleanup_free_ struct kgb_toml_set *sets = calloc(plan->n_settings + 1, sizeof(*sets));
   if (!sets)
     return -ENOMEM;

@@ -86,7 +86,7 @@ EOF
   assert_output --partial "'$K/not-a-kernel.o' is an ELF file but not a Linux kernel"
   run kgb kernel verify -p virgl "$BATS_TEST_TMPDIR/missing"
   assert_failure 1
-  assert_output --partial "cannot open '$BATS_TEST_TMPDIR/missing': No such file or directory"
+  assert_output --partial "cannot read '$BATS_TEST_TMPDIR/missing': No such file or directory"
 }
 
 @test "a corrupt or truncated kernel: the error says what is wrong" {

@@ -56,7 +56,7 @@ static void test_read_fifo_refused_at_once(void **state) {
   assert_null(text);
   assert_true(time(NULL) - t0 < 5);
   assert_string_equal(file_error_reason(p, -ENOTSUP, READ_TEXT_MAX),
-                      "is a FIFO, not a regular file");
+                      "it is a FIFO, not a regular file");
   assert_int_equal(open_regular_file(p, SIZE_MAX, NULL), -ENOTSUP);
 }
 
@@ -65,11 +65,11 @@ static void test_read_directory_and_devices(void **state) {
   _cleanup_free_ char *text = NULL;
   assert_int_equal(read_full_file(dir, &text, NULL), -EISDIR);
   assert_string_equal(file_error_reason(dir, -EISDIR, READ_TEXT_MAX),
-                      "is a directory, not a regular file");
+                      "it is a directory, not a regular file");
   /* /dev/zero never ends: it must not be read at all */
   assert_int_equal(read_full_file("/dev/zero", &text, NULL), -ENOTSUP);
   assert_string_equal(file_error_reason("/dev/zero", -ENOTSUP, READ_TEXT_MAX),
-                      "is a character device, not a regular file");
+                      "it is a character device, not a regular file");
   assert_null(text);
 }
 
@@ -79,8 +79,8 @@ static void test_read_cap(void **state) {
   put(p, "0123456789abcdef", 0644);
   assert_int_equal(read_full_file_max(p, 10, &text, NULL), -EFBIG);
   assert_null(text);
-  assert_string_equal(file_error_reason(p, -EFBIG, 10), "is larger than 10 bytes");
-  assert_string_equal(file_error_reason(p, -EFBIG, READ_TEXT_MAX), "is larger than 16 MiB");
+  assert_string_equal(file_error_reason(p, -EFBIG, 10), "it is larger than 10 bytes");
+  assert_string_equal(file_error_reason(p, -EFBIG, READ_TEXT_MAX), "it is larger than 16 MiB");
   assert_int_equal(read_full_file_max(p, 16, &text, NULL), 0);
   assert_string_equal(text, "0123456789abcdef");
   assert_int_equal(open_regular_file(p, 15, NULL), -EFBIG);
@@ -135,7 +135,7 @@ static void test_output_read_only_refused(void **state) {
   put(p, "keep\n", 0444);
   assert_int_equal(write_file_output(p, "new\n", 4, 0644), -EACCES);
   assert_string_equal(file_error_reason(p, -EACCES, 0),
-                      "is read-only (mode 0444): make it writable (chmod u+w) if it should be "
+                      "it is read-only (mode 0444): make it writable (chmod u+w) if it should be "
                       "replaced");
   text = slurp(p);
   assert_string_equal(text, "keep\n");
