@@ -160,19 +160,19 @@ const char *file_error_reason(const char *path, int err, size_t max) {
   struct stat st;
   bool known = path && stat(path, &st) == 0;
   if (err == -EISDIR || (err == -ENOTSUP && known && !S_ISREG(st.st_mode))) {
-    snprintf(buf, sizeof(buf), "is %s, not a regular file",
+    snprintf(buf, sizeof(buf), "it is %s, not a regular file",
              known ? file_type_name(st.st_mode) : "a directory");
     return buf;
   }
   if (err == -EFBIG) {
     char cap[32];
     format_size(cap, sizeof(cap), max);
-    snprintf(buf, sizeof(buf), "is larger than %s", cap);
+    snprintf(buf, sizeof(buf), "it is larger than %s", cap);
     return buf;
   }
   if (err == -EACCES && known && S_ISREG(st.st_mode) && !(st.st_mode & 0222)) {
     snprintf(buf, sizeof(buf),
-             "is read-only (mode %04o): make it writable (chmod u+w) if it should be replaced",
+             "it is read-only (mode %04o): make it writable (chmod u+w) if it should be replaced",
              (unsigned)(st.st_mode & 07777));
     return buf;
   }

@@ -45,9 +45,9 @@ int open_regular_file(const char *path, size_t max, struct stat *ret_st);
 int read_full_file_max(const char *path, size_t max, char **ret, size_t *ret_len);
 /* read_full_file_max with READ_TEXT_MAX. */
 int read_full_file(const char *path, char **ret, size_t *ret_len);
-/* Why a file helper refused path, worded to follow the path in a message ("'%s' %s"): "is a
- * FIFO, not a regular file", "is larger than 16 MiB", "is read-only (mode 0444) ...", else
- * strerror. It looks at path again to say what kind of file it is; max is the cap that was
+/* Why a file helper refused path, worded to follow a colon ("cannot read '%s': %s"): "it is
+ * a FIFO, not a regular file", "it is larger than 16 MiB", "it is read-only (mode 0444) ...",
+ * else strerror. It looks at path again to say what kind of file it is; max is the cap that was
  * given (for -EFBIG). The text lives in a per-thread buffer until the next call. */
 const char *file_error_reason(const char *path, int err, size_t max);
 /* "a FIFO", "a socket", "a character device", "a block device", "a directory", "a symbolic
