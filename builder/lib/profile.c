@@ -363,6 +363,15 @@ static int scan_includes(struct kgb_ctx *ctx, const char *incdir, const char *pa
     _cleanup_free_ char *where_s = kgb_strdup_printf("%s:%u", path, lineno);
     if (!inc || !where_s)
       return -ENOMEM;
+#if LIBCONFIG_VER_MAJOR == 1 && LIBCONFIG_VER_MINOR < 7
+    /* libconfig before 1.7 puts the include directory in front of every @include, absolute
+     * or not, and then says only "cannot open include file" */
+    if (q1[1] == '/')
+      return kgb_error(ctx, -ENOTSUP,
+                       "%s: cannot include '%s': libconfig %d.%d reads every @include below "
+                       "'%s'; give the path relative to that directory",
+                       where_s, q1 + 1, LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, incdir);
+#endif
     r = scan_includes(ctx, incdir, inc, where_s, stack);
   }
   size_t n = strv_length(*stack);

@@ -155,3 +155,13 @@ EOF
   assert_success
   assert_output --partial "verify"
 }
+
+@test "a FIFO or /dev/zero as the kernel: refused at once, the file named" {
+  mkfifo "$BATS_TEST_TMPDIR/vmlinux"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel verify -p virgl "$BATS_TEST_TMPDIR/vmlinux"
+  assert_failure 1
+  assert_output --partial "cannot read '$BATS_TEST_TMPDIR/vmlinux': it is a FIFO, not a regular file"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel verify -p virgl /dev/zero
+  assert_failure 1
+  assert_output --partial "cannot read '/dev/zero': it is a character device, not a regular file"
+}
