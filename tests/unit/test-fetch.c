@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -501,6 +502,26 @@ static void test_fifo_file_url_refused(void **state) {
   unlink(fifo);
 }
 
+/* A partial file nobody resumed for KGB_FETCH_PARTIAL_DAYS goes with the next download; a
+ * recent one stays for its resume. */
+static void test_old_partials_swept(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/cache/downloads/partial", ctx->workdir),
+                      *old = partial_path("abandoned.tar.xz"), *recent = partial_path("recent.bin"),
+                      *u = url("/files/sweep/payload.bin"), *path = NULL;
+  assert_int_equal(mkdir_p(dir, 0755), 0);
+  write_or_fail(old, "old", 3);
+  write_or_fail(recent, "new", 3);
+  struct timespec t[2] = {{.tv_sec = time(NULL) - (KGB_FETCH_PARTIAL_DAYS + 1) * 86400},
+                          {.tv_sec = time(NULL) - (KGB_FETCH_PARTIAL_DAYS + 1) * 86400}};
+  assert_int_equal(utimensat(AT_FDCWD, old, t, 0), 0);
+  struct kgb_fetch_opts o = opts(srv.sha, 0);
+  assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), 0);
+  assert_int_equal(file_size(old), -1);
+  assert_int_equal(file_size(recent), 3);
+  assert_logged("a partial download untouched for");
+}
+
 static void test_complete_partial(void **state) {
   (void)state;
   /* a partial file holding every byte: the server answers 416 and the checksum decides */
@@ -747,6 +768,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_endless_body_stops_at_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_announced_size_over_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fifo_file_url_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_old_partials_swept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_complete_partial, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_partial_starts_over, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_hit_without_request, setup, teardown),
