@@ -12,9 +12,9 @@
 #include "util.h"
 
 static int copy_out(struct cli *cli, const char *from, const char *to) {
-  int r = copy_file_atomic(from, to, 0644);
+  int r = copy_file_output(from, to, 0644);
   if (r < 0) {
-    kgb_error(cli->ctx, r, "cannot write '%s': %s", to, strerror(-r));
+    kgb_error(cli->ctx, r, "cannot write '%s': %s", to, file_error_reason(to, r, 0));
     return cli_fail(cli, r, NULL);
   }
   return EXIT_OK;

@@ -208,9 +208,9 @@ static int run_kata_config(struct cli *cli, int argc, char **argv) {
   int status = EXIT_OK;
   struct sbuf out = SBUF_INIT;
   if (o.output) {
-    r = write_file_atomic(o.output, toml, strlen(toml), 0644);
+    r = write_file_output(o.output, toml, strlen(toml), 0644);
     if (r < 0) {
-      kgb_error(cli->ctx, r, "cannot write '%s': %s", o.output, strerror(-r));
+      kgb_error(cli->ctx, r, "cannot write '%s': %s", o.output, file_error_reason(o.output, r, 0));
       return cli_fail(cli, r, "kata-config");
     }
     written = strdup(o.output);

@@ -102,10 +102,10 @@ static int verify_kernel(struct cli *cli, const struct verify_opts *o) {
   if (r < 0)
     return cli_fail(cli, r, NULL);
   if (o->output) {
-    r = write_file_atomic(o->output, config, strlen(config), 0644);
+    r = write_file_output(o->output, config, strlen(config), 0644);
     if (r < 0) {
-      errno = -r;
-      fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %m\n", o->output);
+      fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", o->output,
+              file_error_reason(o->output, r, 0));
       return EXIT_FAIL;
     }
   }

@@ -242,13 +242,10 @@ static void report(struct cli *cli, const struct kgb_profile *p,
 }
 
 static int copy_output(struct cli *cli, const char *from, const char *to) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  int r = read_full_file(from, &text, &len);
-  if (r >= 0)
-    r = write_file_atomic(to, text, len, 0644);
+  int r = copy_file_output(from, to, 0644);
   if (r < 0) {
-    fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", to, strerror(-r));
+    fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", to,
+            file_error_reason(to, r, 0));
     (void)cli;
   }
   return r;

@@ -727,13 +727,16 @@ static int cpio_add(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_
   return r;
 }
 
+/* What one file of the boot-test initrd may be: modules such as nvidia.ko are tens of MiB. */
+#define CPIO_FILE_MAX ((size_t)1 << 30)
+
 static int cpio_add_file(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_t perm,
                          const char *src) {
   _cleanup_free_ char *data = NULL;
   size_t len;
-  int r = read_full_file(src, &data, &len);
+  int r = read_full_file_max(src, CPIO_FILE_MAX, &data, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", src, strerror(-r));
+    return kgb_error(ctx, r, "cannot read '%s': %s", src, file_error_reason(src, r, CPIO_FILE_MAX));
   return cpio_add(ctx, c, path, AE_IFREG, perm, 0, data, len);
 }
 
@@ -741,9 +744,10 @@ static int cpio_add_file(struct kgb_ctx *ctx, struct cpio *c, const char *path, 
 static int cpio_add_module(struct kgb_ctx *ctx, struct cpio *c, const char *path, const char *src) {
   _cleanup_free_ char *data = NULL, *plain = NULL;
   size_t len, plain_len;
-  int r = read_full_file(src, &data, &len);
+  int r = read_full_file_max(src, CPIO_FILE_MAX, &data, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot read module '%s': %s", src, strerror(-r));
+    return kgb_error(ctx, r, "cannot read module '%s': %s", src,
+                     file_error_reason(src, r, CPIO_FILE_MAX));
   if (endswith(src, ".ko"))
     return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, data, len);
   const char *fmt;
@@ -1309,11 +1313,14 @@ static int run_qemu(struct kgb_ctx *ctx, char **argv, const char *log_path, stru
   return 0;
 }
 
+/* A console log with a kernel's debug output can be large; it is still text we read whole. */
+#define LOG_MAX ((size_t)256 << 20)
+
 /* The last lines of the log, for a person to see why a boot failed. */
 static char **log_tail_lines(const char *path, size_t max) {
   _cleanup_free_ char *text = NULL;
   size_t len;
-  if (read_full_file(path, &text, &len) < 0)
+  if (read_full_file_max(path, LOG_MAX, &text, &len) < 0)
     return NULL;
   _cleanup_strv_free_ char **all = NULL;
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -1333,7 +1340,7 @@ static char **log_tail_lines(const char *path, size_t max) {
 static char *boot_failure(const char *log_path, int status) {
   _cleanup_free_ char *text = NULL;
   size_t len;
-  if (read_full_file(log_path, &text, &len) >= 0) {
+  if (read_full_file_max(log_path, LOG_MAX, &text, &len) >= 0) {
     /* the last run's part of the log: after its command line ("$ qemu-system-x86_64 ...") */
     char *run = text, *p;
     while ((p = strstr(run + 1, "\n$ ")))
@@ -1572,7 +1579,8 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return kgb_error(ctx, r, "cannot write '%s': %s", plan_path, strerror(-r));
   size_t len;
   if (o->config && (r = read_full_file(o->config, &b->config, &len)) < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", o->config, strerror(-r));
+    return kgb_error(ctx, r, "cannot read '%s': %s", o->config,
+                     file_error_reason(o->config, r, READ_TEXT_MAX));
   struct overlay ov = {.guest_check = o->guest_check,
                        .plan = b->plan,
                        .modules_dir = o->modules_dir,

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,6 +49,10 @@ static void curl_init_once(void) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup)
 static void curl_freep(char **p) { curl_free(*p); }
+static void closedirp(DIR **d) {
+  if (*d)
+    closedir(*d);
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -88,9 +93,11 @@ struct xfer {
   const char *what; /* progress label; NULL for small files */
   int fd;           /* the partial file, or -1 to collect the body in mem */
   struct sbuf mem;
-  uint64_t offset; /* bytes of the partial file kept: asked for, then as the server answered */
-  bool decided;    /* the first body byte arrived and offset is settled */
-  bool resumed;    /* some attempt appended to earlier bytes */
+  uint64_t offset;   /* bytes of the partial file kept: asked for, then as the server answered */
+  uint64_t received; /* body bytes of this attempt */
+  uint64_t max;      /* the whole file may not be larger */
+  bool decided;      /* the first body byte arrived and offset is settled */
+  bool resumed;      /* some attempt appended to earlier bytes */
   bool stalled;
   long stall_s;
   curl_off_t last_now;
@@ -101,6 +108,15 @@ struct xfer {
   char reason[64];
   long long range_start, range_total; /* Content-Range, -1 when absent or unknown */
 };
+
+static void format_bytes(char *buf, size_t size, uint64_t n) {
+  if (n >= ((uint64_t)1 << 30) && n % ((uint64_t)1 << 30) == 0)
+    snprintf(buf, size, "%llu GiB", (unsigned long long)(n >> 30));
+  else if (n >= ((uint64_t)1 << 20))
+    snprintf(buf, size, "%llu MiB", (unsigned long long)(n >> 20));
+  else
+    snprintf(buf, size, "%llu bytes", (unsigned long long)n);
+}
 
 static size_t fail_in_callback(struct xfer *x, int err, char *msg) {
   if (!x->err) {
@@ -171,6 +187,15 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
       x->resumed = true;
     if (ftruncate(x->fd, (off_t)x->offset) < 0 || lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0)
       return fail_in_callback(x, -errno, kgb_strdup_printf("cannot write the partial file: %m"));
+  }
+  x->received += len;
+  if (x->max && x->offset + x->received > x->max) {
+    char cap[32];
+    format_bytes(cap, sizeof(cap), x->max);
+    return fail_in_callback(x, -EFBIG,
+                            kgb_strdup_printf("the body goes on past %s: stopped, as no download "
+                                              "this tool needs is larger",
+                                              cap));
   }
   for (size_t done = 0; done < len;) {
     ssize_t w = write(x->fd, data + done, len - done);
@@ -322,6 +347,14 @@ static int classify(struct xfer *x, CURLcode cc, const char *errbuf, char **ret_
   case CURLE_OUT_OF_MEMORY:
     *ret_msg = strdup("out of memory");
     return -ENOMEM;
+  case CURLE_FILESIZE_EXCEEDED: {
+    char cap[32];
+    format_bytes(cap, sizeof(cap), x->max);
+    *ret_msg = kgb_strdup_printf("the server announces more than %s: refused, as no download "
+                                 "this tool needs is larger",
+                                 cap);
+    return -EFBIG;
+  }
   case CURLE_TOO_MANY_REDIRECTS:
     *ret_msg = strdup(text);
     return -ELOOP;
@@ -373,6 +406,7 @@ static int attempt(struct xfer *x, bool http, char **ret_msg, bool *ret_transien
   x->last_now = 0;
   x->last_data_ms = now_ms();
   x->offset = 0;
+  x->received = 0;
   x->mem.len = 0;
   char range[32];
   if (x->fd >= 0 && http) {
@@ -381,6 +415,9 @@ static int attempt(struct xfer *x, bool http, char **ret_msg, bool *ret_transien
       return -errno;
     x->offset = (uint64_t)st.st_size;
   }
+  if (x->max && x->fd >= 0)
+    curl_easy_setopt(x->curl, CURLOPT_MAXFILESIZE_LARGE,
+                     (curl_off_t)(x->max > x->offset ? x->max - x->offset : 1));
   if (x->offset > 0) {
     snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->offset);
     curl_easy_setopt(x->curl, CURLOPT_RANGE, range);
@@ -620,6 +657,45 @@ static int sums_lookup(struct kgb_ctx *ctx, CURLU *u, const char *shown, const c
   return -ENOENT;
 }
 
+/* A file:// URL or a path is read by libcurl with a plain open(): a FIFO would block it and a
+ * device would never end. Only a regular file is handed over. */
+static int check_local_file(struct kgb_ctx *ctx, const char *url, CURLU *u, uint64_t max) {
+  _cleanup_(curl_freep) char *path = NULL;
+  if (curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) != CURLUE_OK)
+    return kgb_error(ctx, -EINVAL, "%s: the URL's path cannot be decoded", url);
+  size_t cap = max > SIZE_MAX ? SIZE_MAX : (size_t)max;
+  int fd = open_regular_file(path, cap, NULL);
+  if (fd < 0)
+    return kgb_error(ctx, fd, "%s: cannot read '%s': %s", url, path,
+                     file_error_reason(path, fd, cap));
+  close(fd);
+  return 0;
+}
+
+/* Partial files that no run resumed for KGB_FETCH_PARTIAL_DAYS are deleted: a download given
+ * up on (a changed URL, a cancelled try) must not hold its space forever. One in use is
+ * locked and stays. */
+static void sweep_partials(struct kgb_ctx *ctx, const char *pdir) {
+  _cleanup_(closedirp) DIR *d = opendir(pdir);
+  if (!d)
+    return;
+  time_t limit = time(NULL) - (time_t)KGB_FETCH_PARTIAL_DAYS * 24 * 3600;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!endswith(de->d_name, ".part"))
+      continue;
+    struct stat st;
+    _cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_mtime > limit)
+      continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+      kgb_info(ctx, "deleted '%s/%s': a partial download untouched for %d days", pdir, de->d_name,
+               KGB_FETCH_PARTIAL_DAYS);
+  }
+}
+
 /* Opens and locks the partial file; a concurrent run holding it is waited for. */
 static int partial_open_locked(struct kgb_ctx *ctx, const char *path, int *ret_fd) {
   bool said = false;
@@ -659,6 +735,8 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
     o.stall_timeout_s = DEFAULT_STALL_TIMEOUT_S;
   if (o.retry_base_ms == 0)
     o.retry_base_ms = DEFAULT_RETRY_BASE_MS;
+  if (o.max_bytes == 0)
+    o.max_bytes = KGB_FETCH_MAX_BYTES;
   pthread_once(&curl_once, curl_init_once);
   if (curl_init_result != CURLE_OK)
     return kgb_error(ctx, -EIO, "cannot initialise libcurl: %s",
@@ -669,6 +747,8 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
   bool http = false;
   int r = parse_url(ctx, url, &u, &name, &http);
   if (r < 0)
+    return r;
+  if (!http && (r = check_local_file(ctx, url, u, o.max_bytes)) < 0)
     return r;
 
   char want[65] = "";
@@ -710,6 +790,7 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
   r = mkdir_p(pdir, 0755);
   if (r < 0)
     return kgb_error(ctx, r, "cannot create '%s': %s", pdir, strerror(-r));
+  sweep_partials(ctx, pdir);
   _cleanup_close_ int fd = -1;
   r = partial_open_locked(ctx, partial, &fd);
   if (r < 0)
@@ -731,7 +812,8 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
   _cleanup_free_ char *what = kgb_strdup_printf("downloading %s", name);
   if (!what)
     return -ENOMEM;
-  struct xfer x = {.ctx = ctx, .fd = fd, .what = what, .stall_s = o.stall_timeout_s};
+  struct xfer x = {
+      .ctx = ctx, .fd = fd, .what = what, .stall_s = o.stall_timeout_s, .max = o.max_bytes};
   _cleanup_(curl_easy_cleanupp) CURL *c = handle_new(&x, &o);
   if (!c)
     return -ENOMEM;
@@ -746,10 +828,18 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
     xfer_release(&x);
     struct stat st;
     if (r < 0) {
-      /* a partial file with bytes in it is kept for the next run to resume */
-      if (fstat(fd, &st) == 0 && st.st_size == 0)
+      /* a partial file with bytes in it is kept for the next run to resume, and the message
+       * says so; one that went past the cap would only stop there again */
+      if (r == -EFBIG || (fstat(fd, &st) == 0 && st.st_size == 0)) {
         (void)unlink(partial);
-      return kgb_error(ctx, r, "%s: %s", url, msg ? msg : strerror(-r));
+        return kgb_error(ctx, r, "%s: %s", url, msg ? msg : strerror(-r));
+      }
+      char kept[32];
+      format_bytes(kept, sizeof(kept), (uint64_t)st.st_size);
+      return kgb_error(ctx, r,
+                       "%s: %s; %s kept in '%s' to resume it on the next run (delete it to free "
+                       "the space)",
+                       url, msg ? msg : strerror(-r), kept, partial);
     }
     if (fsync(fd) < 0 || fstat(fd, &st) < 0)
       return kgb_error(ctx, -errno, "cannot write '%s': %m", partial);

@@ -17,9 +17,13 @@
  * detects the format and compression from the content. */
 #pragma once
 
+#include <stdint.h>
+
 #include "kgb.h"
 
 /* kernel.org's public layout; any mirror or local directory with the same names works. */
+#define KGB_FETCH_PARTIAL_DAYS 14
+
 #define KGB_KERNEL_URL_TEMPLATE                                                                    \
   "https://cdn.kernel.org/pub/linux/kernel/v${major}.x/linux-${version}.tar.xz"
 
@@ -32,7 +36,13 @@ struct kgb_fetch_opts {
   long stall_timeout_s;   /* no byte for this long ends an attempt; 0: 60 s */
   unsigned retries;       /* further attempts after a transient failure */
   unsigned retry_base_ms; /* first backoff delay, doubled per attempt up to 30 s; 0: 1000 ms */
+  uint64_t max_bytes;     /* the most a download may be; 0: KGB_FETCH_MAX_BYTES */
 };
+
+/* A kernel tarball is some 140 MiB and a driver bundle less than 1 GiB: a body that goes on
+ * past this (a misconfigured server, an endless stream) is stopped, not written until the
+ * disk is full. */
+#define KGB_FETCH_MAX_BYTES ((uint64_t)4 << 30)
 
 void kgb_fetch_opts_init(struct kgb_fetch_opts *o);
 
@@ -42,10 +52,20 @@ void kgb_fetch_opts_init(struct kgb_fetch_opts *o);
  * A file already in the cache under the expected hash is used without any network access.
  * Transient failures (connection refused or reset, timeouts, HTTP 408, 429, 5xx) are retried
  * with exponential backoff; HTTP 403/404 and other client errors fail at once.
+ * A body larger than o->max_bytes (announced by Content-Length or counted as it arrives)
+ * stops the download with -EFBIG and its partial file is deleted: resuming it could only
+ * stop again. A local file (file:// or a path) must be a regular file: a FIFO or a device is
+ * refused at once (-ENOTSUP, -EISDIR for a directory), never waited on.
+ * After a failure or a cancellation (Ctrl-C) the partial file is kept so that the next run
+ * resumes where this one stopped, and the error detail says how much is kept and where
+ * ("...; 812 MiB kept in '<workdir>/cache/downloads/partial/NAME.part' to resume it, delete
+ * it to free the space"): nothing is kept without a word. A partial file untouched for
+ * KGB_FETCH_PARTIAL_DAYS days is deleted by the next download, since nothing will resume it.
  * Errors: -ENOENT (404, missing file), -EACCES (401/403), -ECONNREFUSED, -ECONNRESET,
  * -ETIMEDOUT (connect timeout or stall), -EHOSTUNREACH (name not resolved), -EBADMSG
  * (checksum mismatch: the partial file is deleted), -ECANCELED, -EPERM ("skip" for a remote
- * URL), -EINVAL (bad URL or checksum), -EIO (other HTTP or protocol errors).
+ * URL), -EINVAL (bad URL or checksum), -EFBIG (larger than max_bytes), -EIO (other HTTP or
+ * protocol errors).
  * o may be NULL for the defaults (which then need a sha256sums file). */
 int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_opts *o,
                    char **ret_path);

@@ -246,7 +246,8 @@ int kgb_fragment_load(struct kgb_ctx *ctx, const char *path, const char *name, b
   size_t len;
   int r = read_full_file(path, &text, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "%s: cannot read fragment: %s", name, strerror(-r));
+    return kgb_error(ctx, r, "%s: cannot read fragment: %s", name,
+                     file_error_reason(path, r, READ_TEXT_MAX));
   if (strlen(text) != len)
     return kgb_error(ctx, -EINVAL, "%s: contains a NUL byte: not a text fragment", name);
   return kgb_fragment_parse(ctx, name, text, allow_empty, ret);

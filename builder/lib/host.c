@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include "host.h"
 
-#include <archive.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +20,7 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "exec.h"
+#include "ikconfig.h"
 
 #define WAIT_MS 5000 /* how long a sysfs write may take to show its effect */
 
@@ -69,37 +69,24 @@ static int add_note(struct kgb_host_report *r, char *note) {
 }
 
 /* ---- kernel config ---- */
+/* A kernel's config is some 300 KiB; a gzip bomb given as <proc>/config.gz stops here. */
+#define HOST_CONFIG_MAX ((size_t)64 << 20)
+
 static int read_gzip(struct kgb_ctx *ctx, const char *path, char **ret) {
-  struct archive *a = archive_read_new();
-  if (!a)
+  _cleanup_free_ char *data = NULL;
+  size_t len;
+  int r = read_full_file(path, &data, &len);
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", path,
+                     file_error_reason(path, r, READ_TEXT_MAX));
+  if (!kgb_compression_detect(data, len)) { /* a plain config under that name */
+    *ret = TAKE_PTR(data);
+    return 0;
+  }
+  _cleanup_free_ char *desc = kgb_strdup_printf("'%s'", path);
+  if (!desc)
     return -ENOMEM;
-  archive_read_support_filter_all(a);
-  archive_read_support_format_raw(a);
-  struct archive_entry *e;
-  int r = 0;
-  if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK ||
-      archive_read_next_header(a, &e) != ARCHIVE_OK) {
-    int err = archive_errno(a);
-    r = kgb_error(ctx, err > 0 ? -err : -EIO, "%s: %s", path, archive_error_string(a));
-    archive_read_free(a);
-    return r;
-  }
-  struct sbuf sb = SBUF_INIT;
-  char buf[65536];
-  la_ssize_t n;
-  while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
-    if ((r = sbuf_add(&sb, buf, (size_t)n)) < 0)
-      break;
-  if (n < 0)
-    r = kgb_error(ctx, -EIO, "%s: %s", path, archive_error_string(a));
-  archive_read_free(a);
-  if (r < 0) {
-    sbuf_release(&sb);
-    return r;
-  }
-  sbuf_adds(&sb, "");
-  *ret = sbuf_steal(&sb);
-  return *ret ? 0 : -ENOMEM;
+  return kgb_decompress(ctx, desc, data, len, HOST_CONFIG_MAX, 0, ret, &len, NULL);
 }
 
 int kgb_host_kernel_config(struct kgb_ctx *ctx, const char *release, char **ret_text,
@@ -113,7 +100,8 @@ int kgb_host_kernel_config(struct kgb_ctx *ctx, const char *release, char **ret_
   if (boot && is_file(boot)) {
     r = read_full_file(boot, ret_text, NULL);
     if (r < 0)
-      return kgb_error(ctx, r, "cannot read '%s': %s", boot, strerror(-r));
+      return kgb_error(ctx, r, "cannot read '%s': %s", boot,
+                       file_error_reason(boot, r, READ_TEXT_MAX));
     *ret_source = TAKE_PTR(boot);
     return 0;
   }

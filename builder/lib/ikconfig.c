@@ -31,6 +31,8 @@
 #define BZIMAGE_MAX ((size_t)256 << 20)
 #define MODULE_MAX ((size_t)1 << 30)
 #define CONFIG_MAX ((size_t)64 << 20)
+/* a vmlinux with its debug information is mapped, not read, but is never this large */
+#define KERNEL_FILE_MAX ((size_t)4 << 30)
 
 /* x86 boot protocol (Documentation/x86/boot.rst): the setup header's fields. */
 #define BOOT_SETUP_SECTS 0x1f1
@@ -214,7 +216,7 @@ static int run_decompressor(struct kgb_ctx *ctx, const char *name, const struct 
     return kgb_error(ctx, -EFBIG, "%s is more than %zu MiB once decompressed", name, max >> 20);
   _cleanup_free_ char *buf = NULL;
   size_t blen;
-  r = read_full_file(outp, &buf, &blen);
+  r = read_full_file_max(outp, max, &buf, &blen);
   if (r < 0)
     return kgb_error(ctx, r, "cannot read '%s': %s", outp, strerror(-r));
   return sbuf_add(out, buf, blen);
@@ -444,14 +446,11 @@ int kgb_ikconfig_read_info(struct kgb_ctx *ctx, const char *kernel_path, char **
   int r = elf_init(ctx);
   if (r < 0)
     return r;
-  _cleanup_close_ int fd = open(kernel_path, O_RDONLY | O_CLOEXEC);
+  /* a FIFO would block here and /dev/zero would never end: only regular files are read */
+  _cleanup_close_ int fd = open_regular_file(kernel_path, KERNEL_FILE_MAX, NULL);
   if (fd < 0)
-    return kgb_error(ctx, -errno, "cannot open '%s': %m", kernel_path);
-  struct stat st;
-  if (fstat(fd, &st) < 0)
-    return kgb_error(ctx, -errno, "cannot read '%s': %m", kernel_path);
-  if (!S_ISREG(st.st_mode))
-    return kgb_error(ctx, -ENOEXEC, "'%s' is not a regular file", kernel_path);
+    return kgb_error(ctx, fd, "cannot read '%s': %s", kernel_path,
+                     file_error_reason(kernel_path, fd, KERNEL_FILE_MAX));
   unsigned char head[BOOT_HEADER_END] = {0};
   ssize_t n = pread(fd, head, sizeof(head), 0);
   if (n < 0)
@@ -603,9 +602,9 @@ static int read_vermagic(struct kgb_ctx *ctx, const char *path, char **ret_verma
   _cleanup_free_ char *data = NULL;
   size_t len;
   *ret_vermagic = *ret_problem = NULL;
-  int r = read_full_file(path, &data, &len);
+  int r = read_full_file_max(path, MODULE_MAX, &data, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+    return kgb_error(ctx, r, "cannot read '%s': %s", path, file_error_reason(path, r, MODULE_MAX));
   if (compression_of(data, len)) {
     char *plain = NULL;
     size_t plen;

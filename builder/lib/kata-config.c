@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,9 +575,9 @@ int kgb_kata_drop_in(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, cons
   int r = mkdir_p(dir, 0755);
   if (r < 0)
     return kgb_error(ctx, r, "cannot create '%s': %s", dir, strerror(-r));
-  r = write_file_atomic(path, text, strlen(text), 0644);
+  r = write_file_output(path, text, strlen(text), 0644);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot write '%s': %s", path, strerror(-r));
+    return kgb_error(ctx, r, "cannot write '%s': %s", path, file_error_reason(path, r, 0));
   *ret_path = TAKE_PTR(path);
   return 0;
 }
@@ -586,6 +587,40 @@ void kgb_kata_patch_result_release(struct kgb_kata_patch_result *r) {
   free(r->diff);
   free(r->backup);
   *r = (struct kgb_kata_patch_result){0};
+}
+
+/* The backup is a new file with the original's owner, group, mode and extended attributes,
+ * synced before the original is touched: it is what a crash in the middle leaves to restore. */
+static int write_backup(const char *path, const char *backup, const char *text, size_t len) {
+  int r = write_file_atomic(backup, text, len, 0600);
+  if (r < 0)
+    return r;
+  _cleanup_close_ int from = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  _cleanup_close_ int to = open(backup, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (from < 0 || to < 0)
+    return -errno;
+  return copy_file_metadata(from, to);
+}
+
+/* Kata's configuration.toml is often a hard link or a file with an SELinux label, owned by a
+ * packaging user: a rename would give the path a new inode and leave all that behind. The
+ * new text goes into the same inode instead; st is what was read, and a file replaced since
+ * is not written. */
+static int rewrite_in_place(const char *path, const struct stat *st, const char *text, size_t len) {
+  _cleanup_close_ int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  struct stat now;
+  if (fstat(fd, &now) < 0)
+    return -errno;
+  if (now.st_dev != st->st_dev || now.st_ino != st->st_ino || !S_ISREG(now.st_mode))
+    return -ESTALE;
+  int r = write_all(fd, text, len);
+  if (r < 0)
+    return r;
+  if (ftruncate(fd, (off_t)len) < 0 || fsync(fd) < 0)
+    return -errno;
+  return close(TAKE_FD(fd)) < 0 ? -errno : 0;
 }
 
 int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *path,
@@ -598,11 +633,15 @@ int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, c
     return kgb_error(ctx, -errno, "cannot patch '%s': %m", path);
   if (!S_ISREG(st.st_mode))
     return kgb_error(ctx, -EINVAL, "cannot patch '%s': not a regular file", path);
+  if (!check && !(st.st_mode & 0222))
+    return kgb_error(ctx, -EACCES, "cannot patch '%s': %s", path,
+                     file_error_reason(target, -EACCES, 0));
   _cleanup_free_ char *text = NULL;
   size_t len;
   int r = read_full_file(target, &text, &len);
   if (r < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+    return kgb_error(ctx, r, "cannot read '%s': %s", path,
+                     file_error_reason(target, r, READ_TEXT_MAX));
   _cleanup_free_ struct kgb_toml_set *sets = calloc(plan->n_settings + 1, sizeof(*sets));
   if (!sets)
     return -ENOMEM;
@@ -634,9 +673,9 @@ int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, c
     if (r >= 0 && !res.backup)
       r = kgb_error(ctx, -EEXIST, "'%s.bak' to '%s.bak.99' all exist: remove old backups", res.path,
                     res.path);
-    if (r >= 0 && (r = write_file_atomic(res.backup, text, len, st.st_mode & 07777)) < 0)
+    if (r >= 0 && (r = write_backup(res.path, res.backup, text, len)) < 0)
       r = kgb_error(ctx, r, "cannot write the backup '%s': %s", res.backup, strerror(-r));
-    if (r >= 0 && (r = write_file_atomic(res.path, out.text, out.len, st.st_mode & 07777)) < 0)
+    if (r >= 0 && (r = rewrite_in_place(res.path, &st, out.text, out.len)) < 0)
       r = kgb_error(ctx, r, "cannot write '%s': %s", res.path, strerror(-r));
   }
   kgb_toml_patch_release(&out);

@@ -66,6 +66,9 @@ struct kgb_kata_patch_result {
 void kgb_kata_patch_result_release(struct kgb_kata_patch_result *r);
 /* Edits an existing configuration.toml in place (see kgb_toml_patch); check: only compute the
  * difference. A backup of the original is written beside it (FILE.bak, or FILE.bak.N when
- * that exists) before the file is replaced atomically with its mode kept. */
+ * that exists) with its owner, mode and extended attributes, and synced; then the new text is
+ * written into the same inode (write, ftruncate, fsync), so that the file keeps its owner,
+ * SELinux label, other extended attributes and hard links. A read-only file (no w bit) is
+ * refused with -EACCES; a file replaced since it was read with -ESTALE. */
 int kgb_kata_patch_file(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, const char *path,
                         bool check, struct kgb_kata_patch_result *ret);

@@ -1041,7 +1041,8 @@ static int source_one(struct kloader *L, const char *path) {
   if (r == -ENOENT || r == -ENOTDIR)
     return kloader_error(L, "sourced file '%s' not found", path);
   if (r < 0)
-    return kloader_error(L, "cannot read sourced file '%s': %s", path, strerror(-r));
+    return kloader_error(L, "cannot read sourced file '%s': %s", path,
+                         file_error_reason(path, r, READ_TEXT_MAX));
   return parse_text(L, path, text);
 }
 

@@ -192,9 +192,14 @@ int kgb_pci_ids_lookup(const char *pci_ids, unsigned vendor, unsigned device, ch
                        char **ret_device) {
   if (!pci_ids)
     return -ENOENT;
-  _cleanup_fclose_ FILE *f = fopen(pci_ids, "re");
-  if (!f)
-    return -errno;
+  int fd = open_regular_file(pci_ids, READ_TEXT_MAX, NULL);
+  if (fd < 0)
+    return fd;
+  _cleanup_fclose_ FILE *f = fdopen(fd, "re");
+  if (!f) {
+    close(fd);
+    return -ENOMEM;
+  }
   char vid[8], did[8];
   snprintf(vid, sizeof(vid), "%04x", vendor);
   snprintf(did, sizeof(did), "%04x", device);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
@@ -430,10 +431,18 @@ static int scan_includes(struct kgb_ctx *ctx, const char *incdir, const char *pa
     sbuf_release(&sb);
     return r;
   }
+  /* libconfig 1.5 (no include hook before 1.7) would open whatever this names: a FIFO blocks
+   * it forever and a directory makes its scanner exit(2) with no file and no line. Every file
+   * is checked here, before libconfig sees it; "shown" is the @include's file and line. */
   _cleanup_free_ char *text = NULL;
-  if (read_full_file(path, &text, NULL) < 0)
-    return 0; /* libconfig reports unreadable files with their line */
-  int r = strv_extend(stack, path);
+  int r = read_full_file(path, &text, NULL);
+  if (r < 0 && STREQ(shown, path))
+    return kgb_error(ctx, r, "cannot read profile '%s': %s", path,
+                     file_error_reason(path, r, READ_TEXT_MAX));
+  if (r < 0)
+    return kgb_error(ctx, r, "%s: cannot include '%s': %s", shown, path,
+                     file_error_reason(path, r, READ_TEXT_MAX));
+  r = strv_extend(stack, path);
   if (r < 0)
     return r;
   unsigned lineno = 0;
@@ -453,6 +462,15 @@ static int scan_includes(struct kgb_ctx *ctx, const char *incdir, const char *pa
     _cleanup_free_ char *where_s = kgb_strdup_printf("%s:%u", path, lineno);
     if (!inc || !where_s)
       return -ENOMEM;
+#if LIBCONFIG_VER_MAJOR == 1 && LIBCONFIG_VER_MINOR < 7
+    /* libconfig before 1.7 puts the include directory in front of every @include, absolute
+     * or not, and then says only "cannot open include file" */
+    if (q1[1] == '/')
+      return kgb_error(ctx, -ENOTSUP,
+                       "%s: cannot include '%s': libconfig %d.%d reads every @include below "
+                       "'%s'; give the path relative to that directory",
+                       where_s, q1 + 1, LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, incdir);
+#endif
     r = scan_includes(ctx, incdir, inc, where_s, stack);
   }
   size_t n = strv_length(*stack);
@@ -542,7 +560,8 @@ static int get_strv(config_t *cfg, const char *path, char ***ret) {
 
 static int resolve_path(struct kgb_ctx *ctx, const char *name_or_path, char **ret) {
   if (strchr(name_or_path, '/') || endswith(name_or_path, ".cfg")) {
-    if (!is_file(name_or_path))
+    struct stat st;
+    if (stat(name_or_path, &st) < 0)
       return kgb_error(ctx, -ENOENT, "profile file '%s' does not exist", name_or_path);
     *ret = strdup(name_or_path);
     return *ret ? 0 : -ENOMEM;

@@ -35,9 +35,9 @@ static char *memo_path(struct kgb_ctx *ctx, const struct stat *st) {
 }
 
 int kgb_sha256_file(struct kgb_ctx *ctx, const char *path, char **ret_hex) {
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int fd = open_regular_file(path, SIZE_MAX, NULL);
   if (fd < 0)
-    return kgb_error(ctx, -errno, "cannot open '%s': %m", path);
+    return kgb_error(ctx, fd, "cannot read '%s': %s", path, file_error_reason(path, fd, SIZE_MAX));
   struct stat st;
   if (fstat(fd, &st) < 0)
     return -errno;

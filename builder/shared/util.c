@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,26 +127,111 @@ char *kgb_strdup_printf(const char *fmt, ...) {
   return n < 0 ? NULL : r;
 }
 
-int read_full_file(const char *path, char **ret, size_t *ret_len) {
-  _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+const char *file_type_name(mode_t mode) {
+  switch (mode & S_IFMT) {
+  case S_IFIFO:
+    return "a FIFO";
+  case S_IFSOCK:
+    return "a socket";
+  case S_IFCHR:
+    return "a character device";
+  case S_IFBLK:
+    return "a block device";
+  case S_IFDIR:
+    return "a directory";
+  case S_IFLNK:
+    return "a symbolic link";
+  default:
+    return "a regular file";
+  }
+}
+
+static void format_size(char *buf, size_t size, size_t n) {
+  if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
+    snprintf(buf, size, "%zu GiB", n >> 30);
+  else if (n >= ((size_t)1 << 20))
+    snprintf(buf, size, "%zu MiB", n >> 20);
+  else
+    snprintf(buf, size, "%zu bytes", n);
+}
+
+const char *file_error_reason(const char *path, int err, size_t max) {
+  static __thread char buf[160];
+  struct stat st;
+  bool known = path && stat(path, &st) == 0;
+  if (err == -EISDIR || (err == -ENOTSUP && known && !S_ISREG(st.st_mode))) {
+    snprintf(buf, sizeof(buf), "it is %s, not a regular file",
+             known ? file_type_name(st.st_mode) : "a directory");
+    return buf;
+  }
+  if (err == -EFBIG) {
+    char cap[32];
+    format_size(cap, sizeof(cap), max);
+    snprintf(buf, sizeof(buf), "it is larger than %s", cap);
+    return buf;
+  }
+  if (err == -EACCES && known && S_ISREG(st.st_mode) && !(st.st_mode & 0222)) {
+    snprintf(buf, sizeof(buf),
+             "it is read-only (mode %04o): make it writable (chmod u+w) if it should be replaced",
+             (unsigned)(st.st_mode & 07777));
+    return buf;
+  }
+  snprintf(buf, sizeof(buf), "%s", strerror(err < 0 ? -err : err));
+  return buf;
+}
+
+int open_regular_file(const char *path, size_t max, struct stat *ret_st) {
+  /* Opening a device can act on it (a tape rewinds, a watchdog arms): look first. The
+   * descriptor's own fstat below is what counts, should path change in between. */
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return -errno;
+  if (S_ISDIR(st.st_mode))
+    return -EISDIR;
+  if (!S_ISREG(st.st_mode))
+    return -ENOTSUP;
+  /* O_NONBLOCK: a FIFO swapped in after the stat must not block the open */
+  _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
-  struct stat st;
   if (fstat(fd, &st) < 0)
     return -errno;
   if (S_ISDIR(st.st_mode))
     return -EISDIR;
-  size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096, len = 0;
+  if (!S_ISREG(st.st_mode))
+    return -ENOTSUP;
+  if ((uint64_t)st.st_size > (uint64_t)max)
+    return -EFBIG;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    return -errno;
+  if (ret_st)
+    *ret_st = st;
+  return TAKE_FD(fd);
+}
+
+int read_full_file_max(const char *path, size_t max, char **ret, size_t *ret_len) {
+  struct stat st;
+  _cleanup_close_ int fd = open_regular_file(path, max, &st);
+  if (fd < 0)
+    return fd;
+  /* procfs and sysfs files say 0 or 4096 whatever they hold: grow as needed */
+  size_t cap = MAX((size_t)st.st_size + 1, (size_t)4096), len = 0;
+  cap = MIN(cap, max == SIZE_MAX ? max : max + 2);
   _cleanup_free_ char *buf = malloc(cap);
   if (!buf)
     return -ENOMEM;
   for (;;) {
     if (len + 1 >= cap) {
-      char *nb = realloc(buf, cap * 2);
+      if (len > max)
+        return -EFBIG; /* it grew while we read */
+      size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+      ncap = MIN(ncap, max == SIZE_MAX ? max : max + 2);
+      char *nb = realloc(buf, ncap);
       if (!nb)
         return -ENOMEM;
       buf = nb;
-      cap *= 2;
+      cap = ncap;
     }
     ssize_t n = read(fd, buf + len, cap - len - 1);
     if (n < 0) {
@@ -155,10 +243,31 @@ int read_full_file(const char *path, char **ret, size_t *ret_len) {
       break;
     len += (size_t)n;
   }
+  if (len > max)
+    return -EFBIG;
   buf[len] = '\0';
   if (ret_len)
     *ret_len = len;
   *ret = TAKE_PTR(buf);
+  return 0;
+}
+
+int read_full_file(const char *path, char **ret, size_t *ret_len) {
+  return read_full_file_max(path, READ_TEXT_MAX, ret, ret_len);
+}
+
+int write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
   return 0;
 }
 
@@ -169,19 +278,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
   _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0)
     return -errno;
-  int r = 0;
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      r = -errno;
-      break;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
+  int r = write_all(fd, data, len);
   if (r == 0 && fchmod(fd, mode) < 0)
     r = -errno;
   if (r == 0 && fsync(fd) < 0)
@@ -193,6 +290,222 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
   if (r < 0)
     unlink(tmp);
   return r;
+}
+
+/* ---- outputs a person names ---- */
+
+int copy_file_metadata(int src_fd, int dst_fd) {
+  struct stat st;
+  if (fstat(src_fd, &st) < 0)
+    return -errno;
+  /* EPERM: a person replacing a file they may write but do not own; it becomes theirs, as
+   * with any editor */
+  if (fchown(dst_fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+    return -errno;
+  /* after fchown, which clears set-user-ID and set-group-ID bits */
+  if (fchmod(dst_fd, st.st_mode & 07777) < 0)
+    return -errno;
+  ssize_t size = flistxattr(src_fd, NULL, 0);
+  if (size < 0)
+    return errno == ENOTSUP ? 0 : -errno;
+  if (size == 0)
+    return 0;
+  _cleanup_free_ char *names = malloc((size_t)size);
+  if (!names)
+    return -ENOMEM;
+  size = flistxattr(src_fd, names, (size_t)size);
+  if (size < 0)
+    return -errno;
+  for (char *name = names; name < names + size; name += strlen(name) + 1) {
+    ssize_t vlen = fgetxattr(src_fd, name, NULL, 0);
+    if (vlen < 0)
+      return -errno;
+    _cleanup_free_ char *value = malloc((size_t)vlen + 1);
+    if (!value)
+      return -ENOMEM;
+    vlen = fgetxattr(src_fd, name, value, (size_t)vlen);
+    if (vlen < 0)
+      return -errno;
+    if (fsetxattr(dst_fd, name, value, (size_t)vlen, 0) < 0 &&
+        !(errno == EPERM && !startswith(name, "user.")))
+      return -errno; /* only the privileged namespaces may be beyond an unprivileged user */
+  }
+  return 0;
+}
+
+/* The descriptor /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N names, or -1. */
+static int named_descriptor(const char *path) {
+  const char *n = NULL;
+  if (STREQ(path, "/dev/stdout"))
+    return STDOUT_FILENO;
+  if (STREQ(path, "/dev/stderr"))
+    return STDERR_FILENO;
+  if (startswith(path, "/dev/fd/"))
+    n = path + strlen("/dev/fd/");
+  else if (startswith(path, "/proc/self/fd/"))
+    n = path + strlen("/proc/self/fd/");
+  if (!n || !*n || strspn(n, "0123456789") != strlen(n) || strlen(n) > 6)
+    return -1;
+  int fd = atoi(n);
+  return fcntl(fd, F_GETFD) < 0 ? -1 : fd;
+}
+
+/* The final target of path when path is a symbolic link (which may dangle), else path. */
+static int resolve_links(const char *path, char **ret) {
+  _cleanup_free_ char *p = strdup(path);
+  if (!p)
+    return -ENOMEM;
+  for (int hops = 0;; hops++) {
+    struct stat st;
+    bool found = lstat(p, &st) == 0;
+    if (!found && errno != ENOENT)
+      return -errno;
+    if (!found || !S_ISLNK(st.st_mode)) {
+      *ret = TAKE_PTR(p);
+      return 0;
+    }
+    if (hops >= 40)
+      return -ELOOP;
+    char target[PATH_MAX];
+    ssize_t n = readlink(p, target, sizeof(target) - 1);
+    if (n < 0)
+      return -errno;
+    target[n] = '\0';
+    char *slash = strrchr(p, '/');
+    char *next = target[0] == '/' || !slash
+                     ? strdup(target)
+                     : kgb_strdup_printf("%.*s/%s", (int)(slash - p), p, target);
+    if (!next)
+      return -ENOMEM;
+    free(p);
+    p = next;
+  }
+}
+
+void output_file_release(struct output_file *o) {
+  if (o->fd >= 0 && !o->borrowed)
+    close(o->fd);
+  if (o->tmp)
+    unlink(o->tmp);
+  free(o->tmp);
+  free(o->path);
+  *o = (struct output_file){.fd = -1};
+}
+
+int output_file_open(const char *path, mode_t mode, struct output_file *ret) {
+  _cleanup_(output_file_release) struct output_file o = {.fd = -1};
+  int fd = named_descriptor(path);
+  if (fd >= 0) {
+    o.fd = fd;
+    o.borrowed = true;
+    if (!(o.path = strdup(path)))
+      return -ENOMEM;
+    *ret = o;
+    o = (struct output_file){.fd = -1};
+    return 0;
+  }
+  int r = resolve_links(path, &o.path);
+  if (r < 0)
+    return r;
+  struct stat st;
+  bool exists = stat(o.path, &st) == 0;
+  if (!exists) {
+    if (errno != ENOENT)
+      return -errno;
+  } else if (S_ISDIR(st.st_mode)) {
+    return -EISDIR;
+  } else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+    o.fd = open(o.path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (o.fd < 0)
+      return -errno;
+    *ret = o;
+    o = (struct output_file){.fd = -1};
+    return 0;
+  } else if (!S_ISREG(st.st_mode)) {
+    return -ENOTSUP;
+  } else if (!(st.st_mode & 0222)) {
+    return -EACCES;
+  }
+  if (!(o.tmp = kgb_strdup_printf("%s.tmp.XXXXXX", o.path)))
+    return -ENOMEM;
+  o.fd = mkostemp(o.tmp, O_CLOEXEC);
+  if (o.fd < 0) {
+    r = -errno;
+    free(TAKE_PTR(o.tmp));
+    return r;
+  }
+  if (exists) {
+    _cleanup_close_ int old = open(o.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (old < 0)
+      return -errno;
+    if ((r = copy_file_metadata(old, o.fd)) < 0)
+      return r;
+  } else if (fchmod(o.fd, mode) < 0) {
+    return -errno;
+  }
+  *ret = o;
+  o = (struct output_file){.fd = -1};
+  return 0;
+}
+
+int output_file_commit(struct output_file *o) {
+  int r = 0;
+  if (o->tmp) {
+    if (fsync(o->fd) < 0)
+      r = -errno;
+    if (close(TAKE_FD(o->fd)) < 0 && r == 0)
+      r = -errno;
+    if (r == 0 && rename(o->tmp, o->path) < 0)
+      r = -errno;
+    if (r == 0)
+      free(TAKE_PTR(o->tmp));
+  } else if (!o->borrowed) {
+    if (close(TAKE_FD(o->fd)) < 0)
+      r = -errno;
+  }
+  output_file_release(o);
+  return r;
+}
+
+int write_file_output(const char *path, const void *data, size_t len, mode_t mode) {
+  _cleanup_(output_file_release) struct output_file o = {.fd = -1};
+  int r = output_file_open(path, mode, &o);
+  if (r < 0)
+    return r;
+  r = write_all(o.fd, data, len);
+  if (r < 0)
+    return r;
+  return output_file_commit(&o);
+}
+
+static int copy_fd(int in, int out) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return 0;
+    int r = write_all(out, buf, (size_t)n);
+    if (r < 0)
+      return r;
+  }
+}
+
+int copy_file_output(const char *src, const char *dst, mode_t mode) {
+  _cleanup_close_ int in = open_regular_file(src, SIZE_MAX, NULL);
+  if (in < 0)
+    return in;
+  _cleanup_(output_file_release) struct output_file o = {.fd = -1};
+  int r = output_file_open(dst, mode, &o);
+  if (r < 0)
+    return r;
+  r = copy_fd(in, o.fd);
+  if (r < 0)
+    return r;
+  return output_file_commit(&o);
 }
 
 int mkdir_p(const char *path, mode_t mode) {
@@ -242,9 +555,9 @@ bool is_file(const char *path) {
 }
 
 int copy_file_atomic(const char *src, const char *dst, mode_t mode) {
-  _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int in = open_regular_file(src, SIZE_MAX, NULL);
   if (in < 0)
-    return -errno;
+    return in;
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", dst);
   if (!tmp)
     return -ENOMEM;
@@ -321,10 +634,21 @@ char *read_first_line(const char *path) {
 }
 
 char *file_tail(const char *path, int lines) {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (!path || read_full_file(path, &text, &len) < 0)
+  /* a build log can be gigabytes: the end of it is enough to show some lines */
+  const size_t window = (size_t)1 << 20;
+  struct stat st;
+  _cleanup_close_ int fd = path ? open_regular_file(path, SIZE_MAX, &st) : -1;
+  if (fd < 0)
     return strdup("");
+  off_t start = st.st_size > (off_t)window ? st.st_size - (off_t)window : 0;
+  _cleanup_free_ char *text = malloc(window + 1);
+  if (!text)
+    return NULL;
+  ssize_t n = pread(fd, text, window, start);
+  if (n < 0)
+    return strdup("");
+  size_t len = (size_t)n;
+  text[len] = '\0';
   size_t i = len;
   while (i > 0 && lines > 0)
     if (text[--i] == '\n' && i + 1 < len)

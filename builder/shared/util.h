@@ -23,10 +23,75 @@ char *strstrip(char *s); /* in place, returns s advanced past leading space */
 size_t levenshtein(const char *a, const char *b, size_t limit);
 char *kgb_strdup_printf(const char *fmt, ...) _printf_(1, 2);
 
-/* Reads a whole file; the buffer is NUL-terminated. Returns 0 or -errno. */
+/* ---- files a person or a host hands us ----
+ *
+ * Every reader of a file named on the command line, in a profile or on the host goes through
+ * open_regular_file(): a FIFO would block the open (or the first read) forever, a device such
+ * as /dev/zero never ends, a directory makes stdio and libconfig fail in odd ways. They are all
+ * refused before a byte is read, and a size cap bounds the memory a read can take.
+ * Errors: -EISDIR (a directory), -ENOTSUP (a FIFO, socket or device: file_error_reason()
+ * says which), -EFBIG (larger than max), or the errno of stat/open. */
+
+/* The cap for text: fragments, profiles, TOML, Kconfig files, sysfs and procfs files. */
+#define READ_TEXT_MAX ((size_t)16 << 20)
+
+struct stat;
+
+/* Opens path read-only when it is a regular file of at most max bytes; the descriptor is
+ * blocking. ret_st (may be NULL) receives its fstat. Returns the descriptor or -errno. */
+int open_regular_file(const char *path, size_t max, struct stat *ret_st);
+/* Reads a whole regular file of at most max bytes (the file may also not grow past max while
+ * it is read); the buffer is NUL-terminated. Returns 0 or -errno as open_regular_file. */
+int read_full_file_max(const char *path, size_t max, char **ret, size_t *ret_len);
+/* read_full_file_max with READ_TEXT_MAX. */
 int read_full_file(const char *path, char **ret, size_t *ret_len);
-/* Writes data to path through path.tmp.XXXXXX + fsync + rename. */
+/* Why a file helper refused path, worded to follow a colon ("cannot read '%s': %s"): "it is
+ * a FIFO, not a regular file", "it is larger than 16 MiB", "it is read-only (mode 0444) ...",
+ * else strerror. It looks at path again to say what kind of file it is; max is the cap that was
+ * given (for -EFBIG). The text lives in a per-thread buffer until the next call. */
+const char *file_error_reason(const char *path, int err, size_t max);
+/* "a FIFO", "a socket", "a character device", "a block device", "a directory", "a symbolic
+ * link" or "a regular file". */
+const char *file_type_name(mode_t mode);
+
+/* Writes data to path through path.tmp.XXXXXX + fsync + rename: for files of our own (work
+ * directory, stages, caches), where path is never anything but a regular file of ours. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* ---- outputs a person names (-o FILE, a drop-in) ----
+ *
+ * A person who writes `-o /dev/null`, `-o /dev/stdout` or `-o link` means that device, that
+ * stream or the link's target; renaming a temporary file over the path would replace the
+ * device node, break the stdout link and cut the symbolic link. So:
+ *   - a path that does not exist, or a regular file, is replaced atomically (temporary file in
+ *     the same directory + fsync + rename); a regular file being replaced keeps its owner,
+ *     group, mode and extended attributes (SELinux labels, ACLs), and a read-only one (no w bit
+ *     in its mode) is refused with -EACCES, not silently rewritten;
+ *   - a symbolic link is followed and its final target handled by these rules (the link
+ *     stays);
+ *   - /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N write to that descriptor of
+ *     this process as it is (a shell's `>>` keeps appending);
+ *   - a character device or a FIFO is written in place (opened O_WRONLY without O_CREAT or
+ *     O_TRUNC; a FIFO waits for its reader, as a shell's `>` does);
+ *   - a directory (-EISDIR), a block device or a socket (-ENOTSUP) is refused.
+ * Hard links to a replaced regular file keep the old content: the file gets a new inode. */
+struct output_file {
+  int fd;        /* write here */
+  char *path;    /* what is written: the symbolic link's target */
+  char *tmp;     /* the temporary file renamed over path, NULL when written in place */
+  bool borrowed; /* fd is one of this process's (stdout...): not closed */
+};
+int output_file_open(const char *path, mode_t mode, struct output_file *ret);
+/* fsync + rename for a replaced file; in place, nothing more. Releases o in both cases. */
+int output_file_commit(struct output_file *o);
+/* Closes o and removes its temporary file when it was not committed. */
+void output_file_release(struct output_file *o);
+int write_file_output(const char *path, const void *data, size_t len, mode_t mode);
+int copy_file_output(const char *src, const char *dst, mode_t mode);
+/* Gives dst_fd the owner, group, mode and extended attributes of src_fd. */
+int copy_file_metadata(int src_fd, int dst_fd);
+/* Writes all of len bytes to fd, retrying short writes and EINTR. */
+int write_all(int fd, const void *data, size_t len);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 bool is_dir(const char *path);

@@ -179,4 +179,31 @@ sys.stdout.write("@include \"virgl.cfg\"\noverride = {\n  rootfs = { packages = 
   assert_success
   run json 'len(j["rootfs"]["packages"]), j["rootfs"]["packages"][-1]' <<<"$output"
   assert_output "400000 pkg399999"
+
+@test "an @include of a directory or a FIFO: exit 1 with the including file and line" {
+  export KGB_DATADIR=$BATS_TEST_TMPDIR/data
+  P=$KGB_DATADIR/profiles
+  mkdir -p "$P/dir.cfg"
+  mkfifo "$P/fifo.cfg"
+  printf 'name = "x";\n@include "dir.cfg"\n' >"$P/p.cfg"
+  # libconfig's scanner used to exit(2) on a directory, naming nothing
+  run timeout 10 "$KGB" --workdir "$WORKDIR" profile show p
+  assert_failure 1
+  assert_output --partial "$P/p.cfg:2: cannot include '$P/dir.cfg': it is a directory, not a regular file"
+  printf 'name = "x";\n\n@include "fifo.cfg"\n' >"$P/p.cfg"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" profile show p
+  assert_failure 1
+  assert_output --partial "$P/p.cfg:3: cannot include '$P/fifo.cfg': it is a FIFO, not a regular file"
+}
+
+@test "an absolute @include works or says why not" {
+  printf '@include "%s/profiles/nvidia-gpu.cfg"\n' "$KGB_SRCDIR" >"$BATS_TEST_TMPDIR/abs.cfg"
+  run kgb profile show "$BATS_TEST_TMPDIR/abs.cfg"
+  if [ "$status" -eq 0 ]; then
+    assert_output --partial 'name = "nvidia-gpu";'
+  else
+    assert_failure 1
+    assert_output --partial "$BATS_TEST_TMPDIR/abs.cfg:1: cannot include '$KGB_SRCDIR/profiles/nvidia-gpu.cfg': libconfig 1."
+    assert_output --partial "give the path relative to that directory"
+  fi
 }

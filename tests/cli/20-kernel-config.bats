@@ -214,3 +214,18 @@ teardown() {
   assert_failure 1
   assert_output --partial "http://127.0.0.1:$port/files/c/linux-9.9.tar.xz: HTTP 404"
 }
+
+@test "a FIFO as --fragment fails at once with the file named" {
+  mkfifo "$BATS_TEST_TMPDIR/gpu.conf"
+  # timeout: a regression blocks in open() and must fail here, not hang the suite
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel config -p virgl --fragment "$BATS_TEST_TMPDIR/gpu.conf"
+  assert_failure 1
+  assert_output --partial "$BATS_TEST_TMPDIR/gpu.conf: cannot read fragment: it is a FIFO, not a regular file"
+}
+
+@test "a FIFO as a file:// kernel source fails at once with the file named" {
+  mkfifo "$BATS_TEST_TMPDIR/linux.tar.xz"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel config -p virgl -k "file://$BATS_TEST_TMPDIR/linux.tar.xz"
+  assert_failure 1
+  assert_output --partial "cannot read '$BATS_TEST_TMPDIR/linux.tar.xz': it is a FIFO, not a regular file"
+}

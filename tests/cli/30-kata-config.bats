@@ -242,6 +242,73 @@ PY
   assert_success
 }
 
+@test "--patch edits the file in place: owner, hard links and xattrs stay" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg"
+  chown nobody:nogroup "$cfg"
+  chmod 0640 "$cfg"
+  ln "$cfg" "$BATS_TEST_TMPDIR/hardlink.toml"
+  setfattr -n user.test -v 1 "$cfg"
+  inode=$(stat -c %i "$cfg")
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >/dev/null
+  golden patch-nvidia-gpu-3.x.toml "$cfg"
+  run stat -c '%U %a %i %h' "$cfg"
+  assert_output "nobody 640 $inode 2"
+  cmp "$cfg" "$BATS_TEST_TMPDIR/hardlink.toml" # the other name sees the new content
+  run getfattr --absolute-names --only-values -n user.test "$cfg"
+  assert_output "1"
+  # the backup carries the original's owner and attributes too
+  cmp "$cfg.bak" "$FIXTURES/kata/configuration-qemu-3.toml"
+  run stat -c '%U %a' "$cfg.bak"
+  assert_output "nobody 640"
+  run getfattr --absolute-names --only-values -n user.test "$cfg.bak"
+  assert_output "1"
+}
+
+@test "--patch and -o refuse a read-only file with a clear message, and write nothing" {
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  cp "$FIXTURES/kata/configuration-qemu-3.toml" "$cfg"
+  chmod 0444 "$cfg"
+  run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg"
+  assert_failure 1
+  assert_output --partial "cannot patch '$cfg': it is read-only (mode 0444)"
+  cmp "$cfg" "$FIXTURES/kata/configuration-qemu-3.toml"
+  [ ! -e "$cfg.bak" ]
+  # --check writes nothing, so it may look at a read-only file
+  run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+  assert_failure 3
+  run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" -o "$cfg"
+  assert_failure 1
+  assert_output --partial "cannot write '$cfg': it is read-only (mode 0444)"
+  cmp "$cfg" "$FIXTURES/kata/configuration-qemu-3.toml"
+}
+
+@test "-o /dev/stdout reaches stdout; -o through a symbolic link writes its target" {
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  # a scratch /dev in a private mount namespace: a regression replaces its link, not the host's
+  unshare -m bash -c '
+    mount -t tmpfs tmpfs /dev && ln -s /proc/self/fd/1 /dev/stdout &&
+    "$0" --workdir "$1" kata-config -p nvidia-gpu --sysfs "$2" -o /dev/stdout >"$3" &&
+    [ -L /dev/stdout ]' "$KGB" "$WORKDIR" "$FIXTURES/host-nvidia-dc/sys" "$BATS_TEST_TMPDIR/stdout.toml"
+  cmp "$OUT" "$BATS_TEST_TMPDIR/stdout.toml"
+  echo old >"$BATS_TEST_TMPDIR/target.toml"
+  ln -s target.toml "$BATS_TEST_TMPDIR/link.toml"
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" -o "$BATS_TEST_TMPDIR/link.toml"
+  [ -L "$BATS_TEST_TMPDIR/link.toml" ]
+  cmp "$OUT" "$BATS_TEST_TMPDIR/target.toml"
+}
+
+@test "-o /dev/null stays a device (in a private mount namespace over a scratch /dev)" {
+  # the real /dev is never at risk: the tmpfs and its node exist only in this namespace
+  run unshare -m bash -c '
+    mount -t tmpfs tmpfs /dev &&
+    mknod -m 666 /dev/null c 1 3 &&
+    "$0" --workdir "$1" kata-config -p nvidia-gpu --sysfs "$2" -o /dev/null &&
+    [ -c /dev/null ] && echo still-a-device' "$KGB" "$WORKDIR" "$FIXTURES/host-nvidia-dc/sys"
+  assert_success
+  assert_output --partial "still-a-device"
+}
+
 @test "--patch on a Kata 1.x layout: uncomments the seed's key, adds missing ones to their table" {
   cfg=$BATS_TEST_TMPDIR/configuration.toml
   cp "$FIXTURES/kata/configuration-qemu-1.toml" "$cfg"

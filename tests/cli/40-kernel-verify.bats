@@ -86,7 +86,7 @@ EOF
   assert_output --partial "'$K/not-a-kernel.o' is an ELF file but not a Linux kernel"
   run kgb kernel verify -p virgl "$BATS_TEST_TMPDIR/missing"
   assert_failure 1
-  assert_output --partial "cannot open '$BATS_TEST_TMPDIR/missing': No such file or directory"
+  assert_output --partial "cannot read '$BATS_TEST_TMPDIR/missing': No such file or directory"
 }
 
 @test "a corrupt or truncated kernel: the error says what is wrong" {
@@ -154,4 +154,14 @@ EOF
   run kgb kernel --help
   assert_success
   assert_output --partial "verify"
+}
+
+@test "a FIFO or /dev/zero as the kernel: refused at once, the file named" {
+  mkfifo "$BATS_TEST_TMPDIR/vmlinux"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel verify -p virgl "$BATS_TEST_TMPDIR/vmlinux"
+  assert_failure 1
+  assert_output --partial "cannot read '$BATS_TEST_TMPDIR/vmlinux': it is a FIFO, not a regular file"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" kernel verify -p virgl /dev/zero
+  assert_failure 1
+  assert_output --partial "cannot read '/dev/zero': it is a character device, not a regular file"
 }

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -427,7 +428,10 @@ static void test_stall_times_out(void **state) {
   double took = now_s() - t0;
   if (took < 0.9 || took > 5)
     fail_msg("a 1 s stall timeout took %.1f s", took);
-  _cleanup_free_ char *expected = kgb_strdup_printf("%s: stalled: no data for 1 s", u);
+  _cleanup_free_ char *expected = kgb_strdup_printf(
+      "%s: stalled: no data for 1 s; 10 bytes kept in '%s' to resume it on the next run "
+      "(delete it to free the space)",
+      u, part);
   assert_string_equal(kgb_error_detail(ctx), expected);
   assert_int_equal(file_size(part), 10); /* kept for a resume */
 }
@@ -442,7 +446,8 @@ static void test_cancel_keeps_partial_for_resume(void **state) {
   double t0 = now_s();
   assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), -ECANCELED);
   assert_true(now_s() - t0 < 5);
-  assert_detail("cancelled");
+  assert_detail("cancelled; 10 bytes kept in '");
+  assert_detail(part); /* a person knows where the space went */
   assert_int_equal(file_size(part), 10);
   cancel_at = 0;
   cancel_flag = 0;
@@ -450,6 +455,71 @@ static void test_cancel_keeps_partial_for_resume(void **state) {
   assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), 0);
   assert_payload(path);
   assert_requests("/stall/b/payload.bin", "- bytes=10-");
+}
+
+/* A server that never ends its body: stopped at the cap, nothing left behind. */
+static void test_endless_body_stops_at_cap(void **state) {
+  (void)state;
+  _cleanup_free_ char *u = url("/endless/a/payload.bin"), *path = NULL,
+                      *part = partial_path("payload.bin");
+  struct kgb_fetch_opts o = opts(srv.sha, 2);
+  o.max_bytes = 1 << 20;
+  double t0 = now_s();
+  assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), -EFBIG);
+  assert_true(now_s() - t0 < 10);
+  assert_detail("the body goes on past 1 MiB: stopped");
+  assert_int_equal(file_size(part), -1);
+  assert_requests("/endless/a/payload.bin", "-"); /* not retried */
+}
+
+/* A Content-Length beyond the cap is refused before the body. */
+static void test_announced_size_over_cap(void **state) {
+  (void)state;
+  _cleanup_free_ char *u = url("/files/big/payload.bin"), *path = NULL,
+                      *part = partial_path("payload.bin");
+  struct kgb_fetch_opts o = opts(srv.sha, 2);
+  o.max_bytes = PAYLOAD_SIZE - 1;
+  assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), -EFBIG);
+  assert_detail("the server announces more than");
+  assert_int_equal(file_size(part), -1);
+}
+
+/* libcurl's file:// would block on a FIFO's open: refused at once, the file named. */
+static void test_fifo_file_url_refused(void **state) {
+  (void)state;
+  _cleanup_free_ char *fifo = strjoin_path(srv.dir, "source.fifo"),
+                      *u = kgb_strdup_printf("file://%s", fifo), *path = NULL;
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  struct kgb_fetch_opts o = opts("skip", 0);
+  double t0 = now_s();
+  assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), -ENOTSUP);
+  assert_true(now_s() - t0 < 5);
+  assert_detail(fifo);
+  assert_detail("it is a FIFO, not a regular file");
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_fetch_file(ctx, fifo, &o, &path), -ENOTSUP); /* as a path too */
+  assert_detail("it is a FIFO, not a regular file");
+  unlink(fifo);
+}
+
+/* A partial file nobody resumed for KGB_FETCH_PARTIAL_DAYS goes with the next download; a
+ * recent one stays for its resume. */
+static void test_old_partials_swept(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = kgb_strdup_printf("%s/cache/downloads/partial", ctx->workdir),
+                      *old = partial_path("abandoned.tar.xz"), *recent = partial_path("recent.bin"),
+                      *u = url("/files/sweep/payload.bin"), *path = NULL;
+  assert_int_equal(mkdir_p(dir, 0755), 0);
+  write_or_fail(old, "old", 3);
+  write_or_fail(recent, "new", 3);
+  struct timespec t[2] = {{.tv_sec = time(NULL) - (KGB_FETCH_PARTIAL_DAYS + 1) * 86400},
+                          {.tv_sec = time(NULL) - (KGB_FETCH_PARTIAL_DAYS + 1) * 86400}};
+  assert_int_equal(utimensat(AT_FDCWD, old, t, 0), 0);
+  struct kgb_fetch_opts o = opts(srv.sha, 0);
+  assert_int_equal(kgb_fetch_file(ctx, u, &o, &path), 0);
+  assert_int_equal(file_size(old), -1);
+  assert_int_equal(file_size(recent), 3);
+  assert_logged("a partial download untouched for");
 }
 
 static void test_complete_partial(void **state) {
@@ -695,6 +765,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_checksum, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stall_times_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_keeps_partial_for_resume, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_endless_body_stops_at_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_announced_size_over_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fifo_file_url_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_old_partials_swept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_complete_partial, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_partial_starts_over, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_hit_without_request, setup, teardown),

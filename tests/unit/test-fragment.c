@@ -8,10 +8,12 @@
 /* cmocka needs the headers above first */
 #include <cmocka.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "allow.h"
 #include "fragment.h"
 #include "sbuf.h"
+#include "util.h"
 
 static struct kgb_ctx *ctx;
 
@@ -40,6 +42,22 @@ static void expect_error(const char *text, int err, const char *detail) {
   assert_non_null(kgb_error_detail(ctx));
   if (!strstr(kgb_error_detail(ctx), detail))
     fail_msg("error '%s' lacks '%s'", kgb_error_detail(ctx), detail);
+}
+
+/* A FIFO given as --fragment blocked the run forever: refused at once, the file named. */
+static void test_load_fifo(void **state) {
+  (void)state;
+  char dir[] = "/tmp/kgb-test-fragment-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  _cleanup_free_ char *fifo = strjoin_path(dir, "gpu.conf");
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  struct kgb_fragment *f = NULL;
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_fragment_load(ctx, fifo, fifo, false, &f), -ENOTSUP);
+  assert_null(f);
+  if (!strstr(kgb_error_detail(ctx), "gpu.conf: cannot read fragment: it is a FIFO"))
+    fail_msg("detail '%s'", kgb_error_detail(ctx));
+  rm_rf(dir);
 }
 
 static void test_values(void **state) {
@@ -169,9 +187,9 @@ static void test_allow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_values),    cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_arch_tags), cmocka_unit_test(test_value_equality),
-      cmocka_unit_test(test_allow),
+      cmocka_unit_test(test_load_fifo),      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_errors),         cmocka_unit_test(test_arch_tags),
+      cmocka_unit_test(test_value_equality), cmocka_unit_test(test_allow),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

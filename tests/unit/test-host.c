@@ -108,6 +108,30 @@ static void test_config_gz(void **state) {
   free(rm);
 }
 
+/* A gzip bomb as <proc>/config.gz stops at a cap with the file named, not when memory runs
+ * out. */
+static void test_config_gz_bomb(void **state) {
+  (void)state;
+  char dir[] = "/tmp/kgb-test-host.XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *cmd = kgb_strdup_printf("head -c 100M /dev/zero | gzip -1 > '%s/config.gz'", dir);
+  assert_int_equal(system(cmd), 0);
+  free(cmd);
+  assert_int_equal(kgb_ctx_set_string(&ctx->proc, dir), 0);
+  assert_int_equal(kgb_ctx_set_string(&ctx->boot, "/nonexistent-boot"), 0);
+  char *text = NULL, *src = NULL;
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_host_kernel_config(ctx, "5.10.0-28-amd64", &text, &src), -EFBIG);
+  assert_null(text);
+  const char *d = kgb_error_detail(ctx);
+  assert_non_null(d);
+  if (!strstr(d, "/config.gz' is more than 64 MiB once decompressed"))
+    fail_msg("detail '%s'", d);
+  char *rm = kgb_strdup_printf("rm -rf '%s'", dir);
+  assert_int_equal(system(rm), 0);
+  free(rm);
+}
+
 static void test_reports(void **state) {
   (void)state;
   struct kgb_host_report *r = check("host-nvidia-dc", NULL);
@@ -179,9 +203,8 @@ static void test_guards(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_config_values),
-      cmocka_unit_test(test_config_gz),
-      cmocka_unit_test(test_reports),
+      cmocka_unit_test(test_config_values),  cmocka_unit_test(test_config_gz),
+      cmocka_unit_test(test_config_gz_bomb), cmocka_unit_test(test_reports),
       cmocka_unit_test(test_guards),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
