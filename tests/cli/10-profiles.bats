@@ -179,6 +179,7 @@ sys.stdout.write("@include \"virgl.cfg\"\noverride = {\n  rootfs = { packages = 
   assert_success
   run json 'len(j["rootfs"]["packages"]), j["rootfs"]["packages"][-1]' <<<"$output"
   assert_output "400000 pkg399999"
+}
 
 @test "an @include of a directory or a FIFO: exit 1 with the including file and line" {
   export KGB_DATADIR=$BATS_TEST_TMPDIR/data
