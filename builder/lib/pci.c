@@ -182,8 +182,9 @@ int kgb_pci_parse_resource(const char *text, struct kgb_pci_bar bars[6], size_t 
       continue;
     if (end < start || !(flags & (RES_MEM | RES_IO)))
       continue;
-    if (end - start == ULLONG_MAX) /* 2^64 bytes: not a BAR, and its size would wrap to 0 */
-      return -EINVAL;
+    /* its size, 2^64, has no uint64_t: no device decodes the whole address space */
+    if (start == 0 && end == UINT64_MAX)
+      return -ERANGE;
     bars[n++] = (struct kgb_pci_bar){.index = idx,
                                      .start = start,
                                      .size = end - start + 1,
