@@ -160,16 +160,36 @@ static int list_dir(const char *path, char ***ret) {
   return 0;
 }
 
+/* One hex number of a resource line; the line's newline is not whitespace to skip (sscanf's
+ * would take a missing column from the next line), and an overflow is not clamped. */
+static bool resource_number(const char **p, unsigned long long *ret) {
+  while (**p == ' ' || **p == '\t')
+    (*p)++;
+  if (!isxdigit((unsigned char)**p))
+    return false;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(*p, &end, 16);
+  if (errno != 0 || end == *p)
+    return false;
+  *p = end;
+  *ret = v;
+  return true;
+}
+
 int kgb_pci_parse_resource(const char *text, struct kgb_pci_bar bars[6], size_t *ret_n) {
   size_t n = 0;
   const char *line = text;
   for (unsigned idx = 0; idx < 6 && line && *line; idx++) {
     unsigned long long start, end, flags;
-    if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) != 3)
+    const char *p = line;
+    if (!resource_number(&p, &start) || !resource_number(&p, &end) || !resource_number(&p, &flags))
       return -EINVAL;
-    line = strchr(line, '\n');
-    if (line)
-      line++;
+    while (*p == ' ' || *p == '\t' || *p == '\r')
+      p++;
+    if (*p != '\n' && *p != '\0')
+      return -EINVAL;
+    line = *p ? p + 1 : NULL;
     if (end == 0 && start == 0)
       continue;
     if (end < start || !(flags & (RES_MEM | RES_IO)))

@@ -522,6 +522,25 @@ static int check_variables(struct parser *p, const struct kgb_recipe *r) {
   return ret;
 }
 
+/* The line of an `@include` directive, 0 when there is none. A recipe is one file: its hash
+ * (the cache key of the rootfs stage) covers only its own text, and libconfig 1.5 resolves an
+ * include against the current directory and, when the name is a directory or "", has its
+ * scanner call exit(2) from inside the engine. Matched as libconfig's scanner does: at the
+ * start of a line after blanks (a string's line that starts so is refused too, harmlessly). */
+static unsigned include_line(const char *text) {
+  unsigned line = 1;
+  for (const char *p = text; *p; line++) {
+    p += strspn(p, " \t\r\f\v");
+    if (startswith(p, "@include"))
+      return line;
+    p = strchr(p, '\n');
+    if (!p)
+      break;
+    p++;
+  }
+  return 0;
+}
+
 int kgb_recipe_parse(struct kgb_ctx *ctx, const char *shown, const char *dir, const char *text,
                      struct kgb_recipe **ret) {
   _cleanup_(kgb_recipe_freep) struct kgb_recipe *r = calloc(1, sizeof(*r));
@@ -530,6 +549,11 @@ int kgb_recipe_parse(struct kgb_ctx *ctx, const char *shown, const char *dir, co
   int rc = kgb_sha256_hex(text, strlen(text), r->sha256);
   if (rc < 0)
     return rc;
+  unsigned inc = include_line(text);
+  if (inc)
+    return kgb_error(ctx, -EINVAL,
+                     "%s:%u: '@include' is not allowed in a recipe: one recipe, one file", shown,
+                     inc);
   config_t cfg;
   config_init(&cfg);
   if (config_read_string(&cfg, text) != CONFIG_TRUE) {

@@ -955,10 +955,15 @@ static int add_edit(struct edits *e, size_t start, size_t end, char *repl) {
   return 0;
 }
 
+/* By position; at one position the insertions (empty ranges) come first, in the order they
+ * were made, then the one range that may start there. */
 static int cmp_edit(const void *a, const void *b) {
   const struct edit *x = a, *y = b;
   if (x->start != y->start)
     return x->start < y->start ? -1 : 1;
+  bool xi = x->start == x->end, yi = y->start == y->end;
+  if (xi != yi)
+    return xi ? -1 : 1;
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -1003,10 +1008,32 @@ static void diff_lines(struct sbuf *sb, char sign, const char *s, size_t len) {
   }
 }
 
-static int render_edits(const char *name, const char *text, size_t len, struct edits *e,
-                        struct kgb_toml_patch *ret) {
+/* Edits never overlap: two of them rewriting the same bytes would each copy the original,
+ * so one would be lost or, worse, the text between them would be measured backwards. */
+static int render_edits(struct kgb_ctx *ctx, const char *name, const char *text, size_t len,
+                        struct edits *e, struct kgb_toml_patch *ret) {
   if (e->n)
     qsort(e->v, e->n, sizeof(*e->v), cmp_edit);
+  /* insertions at one point become one, so that the diff has one hunk for them */
+  size_t n = 0;
+  for (size_t i = 0; i < e->n; i++) {
+    struct edit *x = &e->v[i], *last = n ? &e->v[n - 1] : NULL;
+    if (last && last->start == last->end && x->start == x->end && x->start == last->start) {
+      char *repl = kgb_strdup_printf("%s%s", last->repl, x->repl);
+      if (repl) { /* else two hunks, no harm */
+        free(last->repl);
+        free(x->repl);
+        last->repl = repl;
+        continue;
+      }
+    }
+    e->v[n++] = *x;
+  }
+  e->n = n;
+  for (size_t i = 1; i < e->n; i++)
+    if (e->v[i].start < e->v[i - 1].end)
+      return kgb_error(ctx, -EINVAL, "%s:%u: two edits of the same line: set these keys by hand",
+                       name, line_of(text, e->v[i].start));
   struct sbuf out = SBUF_INIT, diff = SBUF_INIT;
   size_t pos = 0;
   long delta = 0;
@@ -1017,12 +1044,14 @@ static int render_edits(const char *name, const char *text, size_t len, struct e
     sbuf_add(&out, text + pos, x->start - pos);
     sbuf_adds(&out, x->repl);
     pos = x->end;
-    unsigned first = line_of(text, x->start);
+    /* the lines before the edit: an insertion at the end of a last line without a newline
+     * comes after that line (an earlier edit has given it its newline) */
+    unsigned before = count_lines(text, x->start);
     unsigned old_n = count_lines(text + x->start, x->end - x->start);
     unsigned new_n = count_lines(x->repl, strlen(x->repl));
-    long new_first = (long)first + delta;
-    sbuf_addf(&diff, "@@ -%u,%u +%ld,%u @@\n", old_n ? first : first - 1, old_n,
-              new_n ? new_first : new_first - 1, new_n);
+    long new_before = (long)before + delta;
+    sbuf_addf(&diff, "@@ -%u,%u +%ld,%u @@\n", old_n ? before + 1 : before, old_n,
+              new_n ? new_before + 1 : new_before, new_n);
     diff_lines(&diff, '-', text + x->start, x->end - x->start);
     diff_lines(&diff, '+', x->repl, strlen(x->repl));
     delta += (long)new_n - (long)old_n;
@@ -1032,7 +1061,6 @@ static int render_edits(const char *name, const char *text, size_t len, struct e
   ret->len = out.len;
   ret->text = sbuf_steal(&out);
   ret->diff = sbuf_steal(&diff);
-  ret->changes = (unsigned)e->n;
   if (!ret->text || !ret->diff) {
     kgb_toml_patch_release(ret);
     return -ENOMEM;
@@ -1053,20 +1081,33 @@ static char *added_lines(const struct kgb_toml_set *s, const char *eol) {
   return kgb_strdup_printf("%s = %s%s", s->key, s->value, eol);
 }
 
-/* An insertion at the end of a text without a final newline rewrites its last line. */
-static int insert_at(struct edits *e, const char *text, size_t len, size_t at, char *lines,
-                     const char *eol) {
-  if (!lines)
-    return -ENOMEM;
-  if (at == len && len && text[len - 1] != '\n') {
-    size_t ls = len;
-    while (ls && text[ls - 1] != '\n')
-      ls--;
-    char *repl = kgb_strdup_printf("%.*s%s%s", (int)(len - ls), text + ls, eol, lines);
-    free(lines);
-    return add_edit(e, ls, len, repl);
+/* Insertions after a last line that has no newline: that line gets one, once, however many
+ * insertions follow it. When an edit already rewrites the last line, its replacement takes the
+ * newline; otherwise the line is rewritten with one. A second rewrite of the same line would
+ * overlap the first (two copies of it, or a refusal). */
+static int end_last_line(struct edits *e, const char *text, size_t len, const char *eol) {
+  if (!len || text[len - 1] == '\n')
+    return 0;
+  bool inserts = false;
+  for (size_t i = 0; i < e->n && !inserts; i++)
+    inserts = e->v[i].start == len;
+  if (!inserts)
+    return 0;
+  for (size_t i = 0; i < e->n; i++) {
+    struct edit *x = &e->v[i];
+    if (x->end != len || x->start == len)
+      continue;
+    char *repl = kgb_strdup_printf("%s%s", x->repl, eol);
+    if (!repl)
+      return -ENOMEM;
+    free(x->repl);
+    x->repl = repl;
+    return 0;
   }
-  return add_edit(e, at, at, lines);
+  size_t ls = len;
+  while (ls && text[ls - 1] != '\n')
+    ls--;
+  return add_edit(e, ls, len, kgb_strdup_printf("%.*s%s", (int)(len - ls), text + ls, eol));
 }
 
 int kgb_toml_patch(struct kgb_ctx *ctx, const char *name, const char *text, size_t len,
@@ -1130,7 +1171,7 @@ int kgb_toml_patch(struct kgb_ctx *ctx, const char *name, const char *text, size
                                      text + found->end));
       continue;
     }
-    r = insert_at(&e, text, len, t->last_entry_end, added_lines(s, eol), eol);
+    r = add_edit(&e, t->last_entry_end, t->last_entry_end, added_lines(s, eol));
   }
   /* Tables that do not exist are added at the end, each with all of its keys. */
   if (r >= 0 && new_tables) {
@@ -1146,12 +1187,16 @@ int kgb_toml_patch(struct kgb_ctx *ctx, const char *name, const char *text, size
       }
     }
     if (r >= 0)
-      r = insert_at(&e, text, len, len, sbuf_steal(&tail), eol);
+      r = add_edit(&e, len, len, sbuf_steal(&tail));
     sbuf_release(&tail);
   }
+  unsigned changes = (unsigned)e.n; /* a last line given its newline is not one of them */
+  if (r >= 0)
+    r = end_last_line(&e, text, len, eol);
   if (r >= 0) {
     struct kgb_toml_patch out = {0};
-    r = render_edits(name, text, len, &e, &out);
+    r = render_edits(ctx, name, text, len, &e, &out);
+    out.changes = changes;
     if (r >= 0) {
       /* The result must still be a valid document (a table written inline, for one, cannot
        * take a key this way): refuse rather than write a file Kata cannot read. */

@@ -73,7 +73,9 @@ struct kgb_toml_patch {
 /* Applies sets to text: an active key gets the new value (its line otherwise unchanged), else
  * the first `#key = ...` or `# key = ...` comment line of its table is uncommented, else the key
  * is added after the last entry of its table (or in a new table at the end). A key whose value
- * is already equal is left alone, so a second run changes nothing. */
+ * is already equal is left alone, so a second run changes nothing. A last line without a newline
+ * gets one when keys are added after it. Sets that would edit the same line (one key set twice)
+ * are -EINVAL, as is a result that would not parse. */
 int kgb_toml_patch(struct kgb_ctx *ctx, const char *name, const char *text, size_t len,
                    const struct kgb_toml_set *sets, size_t n_sets, struct kgb_toml_patch *ret);
 void kgb_toml_patch_release(struct kgb_toml_patch *p);

@@ -2,22 +2,33 @@
 #include "sbuf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static int fail(struct sbuf *sb, int err) {
+  if (!sb->err)
+    sb->err = err;
+  return sb->err;
+}
+
 int sbuf_grow(struct sbuf *sb, size_t extra) {
-  if (sb->len + extra + 1 <= sb->cap)
+  if (sb->err)
+    return sb->err;
+  /* need = len + extra + 1, checked before it is computed: a wrapped sum would pass the
+   * capacity test below and let the caller copy past the end of the buffer */
+  if (extra >= SIZE_MAX - sb->len)
+    return fail(sb, -EOVERFLOW);
+  size_t need = sb->len + extra + 1;
+  if (need <= sb->cap)
     return 0;
   size_t cap = sb->cap ? sb->cap : 64;
-  while (cap < sb->len + extra + 1) {
-    if (cap > ((size_t)-1) / 2)
-      return -ENOMEM;
-    cap *= 2;
-  }
+  while (cap < need)
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   char *p = realloc(sb->buf, cap);
   if (!p)
-    return -ENOMEM;
+    return fail(sb, -ENOMEM);
   p[sb->len] = '\0'; /* a buffer that is stolen empty must still be a string */
   sb->buf = p;
   sb->cap = cap;
@@ -45,7 +56,7 @@ int sbuf_vaddf(struct sbuf *sb, const char *fmt, va_list ap) {
   int n = vsnprintf(NULL, 0, fmt, aq);
   va_end(aq);
   if (n < 0)
-    return -EINVAL;
+    return fail(sb, -EINVAL);
   int r = sbuf_grow(sb, (size_t)n);
   if (r < 0)
     return r;
@@ -92,8 +103,10 @@ int sbuf_add_json(struct sbuf *sb, const char *s) {
 }
 
 char *sbuf_steal(struct sbuf *sb) {
-  if (!sb->buf && sbuf_grow(sb, 0) < 0)
+  if (sb->err || (!sb->buf && sbuf_grow(sb, 0) < 0)) {
+    sbuf_release(sb);
     return NULL;
+  }
   char *p = sb->buf;
   sb->buf = NULL;
   sb->len = sb->cap = 0;
@@ -104,4 +117,5 @@ void sbuf_release(struct sbuf *sb) {
   free(sb->buf);
   sb->buf = NULL;
   sb->len = sb->cap = 0;
+  sb->err = 0;
 }

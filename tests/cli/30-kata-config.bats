@@ -357,6 +357,40 @@ PY
   assert_output --partial "--check goes with --patch FILE"
 }
 
+@test "--patch and --check on a file without a final newline: valid TOML, exact diff, idempotent" {
+  # the last table takes two new keys (a), or one key and then new tables (b); each insertion
+  # used to rewrite the file's last line again and corrupt the heap, --check included
+  cfg=$BATS_TEST_TMPDIR/configuration.toml
+  printf '[agent.kata]\ndial_timeout = 45\n\n[hypervisor.qemu]\npath = "/usr/bin/qemu"' >"$BATS_TEST_TMPDIR/a.toml"
+  printf '[agent.kata]\ndial_timeout = 45' >"$BATS_TEST_TMPDIR/b.toml"
+  for orig in "$BATS_TEST_TMPDIR/a.toml" "$BATS_TEST_TMPDIR/b.toml"; do
+    cp "$orig" "$cfg"
+    run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+    assert_failure 3
+    cmp "$cfg" "$orig"
+    [ ! -e "$cfg.bak" ]
+    kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >"$BATS_TEST_TMPDIR/diff"
+    cmp "$cfg.bak" "$orig"
+    rm "$cfg.bak"
+    run toml "$cfg" 't["agent"]["kata"], t["hypervisor"]["qemu"]["pcie_root_port"], t["runtime"]["vfio_mode"]'
+    assert_output "{'dial_timeout': 45, 'kernel_modules': ['nvidia', 'nvidia_uvm']} 1 guest-kernel"
+    # every original line is still there, in order, and the diff gives the patched file
+    run python3 -c 'import sys; a = open(sys.argv[1]).read().splitlines(); b = open(sys.argv[2]).read().splitlines(); it = iter(b); print(all(l in it for l in a))' "$orig" "$cfg"
+    assert_output "True"
+    cp "$orig" "$BATS_TEST_TMPDIR/orig.toml"
+    patch -s "$BATS_TEST_TMPDIR/orig.toml" <"$BATS_TEST_TMPDIR/diff"
+    cmp "$BATS_TEST_TMPDIR/orig.toml" "$cfg"
+    cp "$cfg" "$BATS_TEST_TMPDIR/once"
+    run kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
+    assert_success
+    run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg"
+    assert_success
+    assert_output ""
+    cmp "$cfg" "$BATS_TEST_TMPDIR/once"
+    [ ! -e "$cfg.bak" ]
+  done
+}
+
 @test "--json: one document with the settings, their reasons and the TOML" {
   kgb --json kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$BATS_TEST_TMPDIR/k.json"
   run json '[s["key"] for s in j["settings"] if s["table"] == "hypervisor.qemu"][-3:], j["large_bar"], j["gpus"]' <"$BATS_TEST_TMPDIR/k.json"

@@ -69,6 +69,31 @@ static void test_resource(void **state) {
                    -ERANGE);
 }
 
+/* Found by fuzz-pci: a short line took its missing columns from the next one, a number too
+ * large for 64 bits was clamped, and a BAR spanning all of 2^64 bytes got the size 0 (-ERANGE,
+ * as main's fix of that case has it). */
+static void test_resource_broken(void **state) {
+  (void)state;
+  struct kgb_pci_bar bars[6];
+  size_t n = 99;
+  /* "0x0" alone on a line, then a line whose numbers it must not borrow */
+  assert_int_equal(kgb_pci_parse_resource("0x0\n0x0 0xffffffffffffffff 0x200\n", bars, &n),
+                   -EINVAL);
+  assert_int_equal(kgb_pci_parse_resource("0x0 0xffffffffffffffff 0x200\n", bars, &n), -ERANGE);
+  assert_int_equal(kgb_pci_parse_resource("0x1000 0x1fff 0x200 junk\n", bars, &n), -EINVAL);
+  assert_int_equal(kgb_pci_parse_resource("0x1000 0x10000000000000000000 0x200\n", bars, &n),
+                   -EINVAL);
+  assert_int_equal(n, 99); /* written only on success */
+  /* CRLF and a last line without its newline are still a resource file */
+  assert_int_equal(
+      kgb_pci_parse_resource("0x1000 0x1fff 0x200\r\n0x0 0x0 0x0\n0xe000 0xe07f 0x101", bars, &n),
+      0);
+  assert_int_equal(n, 2);
+  assert_int_equal(bars[0].size, 0x1000);
+  assert_int_equal(bars[1].index, 2);
+  assert_true(bars[1].io);
+}
+
 static void test_bdf_and_size(void **state) {
   (void)state;
   char *b = NULL;
@@ -206,9 +231,8 @@ static void test_control_characters(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_resource),
-      cmocka_unit_test(test_bdf_and_size),
-      cmocka_unit_test(test_pci_ids),
+      cmocka_unit_test(test_resource),     cmocka_unit_test(test_resource_broken),
+      cmocka_unit_test(test_bdf_and_size), cmocka_unit_test(test_pci_ids),
       cmocka_unit_test(test_scan),
       cmocka_unit_test(test_control_characters),
   };

@@ -131,6 +131,12 @@ static void test_parse_errors(void **state) {
       "name = \"t\";\ndescription = \"d\";\nsettings = ( { name = \"arch\"; help = \"h\"; } );\n",
       "setting 'arch' has the name of a built-in variable");
   expect_error("name = \"t\";\ndescription = = \"d\";\n", "recipes/t.recipe:2: syntax error");
+  /* Found by fuzz-recipe: libconfig read an include from the current directory, and one
+   * naming a directory made its scanner exit(2) the whole process. */
+  expect_error("name = \"t\";\n  @include \".\"\ndescription = \"d\";\n",
+               "recipes/t.recipe:2: '@include' is not allowed in a recipe");
+  expect_error("name = \"t\";\r\n\t@include \"/etc/hostname\"\n",
+               "recipes/t.recipe:2: '@include' is not allowed");
   expect_error(
       "name = \"t\";\ndescription = \"d\";\nfiles = ( { path = \"x\"; content = \"a\"; } );\n",
       "file path 'x' must be absolute");

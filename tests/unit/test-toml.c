@@ -244,11 +244,98 @@ static void test_diff(void **state) {
   kgb_toml_patch_release(&p);
 }
 
+/* A file without a final newline whose last table takes several keys (or a key and a new
+ * table): every insertion lands after the last line, which gets its newline once. This used
+ * to rewrite the last line once per insertion and corrupt the heap. */
+static void test_patch_no_final_newline(void **state) {
+  (void)state;
+  const char *text = "[agent.kata]\ndial_timeout = 45";
+  const struct kgb_toml_set two[] = {{"agent.kata", "a", "1", "why a"},
+                                     {"agent.kata", "b", "2", NULL}};
+  char *out = patch(text, two, ELEMENTSOF(two), 2);
+  assert_string_equal(out, "[agent.kata]\ndial_timeout = 45\n# why a\na = 1\nb = 2\n");
+  char *again = patch(out, two, ELEMENTSOF(two), 0);
+  assert_string_equal(again, out);
+  free(again);
+  free(out);
+
+  const struct kgb_toml_set key_and_table[] = {{"agent.kata", "a", "1", NULL},
+                                               {"runtime", "vfio_mode", "\"x\"", NULL}};
+  out = patch(text, key_and_table, ELEMENTSOF(key_and_table), 2);
+  assert_string_equal(out,
+                      "[agent.kata]\ndial_timeout = 45\na = 1\n\n[runtime]\nvfio_mode = \"x\"\n");
+  again = patch(out, key_and_table, ELEMENTSOF(key_and_table), 0);
+  assert_string_equal(again, out);
+  free(again);
+  free(out);
+
+  /* The last line itself set, and a key added after it: one rewrite of that line. */
+  const struct kgb_toml_set set_and_add[] = {{"agent.kata", "dial_timeout", "60", NULL},
+                                             {"agent.kata", "a", "1", NULL},
+                                             {"agent.kata", "b", "2", NULL}};
+  out = patch(text, set_and_add, ELEMENTSOF(set_and_add), 3);
+  assert_string_equal(out, "[agent.kata]\ndial_timeout = 60\na = 1\nb = 2\n");
+  free(out);
+  /* Only the last line set: it keeps having no newline (every other byte stays). */
+  out = patch(text, set_and_add, 1, 1);
+  assert_string_equal(out, "[agent.kata]\ndial_timeout = 60");
+  free(out);
+  /* A table with no keys at the very end, and a commented-out key as the last line. */
+  out = patch("[agent.kata]", two, ELEMENTSOF(two), 2);
+  assert_string_equal(out, "[agent.kata]\n# why a\na = 1\nb = 2\n");
+  free(out);
+  out = patch("[agent.kata]\nx = 1\n#a = 0", two, ELEMENTSOF(two), 2);
+  assert_string_equal(out, "[agent.kata]\nx = 1\nb = 2\na = 1");
+  free(out);
+
+  /* The diff says that the last line gained its newline, and applies. */
+  struct kgb_toml_patch p = {0};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_toml_patch(ctx, "c.toml", text, strlen(text), two, 2, &p), 0);
+  assert_string_equal(p.diff, "--- c.toml\n+++ c.toml\n"
+                              "@@ -2,1 +2,1 @@\n-dial_timeout = 45\n\\ No newline at end of file\n"
+                              "+dial_timeout = 45\n"
+                              "@@ -2,0 +3,3 @@\n+# why a\n+a = 1\n+b = 2\n");
+  kgb_toml_patch_release(&p);
+}
+
+/* Edits at one point: a key added after the table's last entry and the commented-out key on
+ * the next line, in either order, both land; the same key twice is refused, never two
+ * rewrites of one line. */
+static void test_patch_same_point(void **state) {
+  (void)state;
+  const char *text = "[a]\nx = 1\n#y = 2\n[b]\n";
+  const struct kgb_toml_set yz[] = {{"a", "y", "3", NULL}, {"a", "z", "4", NULL}};
+  const struct kgb_toml_set zy[] = {{"a", "z", "4", NULL}, {"a", "y", "3", NULL}};
+  char *out = patch(text, yz, 2, 2);
+  assert_string_equal(out, "[a]\nx = 1\nz = 4\ny = 3\n[b]\n");
+  free(out);
+  out = patch(text, zy, 2, 2);
+  assert_string_equal(out, "[a]\nx = 1\nz = 4\ny = 3\n[b]\n");
+  free(out);
+
+  const struct kgb_toml_set twice[] = {{"a", "x", "2", NULL}, {"a", "x", "3", NULL}};
+  struct kgb_toml_patch p = {0};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_toml_patch(ctx, "c.toml", text, strlen(text), twice, 2, &p), -EINVAL);
+  assert_null(p.text);
+  assert_non_null(strstr(kgb_error_detail(ctx), "c.toml:2:"));
+  const struct kgb_toml_set set_and_clear[] = {{"a", "x", "2", NULL}, {"a", "x", NULL, NULL}};
+  kgb_error_clear(ctx);
+  assert_int_equal(kgb_toml_patch(ctx, "c.toml", text, strlen(text), set_and_clear, 2, &p),
+                   -EINVAL);
+  assert_null(p.text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_values),    cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_canonical), cmocka_unit_test(test_patch),
+      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_canonical),
+      cmocka_unit_test(test_patch),
       cmocka_unit_test(test_diff),
+      cmocka_unit_test(test_patch_no_final_newline),
+      cmocka_unit_test(test_patch_same_point),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
