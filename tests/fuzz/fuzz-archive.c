@@ -16,7 +16,7 @@
 #include "util.h"
 
 static struct kgb_ctx *ctx;
-static char top[64], archive[80], dir[80];
+static char top[4096], archive[4200], dir[4200];
 
 static int check(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
   (void)flag;
@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ctx) {
     if (kgb_ctx_new(&ctx) < 0)
       abort();
-    snprintf(top, sizeof(top), "/tmp/kgb-fuzz-archive-%d", (int)getpid());
+    const char *tmp = getenv("TMPDIR");
+    snprintf(top, sizeof(top), "%s/kgb-fuzz-archive-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     snprintf(archive, sizeof(archive), "%s/in.tar", top);
     snprintf(dir, sizeof(dir), "%s/tree", top);
   }

@@ -12,13 +12,15 @@
 #include "ikconfig.h"
 
 static struct kgb_ctx *ctx;
-static char path[64];
+static char path[4200];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ctx) {
     if (kgb_ctx_new(&ctx) < 0)
       abort();
-    snprintf(path, sizeof(path), "/tmp/kgb-fuzz-kernel-image-%d", (int)getpid());
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof(path), "%s/kgb-fuzz-kernel-image-%d", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
   }
   FILE *f = fopen(path, "w");
   if (!f)
