@@ -233,8 +233,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resource),     cmocka_unit_test(test_resource_broken),
       cmocka_unit_test(test_bdf_and_size), cmocka_unit_test(test_pci_ids),
-      cmocka_unit_test(test_scan),
-      cmocka_unit_test(test_control_characters),
+      cmocka_unit_test(test_scan),         cmocka_unit_test(test_control_characters),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
