@@ -435,7 +435,17 @@ static int scan_includes(struct kgb_ctx *ctx, const char *incdir, const char *pa
    * it forever and a directory makes its scanner exit(2) with no file and no line. Every file
    * is checked here, before libconfig sees it; "shown" is the @include's file and line. */
   _cleanup_free_ char *text = NULL;
-  int r = read_full_file(path, &text, NULL);
+  size_t len = 0;
+  int r = read_full_file(path, &text, &len);
+  /* libconfig reads past a NUL where this scan (C strings) stops: an @include hidden behind
+   * one would reach libconfig unchecked. A profile is text: a NUL byte is refused. */
+  const char *nul = r >= 0 ? memchr(text, '\0', len) : NULL;
+  if (nul) {
+    unsigned at_line = 1;
+    for (const char *c = text; c < nul; c++)
+      at_line += *c == '\n';
+    return kgb_error(ctx, -EINVAL, "%s:%u: a NUL byte: a profile is text", path, at_line);
+  }
   if (r < 0 && STREQ(shown, path))
     return kgb_error(ctx, r, "cannot read profile '%s': %s", path,
                      file_error_reason(path, r, READ_TEXT_MAX));

@@ -195,6 +195,11 @@ sys.stdout.write("@include \"virgl.cfg\"\noverride = {\n  rootfs = { packages = 
   run timeout 10 "$KGB" --workdir "$WORKDIR" profile show p
   assert_failure 1
   assert_output --partial "$P/p.cfg:3: cannot include '$P/fifo.cfg': it is a FIFO, not a regular file"
+  # libconfig reads an include name past a NUL byte that a C-string scan stops at
+  printf 'name = "x";\n@include "\0\0b"\n' >"$P/p.cfg"
+  run timeout 10 "$KGB" --workdir "$WORKDIR" profile show p
+  assert_failure 1
+  assert_output --partial "$P/p.cfg:2: a NUL byte: a profile is text"
 }
 
 @test "an absolute @include works or says why not" {

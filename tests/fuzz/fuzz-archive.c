@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "source.h"
 #include "util.h"
 
@@ -34,18 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ctx) {
     if (kgb_ctx_new(&ctx) < 0)
       abort();
-    const char *tmp = getenv("TMPDIR");
-    snprintf(top, sizeof(top), "%s/kgb-fuzz-archive-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(top, sizeof(top), "%s/top", fuzz_dir("archive"));
     snprintf(archive, sizeof(archive), "%s/in.tar", top);
     snprintf(dir, sizeof(dir), "%s/tree", top);
   }
   rm_rf(top);
   if (mkdir_p(dir, 0755) < 0)
     abort();
-  FILE *f = fopen(archive, "w");
-  if (!f || (size && fwrite(data, 1, size, f) != size))
-    abort();
-  fclose(f);
+  fuzz_write(archive, data, size);
   kgb_archive_extract_into(ctx, archive, dir, &(struct kgb_extract_opts){0});
   kgb_error_clear(ctx);
   if (nftw(dir, check, 16, FTW_PHYS) < 0)

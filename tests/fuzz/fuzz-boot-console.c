@@ -6,13 +6,12 @@
 #include <string.h>
 
 #include "boottest.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char *line = malloc(size + 1);
+  char *line = fuzz_text(data, size);
   if (!line)
     return 0;
-  memcpy(line, data, size);
-  line[size] = '\0';
   struct kgb_boot_line l = {0};
   if (kgb_boot_line_parse(line, &l) == 0) {
     if (l.kind < 0 || l.kind >= _KGB_BOOT_LINE_KIND_MAX)

@@ -5,14 +5,13 @@
 
 #include "allow.h"
 #include "fragment.h"
+#include "fuzz.h"
 #include "sbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char *text = malloc(size + 1);
+  char *text = fuzz_text(data, size);
   if (!text)
     return 0;
-  memcpy(text, data, size);
-  text[size] = '\0';
   struct kgb_fragment *f = NULL;
   if (kgb_fragment_parse(NULL, "fuzz.conf", text, true, &f) == 0) {
     struct sbuf sb = SBUF_INIT;

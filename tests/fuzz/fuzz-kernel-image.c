@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "boottest.h"
+#include "fuzz.h"
 #include "ikconfig.h"
 
 static struct kgb_ctx *ctx;
@@ -18,16 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ctx) {
     if (kgb_ctx_new(&ctx) < 0)
       abort();
-    const char *tmp = getenv("TMPDIR");
-    snprintf(path, sizeof(path), "%s/kgb-fuzz-kernel-image-%d", tmp && *tmp ? tmp : "/tmp",
-             (int)getpid());
+    snprintf(path, sizeof(path), "%s/input", fuzz_dir("kernel-image"));
   }
-  FILE *f = fopen(path, "w");
-  if (!f)
-    abort();
-  if (size && fwrite(data, 1, size, f) != size)
-    abort();
-  fclose(f);
+  fuzz_write(path, data, size);
 
   char *config = NULL;
   struct kgb_ikconfig_info info = {0};
@@ -48,6 +42,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (kgb_root_image_probe(ctx, path, &img) == 0 && (!img.fstype || !img.device))
     abort();
   kgb_error_clear(ctx);
-  unlink(path);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "kconfig.h"
 
 /* A value that depends only on the name, so that runs are reproducible. */
@@ -22,11 +23,9 @@ static void count(void *ud, const char *sym) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char *text = malloc(size + 1);
+  char *text = fuzz_text(data, size);
   if (!text)
     return 0;
-  memcpy(text, data, size);
-  text[size] = '\0';
 
   struct kgb_kexpr *e = NULL;
   size_t col = (size_t)-1;

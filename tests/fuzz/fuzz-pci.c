@@ -8,24 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "pci.h"
 
-static char dir[4096], path[4096 + 16];
-
-static void remove_dir(void) {
-  unlink(path);
-  rmdir(dir);
-}
+static char path[4096 + 16];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof(dir), "%s/fuzz-pci-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(dir))
-    abort();
-  snprintf(path, sizeof(path), "%s/pci.ids", dir);
-  atexit(remove_dir);
+  snprintf(path, sizeof(path), "%s/pci.ids", fuzz_dir("pci"));
   return 0;
 }
 
@@ -55,9 +46,7 @@ static void ids(const uint8_t *data, size_t size) {
   if (size < 4)
     return;
   unsigned vendor = (unsigned)data[0] << 8 | data[1], device = (unsigned)data[2] << 8 | data[3];
-  FILE *f = fopen(path, "we");
-  if (!f || fwrite(data + 4, 1, size - 4, f) != size - 4 || fclose(f) != 0)
-    abort();
+  fuzz_write(path, data + 4, size - 4);
   char *vname = NULL, *dname = NULL;
   /* a known vendor with an unknown device is a success without a device name */
   if (kgb_pci_ids_lookup(path, vendor, device, &vname, &dname) == 0 && !vname)

@@ -11,31 +11,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "profile.h"
 
-static char dir[4096], path[4096 + 16];
-
-static void remove_dir(void) {
-  unlink(path);
-  rmdir(dir);
-}
+static char path[4096 + 16];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof(dir), "%s/fuzz-profile-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(dir))
-    abort();
-  snprintf(path, sizeof(path), "%s/user.cfg", dir);
-  atexit(remove_dir);
+  snprintf(path, sizeof(path), "%s/user.cfg", fuzz_dir("profile"));
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  FILE *f = fopen(path, "we");
-  if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
-    abort();
+  fuzz_write(path, data, size);
   struct kgb_ctx *ctx = NULL;
   if (kgb_ctx_new(&ctx) < 0 || kgb_ctx_set_string(&ctx->datadir, KGB_TEST_SRCDIR) < 0)
     abort();

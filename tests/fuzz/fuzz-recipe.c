@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "recipe.h"
 
 static char **values_for(const struct kgb_recipe *r, bool settings) {
@@ -48,11 +49,9 @@ static void expand(struct kgb_ctx *ctx, const struct kgb_recipe *r, bool setting
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char *text = malloc(size + 1);
+  char *text = fuzz_text(data, size);
   if (!text)
     return 0;
-  memcpy(text, data, size);
-  text[size] = '\0';
   struct kgb_ctx ctx = {0};
   struct kgb_recipe *r = NULL;
   if (kgb_recipe_parse(&ctx, "recipes/fuzz.recipe", KGB_TEST_SRCDIR "/recipes", text, &r) < 0) {
