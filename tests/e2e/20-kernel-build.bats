@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # kernel build, install and headers for real: the virgl kernel compiled from linux-source-6.1,
 # installed under Kata's names, cached, rebuilt incrementally, and its header packages good
-# enough to compile an out-of-tree module with the right vermagic. Its reproducibility across
-# work directories and without ccache is checked by 70-pipeline's cold run.
+# enough to compile an out-of-tree module with the right vermagic. Its reproducibility without
+# ccache is tests/e2e-slow/80-kernel-reproducible.bats (a second cold compile).
 
 setup_file() {
   load ../helpers
