@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
-# build: the whole pipeline for virgl for real; a second run is fully cached; a run in another
-# work directory, killed twice and run again, ends with the same installed tree byte for byte;
-# --dry-run runs nothing;
-# then boot-test boots the built ext4 and erofs images as the guest's root disk and checks
-# the result from inside.
+# build: the whole pipeline for virgl for real, the first thing of the e2e run to compile the
+# virgl kernel (the files after it share the work directory and find it built); a second run
+# is fully cached; a run in another work directory, killed twice and run again, ends with the
+# same installed tree byte for byte; --dry-run runs nothing; then boot-test boots the built
+# ext4 and erofs images as the guest's root disk and checks the result from inside.
 
 setup_file() {
   load ../helpers
