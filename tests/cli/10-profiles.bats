@@ -168,14 +168,17 @@ override_profile() {
   assert_output --partial "'settings.nvidia.toolkit.repo' has a control character (\\x0a)"
 }
 
-@test "a profile with 400,000 packages loads in linear time" {
-  # each package used to be appended by walking the whole list: 200,000 took 12 s
+@test "a profile with 400,000 packages loads in seconds, not minutes" {
+  # each package used to be appended by walking the whole list: 200,000 took 12 s, 400,000
+  # about 50 s; now about 1.5 s here. Under AddressSanitizer every realloc moves, so libconfig's
+  # own list growth turns slow there: the release build measures.
+  if ldd "$KGB" | grep -q libasan; then skip "timing under AddressSanitizer measures the sanitizer"; fi
   python3 -c '
 import sys
 names = ", ".join("\"pkg%d\"" % i for i in range(400000))
 sys.stdout.write("@include \"virgl.cfg\"\noverride = {\n  rootfs = { packages = [ %s ]; };\n};\n" % names)
 ' >"$BATS_TEST_TMPDIR/many.cfg"
-  run timeout 20 "$KGB" --workdir "$WORKDIR" --json profile show "$BATS_TEST_TMPDIR/many.cfg"
+  run timeout 15 "$KGB" --workdir "$WORKDIR" --json profile show "$BATS_TEST_TMPDIR/many.cfg"
   assert_success
   run json 'len(j["rootfs"]["packages"]), j["rootfs"]["packages"][-1]' <<<"$output"
   assert_output "400000 pkg399999"
