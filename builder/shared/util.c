@@ -180,26 +180,28 @@ const char *file_error_reason(const char *path, int err, size_t max) {
   return buf;
 }
 
+/* 0 for a regular file, else the errno open_regular_file gives for that kind */
+static int regular_or_error(mode_t mode) {
+  return S_ISREG(mode) ? 0 : S_ISDIR(mode) ? -EISDIR : -ENOTSUP;
+}
+
 int open_regular_file(const char *path, size_t max, struct stat *ret_st) {
   /* Opening a device can act on it (a tape rewinds, a watchdog arms): look first. The
    * descriptor's own fstat below is what counts, should path change in between. */
   struct stat st;
   if (stat(path, &st) < 0)
     return -errno;
-  if (S_ISDIR(st.st_mode))
-    return -EISDIR;
-  if (!S_ISREG(st.st_mode))
-    return -ENOTSUP;
+  int r = regular_or_error(st.st_mode);
+  if (r < 0)
+    return r;
   /* O_NONBLOCK: a FIFO swapped in after the stat must not block the open */
   _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
   if (fstat(fd, &st) < 0)
     return -errno;
-  if (S_ISDIR(st.st_mode))
-    return -EISDIR;
-  if (!S_ISREG(st.st_mode))
-    return -ENOTSUP;
+  if ((r = regular_or_error(st.st_mode)) < 0)
+    return r;
   if ((uint64_t)st.st_size > (uint64_t)max)
     return -EFBIG;
   int flags = fcntl(fd, F_GETFL);
