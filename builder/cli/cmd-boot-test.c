@@ -231,11 +231,12 @@ static void render_table(struct sbuf *sb, const struct kgb_profile *p,
 
 /* The profile's kernel, built or from the stage cache, as `kernel build` makes it. */
 static int build_kernel(struct cli *cli, const struct kgb_profile *p, const char *source,
-                        struct kgb_build_result **ret) {
+                        struct kgb_pipeline_result **ret) {
   struct kgb_kernel_config_opts ko = {.source = source};
   struct kgb_build_opts bo = {.config = &ko};
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
-  int r = kgb_kernel_build(cli->ctx, p, &bo, &b);
+  struct kgb_pipeline_opts po = {.kernel = &bo};
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *res = NULL;
+  int r = kgb_pipeline_upto(cli->ctx, p, &po, KGB_STAGE_KERNEL, &res);
   if (r == -EBADE) {
     cli_fail(cli, r,
              "the profile's kernel config lost requested values ('kernel config' says "
@@ -244,11 +245,12 @@ static int build_kernel(struct cli *cli, const struct kgb_profile *p, const char
   }
   if (r < 0)
     return cli_fail(cli, r, "building the kernel to boot");
+  const struct kgb_build_result *b = res->kernel;
   if (b->cached)
     cli_msg(cli, "kernel build: '%s' is up to date (%s)\n", p->name, b->release);
   else
     cli_msg(cli, "kernel build: built %s in %.0f s (%s)\n", b->release, b->seconds, b->why);
-  *ret = TAKE_PTR(b);
+  *ret = TAKE_PTR(res);
   return EXIT_OK;
 }
 
@@ -287,32 +289,28 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
   _cleanup_(kgb_boot_result_freep) struct kgb_boot_result *res = NULL;
-  _cleanup_free_ char *kernel = NULL, *modules = NULL, *config = NULL;
   _cleanup_(kgb_last_build_release) struct kgb_last_build last = {0};
   r = kgb_profile_load(cli->ctx, o.profile, &p);
   if (r < 0)
     return cli_fail(cli, r, NULL);
   if (!o.engine.kernel) {
-    if ((r = build_kernel(cli, p, o.source, &b)) != EXIT_OK)
+    if ((r = build_kernel(cli, p, o.source, &built)) != EXIT_OK)
       return r;
-    kernel = strjoin_path(b->stage_dir, "vmlinuz");
-    modules = kgb_strdup_printf("%s/modules/lib/modules/%s", b->stage_dir, b->release);
-    config = strjoin_path(b->stage_dir, "config");
-    if (!kernel || !modules || !config)
-      return cli_fail(cli, -ENOMEM, NULL);
-    o.engine.kernel = kernel;
+    const struct kgb_build_result *b = built->kernel;
+    const char *modules = b->modules_dir;
+    o.engine.kernel = b->vmlinuz;
     o.engine.release = b->release;
     if (!o.engine.modules_dir)
-      o.engine.modules_dir = is_dir(modules) ? modules : NULL;
-    o.engine.config = config;
+      o.engine.modules_dir = modules;
+    o.engine.config = b->config_file;
     o.engine.epoch = b->epoch;
     bool explicit_root = o.engine.image || o.engine.initrd || o.no_image;
     /* the image's own modules load in the guest: the build's tree only with --modules */
     if (!explicit_root && (r = last_image(cli, p, b, &o, &last)) != EXIT_OK)
       return r;
-    if (o.engine.image && o.engine.modules_dir == modules)
+    if (o.engine.image && modules && o.engine.modules_dir == modules)
       o.engine.modules_dir = NULL;
   }
   o.engine.guest_check = guest_check_path();

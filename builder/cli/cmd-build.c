@@ -136,7 +136,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
     return cli_fail(cli, r, NULL);
   struct kgb_kernel_config_opts ko = {.source = source, .fragments = fragments};
   struct kgb_build_opts bo = {.config = &ko, .no_ccache = no_ccache};
-  struct kgb_rootfs_opts ro = {.without = without, .set = set, .kernel = &bo};
+  struct kgb_rootfs_opts ro = {.without = without, .set = set};
   struct kgb_pipeline_opts po = {.kernel = &bo,
                                  .rootfs = &ro,
                                  .image_format = format,

@@ -30,13 +30,14 @@ static int run_build(struct cli *cli, int argc, char **argv) {
     return r < 0 ? EXIT_OK : r;
   }
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
-  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *rootfs = NULL;
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
   const char *format_s = a.format, *output = a.output, *comp_s = a.compression;
-  r = rootfs_run(cli, &a, &p, &rootfs);
+  r = rootfs_run(cli, &a, &p, &built);
   if (r != EXIT_OK) {
     rootfs_args_release(&a);
     return r;
   }
+  const struct kgb_rootfs_result *rootfs = built->rootfs;
   if (!format_s)
     format_s = p->image.format ? p->image.format : "ext4";
   enum kgb_image_format format = kgb_image_format_from_string(format_s);

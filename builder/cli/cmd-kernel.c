@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "kernel-build.h"
+#include "pipeline.h"
 #include "sbuf.h"
 #include "util.h"
 
@@ -314,26 +315,28 @@ static int run_config(struct cli *cli, int argc, char **argv) {
 /* Builds (or finds in the stage cache) the profile's kernel; reports a config that lost
  * values like `kernel config` does. Returns EXIT_OK with *ret set, or an exit status. */
 static int build_for_verb(struct cli *cli, struct kgb_profile *p, const struct kernel_opts *o,
-                          struct kgb_build_result **ret) {
+                          struct kgb_pipeline_result **ret) {
   struct kgb_kernel_config_opts ko = {
       .source = o->source, .sha256 = o->sha256, .mirror = o->mirror, .fragments = o->fragments};
   struct kgb_build_opts bo = {
       .config = &ko, .ccache_dir = o->ccache_dir, .no_ccache = o->no_ccache};
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
-  int r = kgb_kernel_build(cli->ctx, p, &bo, &b);
-  if (r == -EBADE && b) {
-    report(cli, p, b->config);
+  struct kgb_pipeline_opts po = {.kernel = &bo};
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *res = NULL;
+  int r = kgb_pipeline_upto(cli->ctx, p, &po, KGB_STAGE_KERNEL, &res);
+  if (r == -EBADE && res && res->config) {
+    report(cli, p, res->config);
     cli_fail(cli, r, NULL);
     return EXIT_MISMATCH;
   }
   if (r < 0)
     return cli_fail(cli, r, NULL);
+  const struct kgb_build_result *b = res->kernel;
   if (b->cached)
     cli_msg(cli, "kernel build: '%s' is up to date (%s), make did not run\n", p->name, b->release);
   else
     cli_msg(cli, "kernel build: built %s in %.0f s, %lu objects compiled (%s)\n", b->release,
             b->seconds, b->objects, b->why);
-  *ret = TAKE_PTR(b);
+  *ret = TAKE_PTR(res);
   return EXIT_OK;
 }
 
@@ -363,9 +366,10 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   int r = load_for_verb(cli, "kernel build", argc, argv, &o, &p);
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
-  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
+  if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
+  const struct kgb_build_result *b = built->kernel;
   struct sbuf sb = SBUF_INIT;
   if (cli->json) {
     json_build(&sb, p, b);
@@ -384,9 +388,10 @@ static int run_install(struct cli *cli, int argc, char **argv) {
   int r = load_for_verb(cli, "kernel install", argc, argv, &o, &p);
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
-  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
+  if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
+  const struct kgb_build_result *b = built->kernel;
   struct kgb_install_opts io = {.destdir = o.destdir, .prefix = o.prefix};
   _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
   r = kgb_kernel_install(cli->ctx, p, b, &io, &in);
@@ -425,9 +430,10 @@ static int run_headers(struct cli *cli, int argc, char **argv) {
   int r = load_for_verb(cli, "kernel headers", argc, argv, &o, &p);
   if (r != EXIT_OK)
     return r < 0 ? EXIT_OK : r;
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *b = NULL;
-  if ((r = build_for_verb(cli, p, &o, &b)) != EXIT_OK)
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
+  if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
+  const struct kgb_build_result *b = built->kernel;
   struct kgb_kernel_config_opts ko = {
       .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = o.fragments};
   struct kgb_build_opts bo = {.config = &ko, .ccache_dir = o.ccache_dir, .no_ccache = o.no_ccache};

@@ -160,7 +160,7 @@ static void print_problems(const struct kgb_modcheck *c) {
 }
 
 int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile **ret_profile,
-               struct kgb_rootfs_result **ret) {
+               struct kgb_pipeline_result **ret) {
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = kgb_profile_load(cli->ctx, a->profile, &p);
   if (r < 0)
@@ -173,17 +173,18 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
                                .set = a->set,
                                .apt_dir = a->apt_dir,
                                .bootstrapper = a->bootstrapper,
-                               .kernel = &bo,
                                .keep_failed = a->keep_failed};
-  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = NULL;
-  r = kgb_rootfs_build(cli->ctx, p, &ro, &res);
+  struct kgb_pipeline_opts po = {.kernel = &bo, .rootfs = &ro};
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *pres = NULL;
+  r = kgb_pipeline_upto(cli->ctx, p, &po, KGB_STAGE_ROOTFS, &pres);
+  const struct kgb_rootfs_result *res = pres ? pres->rootfs : NULL;
   if (r == -EBADE && res && res->check) {
     print_problems(res->check);
     cli_fail(cli, r, NULL);
     fprintf(stderr, "kata-gpu-builder: the log of the build is '%s'\n", res->log_path);
     return EXIT_MISMATCH;
   }
-  if (r == -EBADE && res) {
+  if (r == -EBADE) {
     cli_fail(cli, r, "the kernel it needs");
     return EXIT_MISMATCH;
   }
@@ -209,7 +210,7 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
             "distribution's init for testing and is not yet a complete Kata guest; give one with "
             "--set kata.agent.url=PATH|URL --set kata.agent.sha256=HEX\n");
   *ret_profile = TAKE_PTR(p);
-  *ret = TAKE_PTR(res);
+  *ret = TAKE_PTR(pres);
   return EXIT_OK;
 }
 
@@ -268,11 +269,12 @@ static int run_build(struct cli *cli, int argc, char **argv) {
     return r < 0 ? EXIT_OK : r;
   }
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
-  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = NULL;
-  r = rootfs_run(cli, &a, &p, &res);
+  _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *pres = NULL;
+  r = rootfs_run(cli, &a, &p, &pres);
   rootfs_args_release(&a);
   if (r != EXIT_OK)
     return r;
+  const struct kgb_rootfs_result *res = pres->rootfs;
   struct sbuf sb = SBUF_INIT;
   if (cli->json) {
     json_rootfs(&sb, p, res);

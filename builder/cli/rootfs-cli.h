@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cli.h"
+#include "pipeline.h"
 #include "rootfs.h"
 
 struct rootfs_args {
@@ -21,10 +22,11 @@ void rootfs_args_release(struct rootfs_args *a);
 int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, char **argv,
                       struct rootfs_args *a);
 
-/* Loads the profile and builds its root file system; says what happened on stderr. Returns
- * EXIT_OK with *ret set, or an exit status (3 when the module checks found a mismatch). */
+/* Loads the profile and runs the stages up to its root file system (ret->rootfs); says what
+ * happened on stderr. Returns EXIT_OK with *ret set, or an exit status (3 when the module
+ * checks found a mismatch). */
 int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile **ret_profile,
-               struct kgb_rootfs_result **ret);
+               struct kgb_pipeline_result **ret);
 
 /* "123.4 MiB" */
 void format_size(char buf[32], unsigned long long bytes);

@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "kgb.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,85 +111,5 @@ int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret) {
   c->progress_userdata = ctx->progress_userdata;
   c->cancel = ctx->cancel;
   *ret = c;
-  return 0;
-}
-
-/* Removes the entries of dir that an interrupted writer left: their names contain ".tmp-" or
- * ".tmp." (and start with a dot when dotted is set). */
-static int sweep_dir(const char *dir, bool dotted, unsigned *n) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return errno == ENOENT ? 0 : -errno;
-  int r = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (STREQ(de->d_name, ".") || STREQ(de->d_name, "..") || (dotted && de->d_name[0] != '.'))
-      continue;
-    if (!strstr(de->d_name, ".tmp-") && !strstr(de->d_name, ".tmp."))
-      continue;
-    _cleanup_free_ char *path = strjoin_path(dir, de->d_name);
-    int k = path ? rm_rf(path) : -ENOMEM;
-    if (k < 0 && r >= 0)
-      r = k;
-    else if (k >= 0)
-      (*n)++;
-  }
-  closedir(d);
-  return r;
-}
-
-/* sweep_dir on every subdirectory of dir */
-static int sweep_subdirs(const char *dir, bool dotted, unsigned *n) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return errno == ENOENT ? 0 : -errno;
-  int r = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (de->d_name[0] == '.')
-      continue;
-    _cleanup_free_ char *sub = strjoin_path(dir, de->d_name);
-    int k = sub ? sweep_dir(sub, dotted, n) : -ENOMEM;
-    if (k < 0 && r >= 0)
-      r = k;
-  }
-  closedir(d);
-  return r;
-}
-
-int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed) {
-  unsigned n = 0;
-  _cleanup_free_ char *stages = strjoin_path(ctx->workdir, "stages");
-  _cleanup_free_ char *sources = strjoin_path(ctx->workdir, "sources");
-  _cleanup_free_ char *builds = strjoin_path(ctx->workdir, "builds");
-  _cleanup_free_ char *obj = strjoin_path(ctx->workdir, "obj");
-  if (!stages || !sources || !builds || !obj)
-    return -ENOMEM;
-  /* stage outputs in the making are dot names; a build directory being copied from a
-   * sibling is obj/<source>-<arch>/<profile>.tmp-seed */
-  int r = sweep_subdirs(stages, true, &n);
-  int k = sweep_subdirs(obj, false, &n);
-  if (k < 0 && r >= 0)
-    r = k;
-  k = sweep_dir(sources, false, &n);
-  if (k < 0 && r >= 0)
-    r = k;
-  k = sweep_dir(builds, false, &n);
-  if (k < 0 && r >= 0)
-    r = k;
-  *ret_removed = n;
-  if (r < 0)
-    return kgb_error(ctx, r, "cleaning up after an interrupted run in '%s': %s", ctx->workdir,
-                     strerror(-r));
-  return 0;
-}
-
-int kgb_stage_planned(struct kgb_ctx *ctx, const char *stage, const char *key, char **ret_key,
-                      bool *ret_cached) {
-  _cleanup_free_ char *manifest =
-      kgb_strdup_printf("%s/stages/%s/%s/manifest.json", ctx->workdir, stage, key);
-  if (!manifest || !(*ret_key = strdup(key)))
-    return -ENOMEM;
-  *ret_cached = !ctx->force && is_file(manifest);
   return 0;
 }

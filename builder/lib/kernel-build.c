@@ -17,6 +17,7 @@
 #include "../shared/util.h"
 #include "exec.h"
 #include "kernel-seed.h"
+#include "stage.h"
 
 #define KGB_BUILD_STAGE_VERSION "kernel-build 2"
 /* A minimal Kata-like x86_64 guest compiles about this many objects (CC and AS lines). */
@@ -25,8 +26,12 @@
 struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r) {
   if (!r)
     return NULL;
-  kgb_config_result_free(r->config);
   free(r->stage_dir);
+  free(r->vmlinuz);
+  free(r->vmlinux);
+  free(r->config_file);
+  free(r->system_map);
+  free(r->modules_dir);
   free(r->objdir);
   free(r->release);
   free(r->log_path);
@@ -333,6 +338,21 @@ static int prepare_objdir(struct kgb_ctx *ctx, struct kgb_build_result *res, con
   return write_file_atomic(building, "", 0, 0644) >= 0 ? 0 : -ENOMEM;
 }
 
+/* The paths of the outputs in a finished stage directory. */
+static int publish(struct kgb_build_result *res) {
+  res->vmlinuz = strjoin_path(res->stage_dir, "vmlinuz");
+  res->vmlinux = strjoin_path(res->stage_dir, "vmlinux");
+  res->config_file = strjoin_path(res->stage_dir, "config");
+  res->system_map = strjoin_path(res->stage_dir, "System.map");
+  _cleanup_free_ char *m =
+      kgb_strdup_printf("%s/modules/lib/modules/%s", res->stage_dir, res->release);
+  if (!res->vmlinuz || !res->vmlinux || !res->config_file || !res->system_map || !m)
+    return -ENOMEM;
+  if (is_dir(m))
+    res->modules_dir = TAKE_PTR(m);
+  return 0;
+}
+
 static bool config_has(const char *config_path, const char *line) {
   _cleanup_free_ char *text = NULL;
   if (read_full_file(config_path, &text, NULL) < 0)
@@ -346,7 +366,7 @@ static bool config_has(const char *config_path, const char *line) {
 
 static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            struct kgb_build_result *res, const struct make_env *menv,
-                           const char *parent, const char *inputs, const char *key);
+                           const char *parent, const char *inputs, struct kgb_stage *st);
 
 /* What the kernel stage's key is made of. */
 static char *build_inputs(const char *config_key, long long epoch) {
@@ -358,49 +378,46 @@ int kgb_kernel_build_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
                           const char *source_dir, char **ret_key, bool *ret_cached) {
   _cleanup_free_ char *inputs = build_inputs(config_key, kgb_source_date_epoch(p, source_dir));
   char key[65];
-  if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
+  if (!inputs || kgb_stage_key(inputs, key) < 0)
     return -ENOMEM;
   return kgb_stage_planned(ctx, "kernel", key, ret_key, ret_cached);
 }
 
 int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_build_opts *o, struct kgb_build_result **ret) {
+                     const struct kgb_build_opts *o, const struct kgb_config_result *cfg,
+                     struct kgb_build_result **ret) {
+  if (cfg->verify->n_unexplained)
+    return kgb_error(ctx, -EBADE, "the config lost %zu requested value%s: not building",
+                     cfg->verify->n_unexplained, cfg->verify->n_unexplained == 1 ? "" : "s");
   _cleanup_(kgb_build_result_freep) struct kgb_build_result *res = calloc(1, sizeof(*res));
   if (!res)
     return -ENOMEM;
-  /* the config stage honours --force by itself; a forced build should not re-resolve */
-  int r = kgb_kernel_config(ctx, p, o->config, &res->config);
-  if (r < 0)
-    return r;
-  if (res->config->verify->n_unexplained) {
-    *ret = TAKE_PTR(res);
-    return kgb_error(ctx, -EBADE, "the config lost %zu requested value%s: not building",
-                     (*ret)->config->verify->n_unexplained,
-                     (*ret)->config->verify->n_unexplained == 1 ? "" : "s");
-  }
-  const struct kgb_config_result *cfg = res->config;
+  res->config = cfg;
   long long epoch = res->epoch = kgb_source_date_epoch(p, cfg->source->dir);
   res->has_modules = config_has(cfg->config_path, "CONFIG_MODULES=y");
   _cleanup_free_ char *inputs = build_inputs(cfg->key, epoch);
-  char key[65];
-  if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
+  if (!inputs)
     return -ENOMEM;
-  res->stage_dir = kgb_strdup_printf("%s/stages/kernel/%s", ctx->workdir, key);
+  double t0 = monotonic_seconds();
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  int r = kgb_stage_open(ctx, "kernel", inputs, "kernel.release", &st);
+  if (r < 0)
+    return r;
+  res->stage_dir = strdup(st->dir);
   _cleanup_free_ char *parent =
       kgb_strdup_printf("%s/obj/%s-%s", ctx->workdir, cfg->source->key, p->kernel.arch);
   res->objdir = parent ? kgb_strdup_printf("%s/%s", parent, p->name) : NULL;
-  res->log_path = kgb_strdup_printf("%s/logs/kernel-%s-%.16s.log", ctx->workdir, p->name, key);
-  _cleanup_free_ char *manifest =
-      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
-  if (!res->stage_dir || !res->objdir || !res->log_path || !manifest)
+  res->log_path = kgb_strdup_printf("%s/logs/kernel-%s-%.16s.log", ctx->workdir, p->name, st->key);
+  if (!res->stage_dir || !res->objdir || !res->log_path)
     return -ENOMEM;
-  double t0 = monotonic_seconds();
-  if (!ctx->force && is_file(manifest)) {
+  if (st->cached) {
     _cleanup_free_ char *rel = strjoin_path(res->stage_dir, "kernel.release");
     res->release = rel ? read_first_line(rel) : NULL;
     if (!res->release)
       return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
     res->cached = true;
+    if ((r = publish(res)) < 0)
+      return r;
     res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return 0;
@@ -426,9 +443,9 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   struct make_env menv;
   if ((r = make_env_init(ctx, &menv, p, o, res)) < 0)
     return r;
-  r = build_and_stage(ctx, p, res, &menv, parent, inputs, key);
+  r = build_and_stage(ctx, p, res, &menv, parent, inputs, st);
   make_env_release(&menv);
-  if (r < 0)
+  if (r < 0 || (r = publish(res)) < 0)
     return r;
   res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
@@ -437,7 +454,7 @@ int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
 
 static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            struct kgb_build_result *res, const struct make_env *menv,
-                           const char *parent, const char *inputs, const char *key) {
+                           const char *parent, const char *inputs, struct kgb_stage *st) {
   int r;
   char *targets[4] = {NULL};
   size_t nt = 0;
@@ -461,15 +478,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
            mp.objects, res->make_seconds);
   t = monotonic_seconds();
 
-  _cleanup_free_ char *stages = kgb_strdup_printf("%s/stages/kernel", ctx->workdir);
-  _cleanup_free_ char *tmp = kgb_strdup_printf("%s/.%.16s.tmp-XXXXXX", stages, key);
-  if (!stages || !tmp)
-    return -ENOMEM;
-  if ((r = mkdir_p(stages, 0755)) < 0)
-    return kgb_error(ctx, r, "cannot create '%s'", stages);
-  if (!mkdtemp(tmp))
-    return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
-  chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
+  const char *tmp = st->tmp;
   _cleanup_free_ char *relpath = strjoin_path(res->objdir, "include/config/kernel.release");
   res->release = relpath ? read_first_line(relpath) : NULL;
   if (!res->release)
@@ -505,7 +514,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (r >= 0) {
     struct sbuf sb = SBUF_INIT;
     sbuf_adds(&sb, "{\n  \"stage\": \"kernel\",\n  \"key\": ");
-    sbuf_add_json(&sb, key);
+    sbuf_add_json(&sb, st->key);
     sbuf_adds(&sb, ",\n  \"profile\": ");
     sbuf_add_json(&sb, p->name);
     sbuf_adds(&sb, ",\n  \"release\": ");
@@ -513,19 +522,11 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     sbuf_addf(
         &sb, ",\n  \"config_key\": \"%s\",\n  \"source_date_epoch\": %lld,\n  \"modules\": %s\n}\n",
         res->config->key, res->epoch, res->has_modules ? "true" : "false");
-    r = write_text(ctx, tmp, "manifest.json", sbuf_str(&sb));
+    r = kgb_stage_commit(st, &sb);
     sbuf_release(&sb);
   }
-  if (r >= 0) {
-    if (is_dir(res->stage_dir))
-      rm_rf(res->stage_dir);
-    if (rename(tmp, res->stage_dir) < 0)
-      r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmp, res->stage_dir);
-  }
-  if (r < 0) {
-    rm_rf(tmp);
+  if (r < 0)
     return r;
-  }
   /* the O= directory now matches these inputs */
   _cleanup_free_ char *inputs_path = strjoin_path(res->objdir, ".kgb-inputs");
   _cleanup_free_ char *config_copy = strjoin_path(res->objdir, ".kgb-config");

@@ -12,10 +12,13 @@ struct kgb_build_opts {
 };
 
 struct kgb_build_result {
-  struct kgb_config_result *config;
-  char *stage_dir; /* <workdir>/stages/kernel/<key> */
-  char *objdir;    /* the O= directory */
-  char *release;   /* include/config/kernel.release: what `uname -r` prints */
+  const struct kgb_config_result *config; /* the input it was built from, not owned */
+  char *stage_dir;                        /* <workdir>/stages/kernel/<key> */
+  char *objdir;                           /* the O= directory */
+  char *release; /* include/config/kernel.release: what `uname -r` prints */
+  /* the outputs it publishes, in the stage directory */
+  char *vmlinuz, *vmlinux, *config_file, *system_map;
+  char *modules_dir; /* <stage_dir>/modules/lib/modules/<release>, NULL without modules */
   char *log_path;
   char *why; /* why it ran ("first build", "config changed: ...") or NULL when cached */
   bool cached;
@@ -31,10 +34,11 @@ struct kgb_build_result {
 struct kgb_build_result *kgb_build_result_free(struct kgb_build_result *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_build_result *, kgb_build_result_free)
 
-/* Runs the config stage, refuses a config with unexplained drops (-EBADE, the report is in
- * ret->config), then builds or reuses the kernel. */
+/* Builds or reuses the kernel of a resolved config; refuses a config with unexplained drops
+ * (-EBADE). The result points at cfg, which must outlive it. */
 int kgb_kernel_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_build_opts *o, struct kgb_build_result **ret);
+                     const struct kgb_build_opts *o, const struct kgb_config_result *cfg,
+                     struct kgb_build_result **ret);
 
 /* The kernel stage's key for a config key and the extracted source, and whether it is
  * cached; reads only (for --dry-run). */

@@ -16,6 +16,7 @@
 #include "../shared/util.h"
 #include "exec.h"
 #include "kconfig.h"
+#include "stage.h"
 
 #define KGB_KCONFIG_STAGE_VERSION "kconfig-stage 1"
 
@@ -169,33 +170,26 @@ static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const 
   return 0;
 }
 
-static int write_manifest(const char *dir, const char *key, const struct kgb_source *src,
+static void manifest_text(struct sbuf *sb, const char *key, const struct kgb_source *src,
                           const char *arch, const char *cc) {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "{\n  \"stage\": \"config\",\n  \"key\": ");
-  sbuf_add_json(&sb, key);
-  sbuf_adds(&sb, ",\n  \"source\": ");
-  sbuf_add_json(&sb, src->dir);
-  sbuf_adds(&sb, ",\n  \"source_key\": ");
-  sbuf_add_json(&sb, src->key);
-  sbuf_adds(&sb, ",\n  \"arch\": ");
-  sbuf_add_json(&sb, arch);
-  sbuf_adds(&sb, ",\n  \"compiler\": ");
-  sbuf_add_json(&sb, cc);
-  sbuf_adds(&sb, "\n}\n");
-  _cleanup_free_ char *path = strjoin_path(dir, "manifest.json");
-  int r = path ? write_file_atomic(path, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
-  sbuf_release(&sb);
-  return r;
+  sbuf_adds(sb, "{\n  \"stage\": \"config\",\n  \"key\": ");
+  sbuf_add_json(sb, key);
+  sbuf_adds(sb, ",\n  \"source\": ");
+  sbuf_add_json(sb, src->dir);
+  sbuf_adds(sb, ",\n  \"source_key\": ");
+  sbuf_add_json(sb, src->key);
+  sbuf_adds(sb, ",\n  \"arch\": ");
+  sbuf_add_json(sb, arch);
+  sbuf_adds(sb, ",\n  \"compiler\": ");
+  sbuf_add_json(sb, cc);
+  sbuf_adds(sb, "\n}\n");
 }
 
-static int stage_key(const char *source_key, const char *arch, const char *cc, const char *merged,
-                     char key[65]) {
-  struct sbuf keysrc = SBUF_INIT;
-  sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc, merged);
-  int r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
-  sbuf_release(&keysrc);
-  return r;
+/* What the config stage's key is made of. */
+static char *key_text(const char *source_key, const char *arch, const char *cc,
+                      const char *merged) {
+  return kgb_strdup_printf("%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc,
+                           merged);
 }
 
 int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
@@ -230,7 +224,8 @@ int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
       (r = kgb_source_extracted(ctx, source_key, ret_source_dir)) < 0 && r != -ENOENT)
     return r;
   char key[65];
-  if (!source_key || stage_key(source_key, p->kernel.arch, cc, merged, key) < 0)
+  _cleanup_free_ char *text = source_key ? key_text(source_key, p->kernel.arch, cc, merged) : NULL;
+  if (!text || kgb_stage_key(text, key) < 0)
     return -ENOMEM;
   return kgb_stage_planned(ctx, "config", key, ret_key, ret_cached);
 }
@@ -257,55 +252,34 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_free_ char *merged = NULL, *cc = NULL;
   if ((r = kgb_merge_render(res->merge, &merged)) < 0 || (r = compiler_version(ctx, &cc)) < 0)
     return r;
-  char key[65];
-  r = stage_key(res->source->key, p->kernel.arch, cc, merged, key);
-  if (r < 0 || !(res->key = strdup(key)))
-    return -ENOMEM;
-  res->stage_dir = kgb_strdup_printf("%s/stages/config/%s", ctx->workdir, key);
-  res->config_path = res->stage_dir ? strjoin_path(res->stage_dir, "config") : NULL;
-  _cleanup_free_ char *manifest =
-      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
-  if (!res->config_path || !manifest)
-    return -ENOMEM;
-  /* Logs live outside the stage directory so that a failed run keeps its log. */
-  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
-  res->log_path = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, key);
-  if (!logdir || !res->log_path)
+  _cleanup_free_ char *text = key_text(res->source->key, p->kernel.arch, cc, merged);
+  if (!text)
     return -ENOMEM;
   double t0 = monotonic_seconds();
-  if (!ctx->force && is_file(manifest)) {
-    res->cached = true;
-  } else {
-    _cleanup_free_ char *parent = kgb_strdup_printf("%s/stages/config", ctx->workdir);
-    _cleanup_free_ char *tmp =
-        kgb_strdup_printf("%s/stages/config/.%s.tmp-XXXXXX", ctx->workdir, key);
-    if (!parent || !tmp)
-      return -ENOMEM;
-    if ((r = mkdir_p(parent, 0755)) < 0)
-      return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
-    if (!mkdtemp(tmp))
-      return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", parent);
-    chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  if ((r = kgb_stage_open(ctx, "config", text, "config", &st)) < 0)
+    return r;
+  res->key = strdup(st->key);
+  res->stage_dir = strdup(st->dir);
+  res->config_path = strjoin_path(st->dir, "config");
+  /* Logs live outside the stage directory so that a failed run keeps its log. */
+  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
+  res->log_path = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, st->key);
+  if (!res->key || !res->stage_dir || !res->config_path || !logdir || !res->log_path)
+    return -ENOMEM;
+  res->cached = st->cached;
+  if (!st->cached) {
     if ((r = mkdir_p(logdir, 0755)) < 0)
       return kgb_error(ctx, r, "cannot create '%s': %s", logdir, strerror(-r));
     unlink(res->log_path);
-    r = run_kconfig(ctx, res->source, p->kernel.arch, merged, tmp, res->log_path);
-    if (r >= 0)
-      r = write_manifest(tmp, key, res->source, p->kernel.arch, cc);
-    if (r >= 0) {
-      /* --force over an existing result: replace it as a whole */
-      if (is_dir(res->stage_dir))
-        rm_rf(res->stage_dir);
-      if (rename(tmp, res->stage_dir) < 0 &&
-          !((errno == EEXIST || errno == ENOTEMPTY) && is_file(manifest)))
-        r = kgb_error(ctx, -errno, "cannot rename '%s' to '%s': %m", tmp, res->stage_dir);
-      else if (is_dir(tmp)) /* a concurrent run finished the same stage first */
-        rm_rf(tmp);
-    }
-    if (r < 0) {
-      rm_rf(tmp);
+    if ((r = run_kconfig(ctx, res->source, p->kernel.arch, merged, st->tmp, res->log_path)) < 0)
       return r;
-    }
+    struct sbuf m = SBUF_INIT;
+    manifest_text(&m, st->key, res->source, p->kernel.arch, cc);
+    r = kgb_stage_commit(st, &m);
+    sbuf_release(&m);
+    if (r < 0)
+      return r;
   }
   res->resolve_seconds = monotonic_seconds() - t0;
   t0 = monotonic_seconds();

@@ -19,6 +19,7 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "kernel-build.h"
+#include "stage.h"
 
 #define KGB_HEADERS_STAGE_VERSION "headers 1"
 
@@ -307,15 +308,20 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
   const char *build_key = strrchr(b->stage_dir, '/') + 1;
   _cleanup_free_ char *keysrc =
       kgb_strdup_printf("%s\n%s\n%s\n", KGB_HEADERS_STAGE_VERSION, build_key, format_names[fmt]);
-  char key[65];
-  if (!keysrc || kgb_sha256_hex(keysrc, strlen(keysrc), key) < 0)
+  if (!keysrc)
     return -ENOMEM;
-  h->stage_dir = kgb_strdup_printf("%s/stages/headers/%s", ctx->workdir, key);
-  _cleanup_free_ char *manifest = h->stage_dir ? strjoin_path(h->stage_dir, "files") : NULL;
-  if (!h->stage_dir || !manifest)
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  int r = kgb_stage_open(ctx, "headers", keysrc, "files", &st);
+  if (r < 0)
+    return r;
+  if (!(h->stage_dir = strdup(st->dir)))
     return -ENOMEM;
-  _cleanup_free_ char *list = NULL;
-  if (!ctx->force && read_full_file(manifest, &list, NULL) == 0) {
+  if (st->cached) {
+    _cleanup_free_ char *manifest = strjoin_path(st->dir, "files"), *list = NULL;
+    if (!manifest)
+      return -ENOMEM;
+    if ((r = read_full_file(manifest, &list, NULL)) < 0)
+      return kgb_error(ctx, r, "cannot read '%s': %s", manifest, strerror(-r));
     for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n"))
       if (strv_push(&h->files, strjoin_path(h->stage_dir, line)) < 0)
         return -ENOMEM;
@@ -324,17 +330,10 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return 0;
   }
   _cleanup_free_ char *parent = strdup(b->objdir);
-  _cleanup_free_ char *stages = kgb_strdup_printf("%s/stages/headers", ctx->workdir);
-  _cleanup_free_ char *tmp = kgb_strdup_printf("%s/.%.16s.tmp-XXXXXX", stages, key);
-  if (!parent || !stages || !tmp)
+  if (!parent)
     return -ENOMEM;
   *strrchr(parent, '/') = '\0';
-  int r = mkdir_p(stages, 0755);
-  if (r < 0)
-    return kgb_error(ctx, r, "cannot create '%s'", stages);
-  if (!mkdtemp(tmp))
-    return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", stages);
-  chmod(tmp, 0755); /* mkdtemp makes it private; stage outputs are not */
+  const char *tmp = st->tmp;
   _cleanup_strv_free_ char **files = NULL;
   _cleanup_free_ char *suffix = kgb_kata_suffix(p);
   _cleanup_free_ char *kver = suffix ? kgb_kata_kver(b->release, suffix) : NULL;
@@ -369,25 +368,29 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (r >= 0 && strv_length(files) == 0)
     r = kgb_error(ctx, -ENOENT, "the kernel's packaging produced no package; see '%s'",
                   b->log_path);
-  if (r >= 0) {
-    qsort(files, strv_length(files), sizeof(char *), header_first);
-    struct sbuf sb = SBUF_INIT;
-    for (size_t i = 0; files[i]; i++)
-      sbuf_addf(&sb, "%s\n", strrchr(files[i], '/') + 1);
-    _cleanup_free_ char *m = strjoin_path(tmp, "files");
-    r = m ? write_file_atomic(m, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
-    sbuf_release(&sb);
-  }
-  if (r >= 0) {
-    if (is_dir(h->stage_dir))
-      rm_rf(h->stage_dir);
-    if (rename(tmp, h->stage_dir) < 0)
-      r = kgb_error(ctx, -errno, "cannot rename '%s': %m", tmp);
-  }
-  if (r < 0) {
-    rm_rf(tmp);
+  if (r < 0)
     return r;
+  qsort(files, strv_length(files), sizeof(char *), header_first);
+  struct sbuf list = SBUF_INIT, m = SBUF_INIT;
+  sbuf_adds(&m, "{\n  \"stage\": \"headers\",\n  \"key\": ");
+  sbuf_add_json(&m, st->key);
+  sbuf_adds(&m, ",\n  \"release\": ");
+  sbuf_add_json(&m, b->release);
+  sbuf_addf(&m, ",\n  \"format\": \"%s\",\n  \"files\": [", format_names[fmt]);
+  for (size_t i = 0; files[i]; i++) {
+    sbuf_addf(&list, "%s\n", strrchr(files[i], '/') + 1);
+    sbuf_adds(&m, i ? ", " : "");
+    sbuf_add_json(&m, strrchr(files[i], '/') + 1);
   }
+  sbuf_adds(&m, "]\n}\n");
+  _cleanup_free_ char *lpath = strjoin_path(tmp, "files");
+  r = !lpath || list.err ? -ENOMEM : write_file_atomic(lpath, sbuf_str(&list), list.len, 0644);
+  if (r >= 0)
+    r = kgb_stage_commit(st, &m);
+  sbuf_release(&list);
+  sbuf_release(&m);
+  if (r < 0)
+    return r;
   for (size_t i = 0; files[i]; i++) {
     r = strv_push(&h->files, strjoin_path(h->stage_dir, strrchr(files[i], '/') + 1));
     if (r < 0)

@@ -77,11 +77,6 @@ enum kgb_tristate { KGB_N = 0, KGB_M = 1, KGB_Y = 2 };
  * only while holding the work directory's lock, when no other run can be writing. */
 int kgb_workdir_sweep(struct kgb_ctx *ctx, unsigned *ret_removed);
 
-/* For --dry-run: key (copied to *ret_key) and whether <workdir>/stages/<stage>/<key> holds a
- * finished result that a run would reuse. */
-int kgb_stage_planned(struct kgb_ctx *ctx, const char *stage, const char *key, char **ret_key,
-                      bool *ret_cached);
-
 /* A context for another thread: the same roots, settings, log, progress callback and cancel
  * flag, its own error detail and stage (set it: the CLI draws a progress line per stage). */
 int kgb_ctx_clone(const struct kgb_ctx *ctx, struct kgb_ctx **ret);

@@ -38,8 +38,12 @@ struct kgb_pipeline_result *kgb_pipeline_result_free(struct kgb_pipeline_result 
     free(r->stages[i].output);
     free(r->stages[i].key);
   }
-  kgb_rootfs_result_free(r->rootfs);
   kgb_image_result_free(r->image);
+  kgb_rootfs_result_free(r->rootfs);
+  kgb_base_release(&r->base);
+  kgb_headers_result_free(r->headers);
+  kgb_build_result_free(r->kernel);
+  kgb_config_result_free(r->config);
   free(r->destdir);
   free(r);
   return NULL;
@@ -100,7 +104,7 @@ static int plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct k
 static int install_outputs(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            const struct kgb_pipeline_opts *o, struct kgb_pipeline_result *res,
                            const struct kgb_kata_plan *kp) {
-  const struct kgb_build_result *b = res->rootfs->kernel;
+  const struct kgb_build_result *b = res->kernel;
   struct kgb_install_opts io = {.destdir = res->destdir, .prefix = o->prefix};
   _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
   int r = kgb_kernel_install(ctx, p, b, &io, &in);
@@ -132,46 +136,41 @@ struct bootstrap_job {
   const struct kgb_profile *p;
   const struct kgb_rootfs_opts *o;
   long long epoch;
+  struct kgb_base base;
   int r;
 };
 
 static void *bootstrap_thread(void *arg) {
   struct bootstrap_job *j = arg;
-  _cleanup_free_ char *base = NULL;
-  bool cached;
-  j->r = kgb_rootfs_bootstrap(j->ctx, j->p, j->o, j->epoch, &base, &cached);
+  j->r = kgb_rootfs_bootstrap(j->ctx, j->p, j->o, j->epoch, &j->base);
   kgb_progress_end(j->ctx);
   return NULL;
 }
 
-/* The kernel build with the root file system's bootstrap beside it: both need only the
- * source's SOURCE_DATE_EPOCH, known once the config stage has the source. */
-static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                                 const struct kgb_pipeline_opts *o, struct kgb_build_result **ret,
-                                 bool *ret_config_ran, enum kgb_stage_id *ret_failed) {
-  _cleanup_(kgb_config_result_freep) struct kgb_config_result *cfg = NULL;
-  *ret_failed = KGB_STAGE_CONFIG;
+static void enter(struct kgb_ctx *ctx, enum kgb_stage_id s) {
   kgb_progress_end(ctx);
-  ctx->stage = "config";
-  int r = kgb_kernel_config(ctx, p, o->kernel->config, &cfg);
-  if (r < 0)
-    return r;
-  *ret_config_ran = !cfg->cached;
-  if (!cfg->verify->n_unexplained)
-    *ret_failed = KGB_STAGE_KERNEL;
+  ctx->stage = kgb_stage_to_string(s);
+}
+
+/* The kernel build with the root file system's bootstrap beside it (when the run goes that
+ * far): both need only the source's SOURCE_DATE_EPOCH, known once the config has run. */
+static int kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           const struct kgb_pipeline_opts *o, enum kgb_stage_id last,
+                           struct kgb_pipeline_result *res, enum kgb_stage_id *ret_failed) {
+  *ret_failed = KGB_STAGE_KERNEL;
   struct bootstrap_job job = {
-      .p = p, .o = o->rootfs, .epoch = kgb_source_date_epoch(p, cfg->source->dir)};
+      .p = p, .o = o->rootfs, .epoch = kgb_source_date_epoch(p, res->config->source->dir)};
   pthread_t th;
-  bool started = !cfg->verify->n_unexplained && kgb_ctx_clone(ctx, &job.ctx) >= 0;
+  bool started = last >= KGB_STAGE_ROOTFS && !res->config->verify->n_unexplained &&
+                 kgb_ctx_clone(ctx, &job.ctx) >= 0;
   if (started) {
-    job.ctx->stage = "rootfs";
+    job.ctx->stage = kgb_stage_to_string(KGB_STAGE_ROOTFS);
     started = pthread_create(&th, NULL, bootstrap_thread, &job) == 0;
   }
   if (!started)
     job.ctx = kgb_ctx_free(job.ctx);
-  kgb_progress_end(ctx);
-  ctx->stage = "kernel";
-  r = kgb_kernel_build(ctx, p, o->kernel, ret);
+  enter(ctx, KGB_STAGE_KERNEL);
+  int r = kgb_kernel_build(ctx, p, o->kernel, res->config, &res->kernel);
   if (started) {
     pthread_join(th, NULL);
     if (r >= 0 && job.r < 0) {
@@ -180,6 +179,7 @@ static int build_kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *
                     kgb_error_detail(job.ctx) ? kgb_error_detail(job.ctx) : strerror(-job.r));
     }
     kgb_ctx_free(job.ctx);
+    res->base = job.base;
   }
   return r;
 }
@@ -190,7 +190,7 @@ static char *last_build_path(struct kgb_ctx *ctx, const char *profile) {
 
 static int last_build_write(struct kgb_ctx *ctx, const struct kgb_profile *p,
                             const struct kgb_pipeline_result *res) {
-  const struct kgb_build_result *b = res->rootfs->kernel;
+  const struct kgb_build_result *b = res->kernel;
   _cleanup_free_ char *path = last_build_path(ctx, p->name);
   _cleanup_free_ char *dir = kgb_strdup_printf("%s/builds", ctx->workdir);
   _cleanup_free_ char *text =
@@ -249,13 +249,31 @@ int kgb_last_build_read(struct kgb_ctx *ctx, const char *profile, struct kgb_las
   return 0;
 }
 
+static void report_config(struct kgb_pipeline_result *res) {
+  const struct kgb_config_result *c = res->config;
+  bool lost = c->verify && c->verify->n_unexplained;
+  report(&res->stages[KGB_STAGE_CONFIG],
+         lost        ? KGB_STAGE_FAILED
+         : c->cached ? KGB_STAGE_CACHED
+                     : KGB_STAGE_RAN,
+         lost        ? "requested values did not survive"
+         : c->cached ? "resolved config found under its key"
+                     : "resolved with the kernel's Kconfig",
+         c->config_path, c->key, c->resolve_seconds + c->verify_seconds);
+}
+
+static int failed(struct kgb_ctx *ctx, struct kgb_pipeline_result *res, enum kgb_stage_id s, int r,
+                  double t, double t0) {
+  report(&res->stages[s], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
+         monotonic_seconds() - t);
+  res->seconds = monotonic_seconds() - t0;
+  return r;
+}
+
 static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
-  struct kgb_pipeline_result *res = calloc(1, sizeof(*res));
-  if (!res)
-    return -ENOMEM;
-  *ret = res;
-  double t0 = monotonic_seconds();
+                      const struct kgb_pipeline_opts *o, enum kgb_stage_id last,
+                      struct kgb_pipeline_result *res) {
+  double t0 = monotonic_seconds(), t = t0;
   res->destdir =
       o->destdir ? strdup(o->destdir) : kgb_strdup_printf("%s/out/%s", ctx->workdir, p->name);
   if (!res->destdir)
@@ -263,44 +281,50 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (o->dry_run)
     return plan(ctx, p, o, res);
 
-  /* config, then the kernel compile and the bootstrap (which waits on the network) at once */
-  double t = monotonic_seconds();
-  _cleanup_(kgb_build_result_freep) struct kgb_build_result *kb = NULL;
-  bool config_ran = false;
-  enum kgb_stage_id failed = KGB_STAGE_CONFIG;
-  int r = build_kernel_and_base(ctx, p, o, &kb, &config_ran, &failed);
-  if (r >= 0)
-    failed = KGB_STAGE_ROOTFS;
-  const struct kgb_build_result *b = kb;
-  if (r >= 0) {
-    t = monotonic_seconds();
-    struct kgb_rootfs_opts ro = *o->rootfs;
-    ro.inputs_ready = true;
-    kgb_progress_end(ctx);
-    ctx->stage = "rootfs";
-    r = kgb_rootfs_build(ctx, p, &ro, &res->rootfs);
-  }
-  if (b && b->config) {
-    const struct kgb_config_result *c = b->config;
-    report(&res->stages[KGB_STAGE_CONFIG], config_ran ? KGB_STAGE_RAN : KGB_STAGE_CACHED,
-           c->verify && c->verify->n_unexplained ? "requested values did not survive"
-           : config_ran                          ? "resolved with the kernel's Kconfig"
-                                                 : "resolved config found under its key",
-           c->config_path, c->key, c->resolve_seconds + c->verify_seconds);
-    if (c->verify && c->verify->n_unexplained)
-      res->stages[KGB_STAGE_CONFIG].state = KGB_STAGE_FAILED;
-  }
-  if (b && b->release) {
-    report(&res->stages[KGB_STAGE_KERNEL], b->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
-           b->cached ? "kernel found under its key" : b->why, b->stage_dir,
-           basename_of(b->stage_dir), b->seconds);
-  }
-  if (r < 0) {
-    report(&res->stages[failed], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
-           monotonic_seconds() - t);
+  /* the recipes and settings first: a mistake there fails before anything is built */
+  _cleanup_(kgb_rootfs_plan_freep) struct kgb_rootfs_plan *rplan = NULL;
+  int r;
+  if (last >= KGB_STAGE_ROOTFS && (r = kgb_rootfs_plan_new(ctx, p, o->rootfs, &rplan)) < 0)
+    return failed(ctx, res, KGB_STAGE_ROOTFS, r, t, t0);
+
+  enter(ctx, KGB_STAGE_CONFIG);
+  if ((r = kgb_kernel_config(ctx, p, o->kernel->config, &res->config)) < 0)
+    return failed(ctx, res, KGB_STAGE_CONFIG, r, t, t0);
+  report_config(res);
+  if (last == KGB_STAGE_CONFIG) {
     res->seconds = monotonic_seconds() - t0;
-    return r;
+    return 0;
   }
+
+  /* the kernel compile and the bootstrap (which waits on the network) at once */
+  t = monotonic_seconds();
+  enum kgb_stage_id fail_at;
+  r = kernel_and_base(ctx, p, o, last, res, &fail_at);
+  if (res->kernel)
+    report(&res->stages[KGB_STAGE_KERNEL], res->kernel->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
+           res->kernel->cached ? "kernel found under its key" : res->kernel->why,
+           res->kernel->stage_dir, basename_of(res->kernel->stage_dir), res->kernel->seconds);
+  if (r < 0) {
+    if (r == -EBADE && res->config->verify->n_unexplained)
+      fail_at = KGB_STAGE_CONFIG;
+    return failed(ctx, res, fail_at, r, t, t0);
+  }
+  if (last == KGB_STAGE_KERNEL) {
+    res->seconds = monotonic_seconds() - t0;
+    return 0;
+  }
+
+  t = monotonic_seconds();
+  enter(ctx, KGB_STAGE_ROOTFS);
+  if (kgb_rootfs_plan_needs_headers(rplan) &&
+      (r = kgb_kernel_headers(ctx, p, o->kernel, res->kernel, KGB_HEADERS_DEB, &res->headers)) < 0)
+    return failed(ctx, res, KGB_STAGE_ROOTFS, r, t, t0);
+  struct kgb_rootfs_inputs in = {.kernel = res->kernel,
+                                 .headers_deb = res->headers ? res->headers->files[0] : NULL,
+                                 .base = &res->base};
+  r = kgb_rootfs_build(ctx, p, o->rootfs, rplan, &in, &res->rootfs);
+  if (r < 0)
+    return failed(ctx, res, KGB_STAGE_ROOTFS, r, t, t0);
   const struct kgb_rootfs_result *rf = res->rootfs;
   _cleanup_free_ char *rwhy = kgb_strdup_printf(
       "%s; %zu recipe%s%s", rf->cached ? "root file system found under its key" : "built",
@@ -310,6 +334,10 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
           : "; no kata-agent: boots with the distro's init, not yet a complete Kata guest");
   report(&res->stages[KGB_STAGE_ROOTFS], rf->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN, rwhy,
          rf->root, rf->key, rf->seconds);
+  if (last == KGB_STAGE_ROOTFS) {
+    res->seconds = monotonic_seconds() - t0;
+    return 0;
+  }
 
   t = monotonic_seconds();
   const char *fmt = o->image_format ? o->image_format : p->image.format ? p->image.format : "ext4";
@@ -317,54 +345,56 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (f < 0)
     return kgb_error(ctx, -EINVAL, "unknown image format '%s': use ext4, erofs or initrd", fmt);
   res->format = f;
-  kgb_progress_end(ctx);
-  ctx->stage = "image";
+  enter(ctx, KGB_STAGE_IMAGE);
   r = kgb_rootfs_image(ctx, p, res->rootfs, f, KGB_COMPRESS_ZSTD, &res->image);
-  if (r < 0) {
-    report(&res->stages[KGB_STAGE_IMAGE], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
-           monotonic_seconds() - t);
-    res->seconds = monotonic_seconds() - t0;
-    return r;
-  }
+  if (r < 0)
+    return failed(ctx, res, KGB_STAGE_IMAGE, r, t, t0);
   report(&res->stages[KGB_STAGE_IMAGE], res->image->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
          res->image->cached ? "image found under its key" : fmt, res->image->path, res->image->key,
          res->image->seconds);
+  if (last == KGB_STAGE_IMAGE) {
+    res->seconds = monotonic_seconds() - t0;
+    return 0;
+  }
 
   t = monotonic_seconds();
-  kgb_progress_end(ctx);
-  ctx->stage = "kata";
+  enter(ctx, KGB_STAGE_KATA);
   struct kgb_kata_opts ko = {.kata_version = o->kata_version, .prefix = o->prefix};
   _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *kp = NULL;
   r = kgb_kata_plan(ctx, p, &ko, &kp);
-  if (r < 0) {
-    report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
-           monotonic_seconds() - t);
-    res->seconds = monotonic_seconds() - t0;
-    return r;
-  }
+  if (r < 0)
+    return failed(ctx, res, KGB_STAGE_KATA, r, t, t0);
   _cleanup_free_ char *kwhy =
       kgb_strdup_printf("%zu settings for Kata %s%s%s", kp->n_settings, kp->version,
                         kp->large_bar ? "; " : "", kp->large_bar ? kp->large_bar : "");
   report(&res->stages[KGB_STAGE_KATA], KGB_STAGE_RAN, kwhy, NULL, NULL, monotonic_seconds() - t);
 
   t = monotonic_seconds();
-  kgb_progress_end(ctx);
-  ctx->stage = "install";
+  enter(ctx, KGB_STAGE_INSTALL);
   r = install_outputs(ctx, p, o, res, kp);
   if (r >= 0)
     r = last_build_write(ctx, p, res);
   res->stages[KGB_STAGE_INSTALL].seconds = monotonic_seconds() - t;
   if (r < 0)
-    report(&res->stages[KGB_STAGE_INSTALL], KGB_STAGE_FAILED, kgb_error_detail(ctx), NULL, NULL,
-           monotonic_seconds() - t);
+    return failed(ctx, res, KGB_STAGE_INSTALL, r, t, t0);
   res->seconds = monotonic_seconds() - t0;
+  return 0;
+}
+
+int kgb_pipeline_upto(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_pipeline_opts *o, enum kgb_stage_id last,
+                      struct kgb_pipeline_result **ret) {
+  struct kgb_pipeline_result *res = calloc(1, sizeof(*res));
+  if (!res)
+    return -ENOMEM;
+  *ret = res;
+  int r = run_stages(ctx, p, o, last, res);
+  kgb_progress_end(ctx);
+  ctx->stage = NULL;
   return r;
 }
 
 int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret) {
-  int r = run_stages(ctx, p, o, ret);
-  kgb_progress_end(ctx);
-  ctx->stage = NULL;
-  return r;
+  return kgb_pipeline_upto(ctx, p, o, KGB_STAGE_INSTALL, ret);
 }

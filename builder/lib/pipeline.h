@@ -47,9 +47,15 @@ struct kgb_pipeline_opts {
   bool dry_run;
 };
 
+/* The results of the stages that ran, each owned here; a later one points at the earlier
+ * ones it was built from. */
 struct kgb_pipeline_result {
   struct kgb_stage_report stages[_KGB_STAGE_MAX];
-  struct kgb_rootfs_result *rootfs; /* holds the kernel build too */
+  struct kgb_config_result *config;
+  struct kgb_build_result *kernel;
+  struct kgb_headers_result *headers; /* when a recipe installs them */
+  struct kgb_base base;               /* the bootstrap, when the run reached the rootfs */
+  struct kgb_rootfs_result *rootfs;
   struct kgb_image_result *image;
   enum kgb_image_format format;
   char *destdir;
@@ -59,10 +65,17 @@ struct kgb_pipeline_result {
 struct kgb_pipeline_result *kgb_pipeline_result_free(struct kgb_pipeline_result *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_pipeline_result *, kgb_pipeline_result_free)
 
-/* Runs the stages in order; *ret is set even on failure (the report says which stage failed).
- * A verification mismatch (dropped config values, a module check) is -EBADE. */
+/* Runs the stages in order, each at most once, every stage handed the results of those before
+ * it; *ret is set even on failure (the report says which stage failed). A verification
+ * mismatch (dropped config values, a module check) is -EBADE. */
 int kgb_pipeline_run(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_pipeline_opts *o, struct kgb_pipeline_result **ret);
+
+/* The same up to and including stage last (the single-stage commands: `kernel build` is
+ * KGB_STAGE_KERNEL, `rootfs build` and `image build` KGB_STAGE_ROOTFS). */
+int kgb_pipeline_upto(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_pipeline_opts *o, enum kgb_stage_id last,
+                      struct kgb_pipeline_result **ret);
 
 /* What the last finished `build` of a profile left in the work directory, for boot-test to
  * boot: <workdir>/builds/<profile>. */

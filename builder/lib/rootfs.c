@@ -29,6 +29,7 @@
 #include "exec.h"
 #include "fetch.h"
 #include "source.h"
+#include "stage.h"
 
 #define KGB_BOOTSTRAP_STAGE_VERSION "bootstrap 1"
 #define KGB_ROOTFS_STAGE_VERSION "rootfs 1"
@@ -493,68 +494,12 @@ static int first_line_of(struct kgb_ctx *ctx, char *const *argv, char **ret) {
   return 0;
 }
 
-/* Writes a stage's files into tmp and renames it to dir; a concurrent run that finished the
- * same key first wins (its result is as good). */
-static int stage_commit(struct kgb_ctx *ctx, const char *tmp, const char *dir) {
-  if (is_dir(dir))
-    rm_rf(dir);
-  if (rename(tmp, dir) < 0) {
-    int e = errno;
-    if ((e == EEXIST || e == ENOTEMPTY) && is_dir(dir)) {
-      rm_rf(tmp);
-      return 0;
-    }
-    return kgb_error(ctx, -e, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(e));
-  }
-  return 0;
-}
-
-static int make_stage_tmp(struct kgb_ctx *ctx, const char *stage, const char *key, char **ret) {
-  _cleanup_free_ char *parent = kgb_strdup_printf("%s/stages/%s", ctx->workdir, stage);
-  _cleanup_free_ char *tmp = parent ? kgb_strdup_printf("%s/.%.16s.tmp-XXXXXX", parent, key) : NULL;
-  if (!tmp)
-    return -ENOMEM;
-  int r = mkdir_p(parent, 0755);
-  if (r < 0)
-    return kgb_error(ctx, r, "cannot create '%s': %s", parent, strerror(-r));
-  if (!mkdtemp(tmp))
-    return kgb_error(ctx, -errno, "cannot create a directory in '%s': %m", parent);
-  *ret = TAKE_PTR(tmp);
-  return 0;
-}
-
 static int logs_dir(struct kgb_ctx *ctx) {
   _cleanup_free_ char *d = kgb_strdup_printf("%s/logs", ctx->workdir);
   if (!d)
     return -ENOMEM;
   int r = mkdir_p(d, 0755);
   return r < 0 ? kgb_error(ctx, r, "cannot create '%s': %s", d, strerror(-r)) : 0;
-}
-
-/* A "key value" state file beside manifest.json, what a cached stage is read back from. */
-static int state_get(const char *dir, const char *key, char ***ret) {
-  _cleanup_free_ char *p = strjoin_path(dir, "state"), *text = NULL;
-  if (!p)
-    return -ENOMEM;
-  int r = read_full_file(p, &text, NULL);
-  if (r < 0)
-    return r;
-  size_t kl = strlen(key);
-  for (char *line = text, *nl; line && *line; line = nl) {
-    nl = strchr(line, '\n');
-    if (nl)
-      *nl++ = '\0';
-    if (strncmp(line, key, kl) == 0 && line[kl] == ' ' && strv_extend(ret, line + kl + 1) < 0)
-      return -ENOMEM;
-  }
-  return 0;
-}
-
-static char *state_get1(const char *dir, const char *key) {
-  _cleanup_strv_free_ char **v = NULL;
-  if (state_get(dir, key, &v) < 0 || !v || !v[0])
-    return NULL;
-  return strdup(v[0]);
 }
 
 /* ================================================================ bootstrap ==== */
@@ -565,7 +510,7 @@ struct bootstrap {
   char **dates;
   char *tool;
   char *base_id; /* everything but the mirror's dates */
-  char *key;
+  char *key_text;
 };
 
 static void bootstrap_release(struct bootstrap *b) {
@@ -580,7 +525,7 @@ static void bootstrap_release(struct bootstrap *b) {
   strv_free(b->dates);
   free(b->tool);
   free(b->base_id);
-  free(b->key);
+  free(b->key_text);
 }
 
 static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
@@ -684,13 +629,12 @@ static int bootstrap_keys(struct bootstrap *b, const char *tool_version, long lo
   b->base_id = strdup(hex);
   for (size_t i = 0; b->dates && b->dates[i]; i++)
     sbuf_addf(&sb, "date %s\n", b->dates[i]);
-  if (!b->base_id || !sb.buf || kgb_sha256_hex(sb.buf, sb.len, hex) < 0) {
+  if (!b->base_id || sb.err) {
     sbuf_release(&sb);
     return -ENOMEM;
   }
-  sbuf_release(&sb);
-  b->key = strdup(hex);
-  return b->key ? 0 : -ENOMEM;
+  b->key_text = sbuf_steal(&sb);
+  return b->key_text ? 0 : -ENOMEM;
 }
 
 static int remove_matching(struct kgb_ctx *ctx, const char *root, const char *dir,
@@ -804,132 +748,126 @@ static int find_latest_base(struct kgb_ctx *ctx, const struct bootstrap *b, char
   return 0;
 }
 
-static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                           const struct kgb_rootfs_opts *o, long long epoch,
-                           struct kgb_rootfs_result *res) {
-  struct bootstrap b = {0};
-  _cleanup_free_ char *tool = NULL;
-  /* declared before the first goto: the cleanup tail must never see them uninitialised */
-  _cleanup_free_ char *dir = NULL, *tar = NULL, *manifest = NULL, *log_path = NULL, *link = NULL,
-                      *ltmp = NULL, *tmp = NULL;
-  int r = 0;
+void kgb_base_release(struct kgb_base *b) {
+  free(b->tarball);
+  *b = (struct kgb_base){0};
+}
+
+static int bootstrap_tool(struct kgb_ctx *ctx, const struct kgb_rootfs_opts *o, char **ret) {
   if (o->bootstrapper) {
     if (!STREQ(o->bootstrapper, "mmdebstrap") && !STREQ(o->bootstrapper, "debootstrap"))
       return kgb_error(ctx, -EINVAL, "bootstrapper '%s': use mmdebstrap or debootstrap",
                        o->bootstrapper);
-    tool = strdup(o->bootstrapper);
-  } else {
-    _cleanup_free_ char *mm = find_program("mmdebstrap");
-    _cleanup_free_ char *db = mm ? NULL : find_program("debootstrap");
-    if (!mm && !db && is_file("/usr/sbin/debootstrap"))
-      db = strdup("/usr/sbin/debootstrap");
-    if (!mm && !db)
-      return kgb_error(
-          ctx, -ENOENT,
-          "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap");
-    tool = strdup(mm ? "mmdebstrap" : "debootstrap");
+    *ret = strdup(o->bootstrapper);
+    return *ret ? 0 : -ENOMEM;
   }
-  if (!tool)
-    return -ENOMEM;
-  _cleanup_free_ char *version = NULL;
-  {
-    char *argv[] = {tool, "--version", NULL};
-    if ((r = first_line_of(ctx, argv, &version)) < 0)
-      return r;
+  _cleanup_free_ char *mm = find_program("mmdebstrap");
+  _cleanup_free_ char *db = mm ? NULL : find_program("debootstrap");
+  if (!mm && !db && is_file("/usr/sbin/debootstrap"))
+    db = strdup("/usr/sbin/debootstrap");
+  if (!mm && !db)
+    return kgb_error(ctx, -ENOENT,
+                     "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap");
+  *ret = strdup(mm ? "mmdebstrap" : "debootstrap");
+  return *ret ? 0 : -ENOMEM;
+}
+
+static void bootstrap_manifest(struct sbuf *sb, const struct bootstrap *b, const char *key,
+                               const char *version, long long epoch) {
+  sbuf_adds(sb, "{\n  \"stage\": \"bootstrap\",\n  \"key\": ");
+  sbuf_add_json(sb, key);
+  sbuf_adds(sb, ",\n  \"tool\": ");
+  sbuf_add_json(sb, version);
+  sbuf_adds(sb, ",\n  \"distro\": ");
+  sbuf_add_json(sb, b->distro);
+  sbuf_adds(sb, ",\n  \"suite\": ");
+  sbuf_add_json(sb, b->suite);
+  sbuf_addf(sb, ",\n  \"source_date_epoch\": %lld,\n  \"sources\": [", epoch);
+  for (size_t i = 0; b->lines[i]; i++) {
+    sbuf_adds(sb, i ? ",\n    {\"line\": " : "\n    {\"line\": ");
+    sbuf_add_json(sb, b->lines[i]);
+    sbuf_adds(sb, ", \"date\": ");
+    sbuf_add_json(sb, b->dates[i]);
+    sbuf_adds(sb, "}");
   }
-  if ((r = bootstrap_plan(ctx, p, o, &b)) < 0 || (r = bootstrap_keys(&b, version, epoch)) < 0)
-    goto finish;
-  dir = kgb_strdup_printf("%s/stages/bootstrap/%s", ctx->workdir, b.key);
-  tar = dir ? strjoin_path(dir, "base.tar.zst") : NULL;
-  manifest = dir ? strjoin_path(dir, "manifest.json") : NULL;
-  if (!tar || !manifest) {
-    r = -ENOMEM;
-    goto finish;
+  sbuf_adds(sb, "\n  ],\n  \"packages\": [");
+  for (size_t i = 0; b->packages && b->packages[i]; i++) {
+    sbuf_adds(sb, i ? ", " : "");
+    sbuf_add_json(sb, b->packages[i]);
   }
-  bool offline = strv_contains(b.dates, "unknown");
-  if (offline && !is_file(manifest)) {
+  sbuf_adds(sb, "]\n}\n");
+}
+
+static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                           const struct kgb_rootfs_opts *o, long long epoch, struct kgb_base *ret) {
+  _cleanup_(bootstrap_release) struct bootstrap b = {0};
+  _cleanup_free_ char *tool = NULL, *version = NULL;
+  int r = bootstrap_tool(ctx, o, &tool);
+  if (r < 0)
+    return r;
+  char *argv[] = {tool, "--version", NULL};
+  if ((r = first_line_of(ctx, argv, &version)) < 0 || (r = bootstrap_plan(ctx, p, o, &b)) < 0 ||
+      (r = bootstrap_keys(&b, version, epoch)) < 0)
+    return r;
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  if ((r = kgb_stage_open(ctx, "bootstrap", b.key_text, "base.tar.zst", &st)) < 0)
+    return r;
+  struct kgb_base base = {0};
+  if (!st->cached && strv_contains(b.dates, "unknown")) {
+    /* the mirror cannot say how new it is: the newest base of these settings will do */
     _cleanup_free_ char *latest = NULL;
-    if (find_latest_base(ctx, &b, &latest) < 0) {
-      r = kgb_error(ctx, -EHOSTUNREACH,
-                    "the mirror cannot be reached and no base for %s %s was bootstrapped before",
-                    b.distro, b.suite);
-      goto finish;
-    }
-    free(dir);
-    dir = TAKE_PTR(latest);
-    free(tar);
-    tar = strjoin_path(dir, "base.tar.zst");
-    free(manifest);
-    manifest = strjoin_path(dir, "manifest.json");
-    if (!tar || !manifest) {
-      r = -ENOMEM;
-      goto finish;
-    }
+    if (find_latest_base(ctx, &b, &latest) < 0)
+      return kgb_error(ctx, -EHOSTUNREACH,
+                       "the mirror cannot be reached and no base for %s %s was bootstrapped "
+                       "before",
+                       b.distro, b.suite);
+    base.tarball = strjoin_path(latest, "base.tar.zst");
+    base.cached = true;
+    if (!base.tarball)
+      return -ENOMEM;
+    kgb_info(ctx, "bootstrap: base for %s %s is cached ('%s')", b.distro, b.suite, latest);
+    *ret = base;
+    return 0;
   }
-  if (!ctx->force && is_file(manifest) && is_file(tar)) {
-    res->base_cached = true;
-    res->base = TAKE_PTR(tar);
-    kgb_info(ctx, "bootstrap: base for %s %s is cached ('%s')", b.distro, b.suite, dir);
-    goto finish;
+  if (!(base.tarball = strjoin_path(st->dir, "base.tar.zst")))
+    return -ENOMEM;
+  if (st->cached) {
+    base.cached = true;
+    kgb_info(ctx, "bootstrap: base for %s %s is cached ('%s')", b.distro, b.suite, st->dir);
+    *ret = base;
+    return 0;
   }
-  log_path = kgb_strdup_printf("%s/logs/bootstrap-%s-%.16s.log", ctx->workdir, b.suite, b.key);
-  if (!log_path) {
-    r = -ENOMEM;
-    goto finish;
+  _cleanup_free_ char *log_path =
+      kgb_strdup_printf("%s/logs/bootstrap-%s-%.16s.log", ctx->workdir, b.suite, st->key);
+  if (!log_path || (r = logs_dir(ctx)) < 0) {
+    kgb_base_release(&base);
+    return log_path ? r : -ENOMEM;
   }
-  if ((r = logs_dir(ctx)) < 0 || (r = make_stage_tmp(ctx, "bootstrap", b.key, &tmp)) < 0)
-    goto finish;
   unlink(log_path);
   double t0 = monotonic_seconds();
-  r = run_bootstrapper(ctx, &b, tool, tmp, log_path, epoch);
-  res->bootstrap_seconds = monotonic_seconds() - t0;
+  r = run_bootstrapper(ctx, &b, tool, st->tmp, log_path, epoch);
+  base.seconds = monotonic_seconds() - t0;
   if (r >= 0) {
-    struct sbuf sb = SBUF_INIT, st = SBUF_INIT;
-    sbuf_adds(&sb, "{\n  \"stage\": \"bootstrap\",\n  \"key\": ");
-    sbuf_add_json(&sb, b.key);
-    sbuf_adds(&sb, ",\n  \"tool\": ");
-    sbuf_add_json(&sb, version);
-    sbuf_adds(&sb, ",\n  \"distro\": ");
-    sbuf_add_json(&sb, b.distro);
-    sbuf_adds(&sb, ",\n  \"suite\": ");
-    sbuf_add_json(&sb, b.suite);
-    sbuf_addf(&sb, ",\n  \"source_date_epoch\": %lld,\n  \"sources\": [", epoch);
-    for (size_t i = 0; b.lines[i]; i++) {
-      sbuf_adds(&sb, i ? ",\n    {\"line\": " : "\n    {\"line\": ");
-      sbuf_add_json(&sb, b.lines[i]);
-      sbuf_adds(&sb, ", \"date\": ");
-      sbuf_add_json(&sb, b.dates[i]);
-      sbuf_adds(&sb, "}");
-    }
-    sbuf_adds(&sb, "\n  ],\n  \"packages\": [");
-    for (size_t i = 0; b.packages && b.packages[i]; i++) {
-      sbuf_adds(&sb, i ? ", " : "");
-      sbuf_add_json(&sb, b.packages[i]);
-    }
-    sbuf_adds(&sb, "]\n}\n");
-    _cleanup_free_ char *mpath = strjoin_path(tmp, "manifest.json");
-    r = mpath && sb.buf ? write_file_atomic(mpath, sb.buf, sb.len, 0644) : -ENOMEM;
+    struct sbuf sb = SBUF_INIT;
+    bootstrap_manifest(&sb, &b, st->key, version, epoch);
+    r = kgb_stage_commit(st, &sb);
     sbuf_release(&sb);
-    sbuf_release(&st);
   }
-  if (r >= 0)
-    r = stage_commit(ctx, tmp, dir);
   if (r < 0) {
-    rm_rf(tmp);
-    goto finish;
+    kgb_base_release(&base);
+    return r;
   }
   /* the newest base of these settings, for runs that cannot reach the mirror */
-  link = kgb_strdup_printf("%s/stages/bootstrap/latest-%.16s", ctx->workdir, b.base_id);
-  ltmp = link ? kgb_strdup_printf("%s.tmp", link) : NULL;
+  _cleanup_free_ char *link =
+      kgb_strdup_printf("%s/stages/bootstrap/latest-%.16s", ctx->workdir, b.base_id);
+  _cleanup_free_ char *ltmp = link ? kgb_strdup_printf("%s.tmp", link) : NULL;
   if (ltmp) {
     unlink(ltmp);
-    if (symlink(b.key, ltmp) == 0 && rename(ltmp, link) < 0)
+    if (symlink(st->key, ltmp) == 0 && rename(ltmp, link) < 0)
       unlink(ltmp);
   }
-  res->base = TAKE_PTR(tar);
-finish:
-  bootstrap_release(&b);
-  return r;
+  *ret = base;
+  return 0;
 }
 
 /* ================================================================ the tree ==== */
@@ -1360,7 +1298,6 @@ static int swap_resolv_conf(struct kgb_ctx *ctx, const char *root, bool in) {
 struct kgb_rootfs_result *kgb_rootfs_result_free(struct kgb_rootfs_result *r) {
   if (!r)
     return NULL;
-  kgb_build_result_free(r->kernel);
   free(r->headers_deb);
   free(r->stage_dir);
   free(r->root);
@@ -1512,9 +1449,9 @@ static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, stru
   return rc;
 }
 
-static int write_rootfs_manifest(struct kgb_ctx *ctx, const char *dir, const struct kgb_profile *p,
+static int write_rootfs_manifest(struct kgb_stage *st, const struct kgb_profile *p,
                                  const struct kgb_rootfs_result *res, const char *base_key) {
-  struct sbuf sb = SBUF_INIT, st = SBUF_INIT;
+  struct sbuf sb = SBUF_INIT;
   sbuf_adds(&sb, "{\n  \"stage\": \"rootfs\",\n  \"key\": ");
   sbuf_add_json(&sb, res->key);
   sbuf_adds(&sb, ",\n  \"profile\": ");
@@ -1525,20 +1462,22 @@ static int write_rootfs_manifest(struct kgb_ctx *ctx, const char *dir, const str
   sbuf_add_json(&sb, base_key);
   sbuf_addf(&sb, ",\n  \"source_date_epoch\": %lld,\n  \"kata_agent\": %s,\n  \"recipes\": [",
             res->epoch, res->kata_agent ? "true" : "false");
-  sbuf_addf(&st, "release %s\nepoch %lld\nkata_agent %d\nbytes %llu\nfiles %llu\ndirs %llu\n",
-            res->kernel->release, res->epoch, res->kata_agent,
-            (unsigned long long)res->report.bytes, (unsigned long long)res->report.files,
-            (unsigned long long)res->report.dirs);
+  kgb_stage_set(st, "release", "%s", res->kernel->release);
+  kgb_stage_set(st, "epoch", "%lld", res->epoch);
+  kgb_stage_set(st, "kata_agent", "%d", res->kata_agent);
+  kgb_stage_set(st, "bytes", "%llu", (unsigned long long)res->report.bytes);
+  kgb_stage_set(st, "files", "%llu", (unsigned long long)res->report.files);
+  kgb_stage_set(st, "dirs", "%llu", (unsigned long long)res->report.dirs);
   for (size_t i = 0; res->recipes && res->recipes[i]; i++) {
     sbuf_adds(&sb, i ? ", " : "");
     sbuf_add_json(&sb, res->recipes[i]);
-    sbuf_addf(&st, "recipe %s\n", res->recipes[i]);
+    kgb_stage_set(st, "recipe", "%s", res->recipes[i]);
   }
   sbuf_adds(&sb, "],\n  \"warnings\": [");
   for (size_t i = 0; res->warnings && res->warnings[i]; i++) {
     sbuf_adds(&sb, i ? ", " : "");
     sbuf_add_json(&sb, res->warnings[i]);
-    sbuf_addf(&st, "warning %s\n", res->warnings[i]);
+    kgb_stage_set(st, "warning", "%s", res->warnings[i]);
   }
   sbuf_addf(&sb, "],\n  \"modules_checked\": %zu,\n  \"bytes\": %llu,\n  \"files\": %llu,\n",
             res->check ? res->check->n_modules : 0, (unsigned long long)res->report.bytes,
@@ -1548,25 +1487,19 @@ static int write_rootfs_manifest(struct kgb_ctx *ctx, const char *dir, const str
     sbuf_adds(&sb, i ? ",\n    {\"path\": " : "\n    {\"path\": ");
     sbuf_add_json(&sb, res->report.top[i].path);
     sbuf_addf(&sb, ", \"bytes\": %llu}", (unsigned long long)res->report.top[i].bytes);
-    sbuf_addf(&st, "top %llu %s\n", (unsigned long long)res->report.top[i].bytes,
-              res->report.top[i].path);
+    kgb_stage_set(st, "top", "%llu %s", (unsigned long long)res->report.top[i].bytes,
+                  res->report.top[i].path);
   }
   sbuf_adds(&sb, "\n  ]\n}\n");
-  _cleanup_free_ char *m = strjoin_path(dir, "manifest.json"), *s = strjoin_path(dir, "state");
-  int r = m && s && sb.buf && st.buf ? 0 : -ENOMEM;
-  if (r >= 0)
-    r = write_file_atomic(s, st.buf, st.len, 0644);
-  if (r >= 0)
-    r = write_file_atomic(m, sb.buf, sb.len, 0644);
+  int r = kgb_stage_commit(st, &sb);
   sbuf_release(&sb);
-  sbuf_release(&st);
-  return r < 0 ? kgb_error(ctx, r, "cannot write the manifest in '%s': %s", dir, strerror(-r)) : 0;
+  return r;
 }
 
-static int read_cached(const char *dir, struct kgb_rootfs_result *res) {
-  _cleanup_free_ char *agent = state_get1(dir, "kata_agent");
-  _cleanup_free_ char *bytes = state_get1(dir, "bytes"), *files = state_get1(dir, "files");
-  _cleanup_free_ char *dirs = state_get1(dir, "dirs");
+static int read_cached(struct kgb_stage *st, struct kgb_rootfs_result *res) {
+  _cleanup_free_ char *agent = kgb_stage_get1(st, "kata_agent");
+  _cleanup_free_ char *bytes = kgb_stage_get1(st, "bytes"), *files = kgb_stage_get1(st, "files");
+  _cleanup_free_ char *dirs = kgb_stage_get1(st, "dirs");
   if (!agent || !bytes || !files)
     return -EIO;
   res->kata_agent = STREQ(agent, "1");
@@ -1574,11 +1507,11 @@ static int read_cached(const char *dir, struct kgb_rootfs_result *res) {
   res->report.files = strtoull(files, NULL, 10);
   res->report.dirs = dirs ? strtoull(dirs, NULL, 10) : 0;
   int r;
-  if ((r = state_get(dir, "recipe", &res->recipes)) < 0 ||
-      (r = state_get(dir, "warning", &res->warnings)) < 0)
+  if ((r = kgb_stage_get(st, "recipe", &res->recipes)) < 0 ||
+      (r = kgb_stage_get(st, "warning", &res->warnings)) < 0)
     return r;
   _cleanup_strv_free_ char **top = NULL;
-  if ((r = state_get(dir, "top", &top)) < 0)
+  if ((r = kgb_stage_get(st, "top", &top)) < 0)
     return r;
   for (size_t i = 0; top && top[i] && res->report.n_top < ELEMENTSOF(res->report.top); i++) {
     char *sp = strchr(top[i], ' ');
@@ -1617,75 +1550,90 @@ static int builtin_values(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
   return 0;
 }
 
+struct kgb_rootfs_plan {
+  struct kgb_recipe **recipes;
+  char **settings;
+  bool need_headers;
+};
+
+struct kgb_rootfs_plan *kgb_rootfs_plan_free(struct kgb_rootfs_plan *pl) {
+  if (!pl)
+    return NULL;
+  kgb_recipes_free(pl->recipes);
+  strv_free(pl->settings);
+  free(pl);
+  return NULL;
+}
+
+bool kgb_rootfs_plan_needs_headers(const struct kgb_rootfs_plan *pl) { return pl->need_headers; }
+
+int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                        const struct kgb_rootfs_opts *o, struct kgb_rootfs_plan **ret) {
+  _cleanup_(kgb_rootfs_plan_freep) struct kgb_rootfs_plan *pl = calloc(1, sizeof(*pl));
+  if (!pl)
+    return -ENOMEM;
+  int r = kgb_recipes_resolve(ctx, p->rootfs.recipes, o->without, &pl->recipes);
+  if (r < 0)
+    return r;
+  if ((r = kgb_profile_settings(ctx, p, &pl->settings)) < 0 ||
+      (r = check_settings(ctx, p, pl->recipes, pl->settings, o->set)) < 0)
+    return r;
+  for (size_t i = 0; pl->recipes[i]; i++)
+    pl->need_headers = pl->need_headers || uses_variable(pl->recipes[i], "kernel_headers_deb");
+  /* a dry expansion with placeholders for what the kernel build will give: a recipe that
+   * cannot run fails now, not after ten minutes of compiling */
+  _cleanup_strv_free_ char **vals = NULL;
+  if ((r = builtin_values(ctx, p, "RELEASE", "/nonexistent", "/nonexistent", &vals)) < 0)
+    return r;
+  for (size_t i = 0; pl->settings && pl->settings[i] && r >= 0; i++)
+    r = strv_extend(&vals, pl->settings[i]);
+  for (size_t i = 0; o->set && o->set[i] && r >= 0; i++)
+    r = strv_extend(&vals, o->set[i]);
+  for (size_t i = 0; pl->recipes[i] && r >= 0; i++) {
+    _cleanup_(kgb_recipe_freep) struct kgb_recipe *x = NULL;
+    r = kgb_recipe_expand(ctx, pl->recipes[i], vals, &x);
+  }
+  if (r < 0)
+    return r;
+  *ret = TAKE_PTR(pl);
+  return 0;
+}
+
 int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_rootfs_opts *o, struct kgb_rootfs_result **ret) {
+                     const struct kgb_rootfs_opts *o, const struct kgb_rootfs_plan *pl,
+                     const struct kgb_rootfs_inputs *in, struct kgb_rootfs_result **ret) {
   _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = calloc(1, sizeof(*res));
   if (!res)
     return -ENOMEM;
   double t0 = monotonic_seconds();
-  /* 1. recipes and settings: every mistake is reported before anything is built */
-  _cleanup_(kgb_recipes_freep) struct kgb_recipe **recipes = NULL;
-  int r = kgb_recipes_resolve(ctx, p->rootfs.recipes, o->without, &recipes);
-  if (r < 0)
-    return r;
-  _cleanup_strv_free_ char **settings = NULL;
-  if ((r = kgb_profile_settings(ctx, p, &settings)) < 0 ||
-      (r = check_settings(ctx, p, recipes, settings, o->set)) < 0)
-    return r;
-  bool need_headers = false;
-  for (size_t i = 0; recipes[i]; i++)
-    need_headers = need_headers || uses_variable(recipes[i], "kernel_headers_deb");
-  /* a dry expansion with placeholders for what the kernel build will give: a recipe that
-   * cannot run fails now, not after ten minutes of compiling */
-  {
-    _cleanup_strv_free_ char **vals = NULL;
-    if ((r = builtin_values(ctx, p, "RELEASE", "/nonexistent", "/nonexistent", &vals)) < 0)
-      return r;
-    for (size_t i = 0; settings && settings[i] && r >= 0; i++)
-      r = strv_extend(&vals, settings[i]);
-    for (size_t i = 0; o->set && o->set[i] && r >= 0; i++)
-      r = strv_extend(&vals, o->set[i]);
-    for (size_t i = 0; recipes[i] && r >= 0; i++) {
-      _cleanup_(kgb_recipe_freep) struct kgb_recipe *x = NULL;
-      r = kgb_recipe_expand(ctx, recipes[i], vals, &x);
-    }
-    if (r < 0)
-      return r;
-  }
-  /* 2. the kernel, and its header package when a recipe installs it */
-  const struct kgb_build_opts default_kernel = {0};
-  const struct kgb_build_opts *ko = o->kernel ? o->kernel : &default_kernel;
-  bool force = ctx->force;
-  ctx->force = force && !o->inputs_ready;
-  r = kgb_kernel_build(ctx, p, ko, &res->kernel);
-  ctx->force = force;
-  if (r < 0) {
-    if (r == -EBADE && res->kernel)
-      *ret = TAKE_PTR(res);
-    return r;
-  }
+  struct kgb_recipe **recipes = pl->recipes;
+  char **settings = pl->settings;
+  int r;
+  res->kernel = in->kernel;
   const struct kgb_build_result *b = res->kernel;
-  if (need_headers) {
-    _cleanup_(kgb_headers_result_freep) struct kgb_headers_result *h = NULL;
-    if ((r = kgb_kernel_headers(ctx, p, ko, b, KGB_HEADERS_DEB, &h)) < 0)
-      return r;
-    if (!(res->headers_deb = strdup(h->files[0])))
-      return -ENOMEM;
-  }
+  if (pl->need_headers && !in->headers_deb)
+    return kgb_error(ctx, -EINVAL,
+                     "a recipe of '%s' installs the kernel's header package, "
+                     "and none was built",
+                     p->name);
+  if (in->headers_deb && !(res->headers_deb = strdup(in->headers_deb)))
+    return -ENOMEM;
+  res->base_cached = in->base->cached;
+  res->bootstrap_seconds = in->base->seconds;
+  if (!(res->base = strdup(in->base->tarball)))
+    return -ENOMEM;
   res->epoch = b->epoch;
   /* 3. every value, then the recipes as they will run */
   _cleanup_strv_free_ char **vals = NULL;
-  _cleanup_free_ char *modules =
-      kgb_strdup_printf("%s/modules/lib/modules/%s", b->stage_dir, b->release);
-  if (!modules)
-    return -ENOMEM;
-  if (!is_dir(modules)) {
+  const char *modules = b->modules_dir;
+  _cleanup_free_ char *empty = NULL;
+  if (!modules) {
     /* a kernel without modules still gets its (empty) directory and depmod's files; the
      * kernel's finished stage is not written to */
-    free(modules);
-    modules = kgb_strdup_printf("%s/cache/empty-directory", ctx->workdir);
-    if (!modules || (r = mkdir_p(modules, 0755)) < 0)
-      return modules ? r : -ENOMEM;
+    empty = kgb_strdup_printf("%s/cache/empty-directory", ctx->workdir);
+    if (!empty || (r = mkdir_p(empty, 0755)) < 0)
+      return empty ? r : -ENOMEM;
+    modules = empty;
   }
   if ((r = builtin_values(ctx, p, b->release, modules, res->headers_deb, &vals)) < 0)
     return r;
@@ -1721,12 +1669,6 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
         return r;
   }
   /* 4. the base */
-  bool force_base = ctx->force;
-  ctx->force = force_base && !o->inputs_ready;
-  r = bootstrap_stage(ctx, p, o, res->epoch, res);
-  ctx->force = force_base;
-  if (r < 0)
-    return r;
   _cleanup_free_ char *base_dir = strdup(res->base);
   if (!base_dir)
     return -ENOMEM;
@@ -1741,24 +1683,25 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     sbuf_addf(&ks, "library %s\n", libvers[i]);
   for (size_t i = 0; r >= 0 && plan[i]; i++)
     r = describe_recipe(ctx, plan[i], &ks);
-  char key[65];
-  if (r < 0 || !ks.buf || kgb_sha256_hex(ks.buf, ks.len, key) < 0) {
+  if (r < 0 || ks.err) {
     sbuf_release(&ks);
     return r < 0 ? r : -ENOMEM;
   }
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  r = kgb_stage_open(ctx, "rootfs", sbuf_str(&ks), NULL, &st);
   sbuf_release(&ks);
-  res->key = strdup(key);
-  res->stage_dir = kgb_strdup_printf("%s/stages/rootfs/%s", ctx->workdir, key);
-  res->root = res->stage_dir ? strjoin_path(res->stage_dir, "rootfs") : NULL;
-  res->log_path = kgb_strdup_printf("%s/logs/rootfs-%s-%.16s.log", ctx->workdir, p->name, key);
-  _cleanup_free_ char *manifest =
-      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
-  if (!res->key || !res->root || !res->log_path || !manifest)
+  if (r < 0)
+    return r;
+  res->key = strdup(st->key);
+  res->stage_dir = strdup(st->dir);
+  res->root = strjoin_path(st->dir, "rootfs");
+  res->log_path = kgb_strdup_printf("%s/logs/rootfs-%s-%.16s.log", ctx->workdir, p->name, st->key);
+  if (!res->key || !res->stage_dir || !res->root || !res->log_path)
     return -ENOMEM;
-  if (!ctx->force && is_file(manifest)) {
+  if (st->cached) {
     strv_free(res->recipes);
     res->recipes = NULL;
-    if ((r = read_cached(res->stage_dir, res)) < 0)
+    if ((r = read_cached(st, res)) < 0)
       return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
     res->cached = true;
     res->seconds = monotonic_seconds() - t0;
@@ -1769,14 +1712,10 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if ((r = logs_dir(ctx)) < 0)
     return r;
   unlink(res->log_path);
-  _cleanup_free_ char *tmp = NULL;
-  if ((r = make_stage_tmp(ctx, "rootfs", key, &tmp)) < 0)
-    return r;
+  const char *tmp = st->tmp;
   _cleanup_free_ char *troot = strjoin_path(tmp, "rootfs");
-  if (!troot) {
-    rm_rf(tmp);
+  if (!troot)
     return -ENOMEM;
-  }
   kgb_info(ctx, "rootfs: building '%s' for %s in '%s': log '%s'", p->name, b->release, tmp,
            res->log_path);
   kgb_progress(ctx, "extracting the base", 0, 0);
@@ -1834,38 +1773,36 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     goto fail;
   /* 7. the checks, the report, the rename */
   {
-    _cleanup_free_ char *sysmap = strjoin_path(b->stage_dir, "System.map");
+    const char *sysmap = b->system_map;
     struct kgb_modcheck_opts mo = {.release = b->release,
-                                   .system_map = sysmap && is_file(sysmap) ? sysmap : NULL,
+                                   .system_map = is_file(sysmap) ? sysmap : NULL,
                                    .library_versions = libvers,
                                    .log_path = res->log_path};
     log_line(res->log_path, "\n### checking the modules\n");
-    if (!sysmap || (r = kgb_modcheck_run(ctx, troot, &mo, &res->check)) < 0)
+    if ((r = kgb_modcheck_run(ctx, troot, &mo, &res->check)) < 0)
       goto fail;
   }
   if (res->check->n_problems) {
-    if (o->keep_failed)
+    if (o->keep_failed) {
+      kgb_stage_keep(st);
       kgb_warn(ctx, "the failed root is kept in '%s' (--keep-failed): remove it when done", troot);
-    else
-      rm_rf(tmp);
+    }
     res->seconds = monotonic_seconds() - t0;
     *ret = TAKE_PTR(res);
     return kgb_error(ctx, -EBADE, "the root file system failed %zu module check%s: not stored",
                      (*ret)->check->n_problems, (*ret)->check->n_problems == 1 ? "" : "s");
   }
   if ((r = kgb_tree_report(ctx, troot, &res->report)) < 0 ||
-      (r = write_rootfs_manifest(ctx, tmp, p, res, base_key)) < 0 ||
-      (r = stage_commit(ctx, tmp, res->stage_dir)) < 0)
+      (r = write_rootfs_manifest(st, p, res, base_key)) < 0)
     goto fail;
   res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 fail:
   if (o->keep_failed && r != -ECANCELED) {
+    kgb_stage_keep(st);
     kgb_warn(ctx, "the failed root is kept in '%s' (--keep-failed): remove it when done", troot);
-    return r;
   }
-  rm_rf(tmp);
   return r;
 }
 
@@ -1914,28 +1851,30 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
       if (!tool)
         return -ENOMEM;
     }
+    if (!tool)
+      return kgb_error(ctx, -EINVAL, "unknown image format %d", (int)format);
   }
   _cleanup_free_ char *inputs = kgb_strdup_printf(
       "%s\nrootfs %s\nformat %s\ncompression %s\nfree_mb %d\nepoch %lld\ntool %s\n",
       KGB_IMAGE_STAGE_VERSION, rootfs->key, kgb_image_format_to_string(format),
       format == KGB_IMAGE_INITRD ? kgb_compression_to_string(compression) : "-",
       format == KGB_IMAGE_EXT4 ? p->image.free_mb : 0, rootfs->epoch, tool);
-  char key[65];
-  if (!inputs || kgb_sha256_hex(inputs, strlen(inputs), key) < 0)
+  if (!inputs)
     return -ENOMEM;
-  res->key = strdup(key);
-  res->stage_dir = kgb_strdup_printf("%s/stages/image/%s", ctx->workdir, key);
-  res->path = res->stage_dir ? strjoin_path(res->stage_dir, image_file_name(format)) : NULL;
-  _cleanup_free_ char *manifest =
-      res->stage_dir ? strjoin_path(res->stage_dir, "manifest.json") : NULL;
-  if (!res->key || !res->path || !manifest)
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  if ((r = kgb_stage_open(ctx, "image", inputs, image_file_name(format), &st)) < 0)
+    return r;
+  res->key = strdup(st->key);
+  res->stage_dir = strdup(st->dir);
+  res->path = strjoin_path(st->dir, image_file_name(format));
+  if (!res->key || !res->stage_dir || !res->path)
     return -ENOMEM;
-  if (!ctx->force && is_file(manifest) && is_file(res->path)) {
-    struct stat st;
-    if (stat(res->path, &st) == 0)
-      res->info.size = (uint64_t)st.st_size;
-    res->info.uuid = state_get1(res->stage_dir, "uuid");
-    _cleanup_free_ char *fs = state_get1(res->stage_dir, "fs_size");
+  if (st->cached) {
+    struct stat sb;
+    if (stat(res->path, &sb) == 0)
+      res->info.size = (uint64_t)sb.st_size;
+    res->info.uuid = kgb_stage_get1(st, "uuid");
+    _cleanup_free_ char *fs = kgb_stage_get1(st, "fs_size");
     res->info.fs_size = fs ? strtoull(fs, NULL, 10) : res->info.size;
     res->cached = true;
     res->seconds = monotonic_seconds() - t0;
@@ -1946,72 +1885,46 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return r;
   _cleanup_free_ char *log_path =
       kgb_strdup_printf("%s/logs/image-%s-%s-%.16s.log", ctx->workdir, p->name,
-                        kgb_image_format_to_string(format), key);
-  _cleanup_free_ char *tmp = NULL;
-  if (!log_path)
+                        kgb_image_format_to_string(format), st->key);
+  _cleanup_free_ char *out = strjoin_path(st->tmp, image_file_name(format));
+  if (!log_path || !out)
     return -ENOMEM;
   unlink(log_path);
-  if ((r = make_stage_tmp(ctx, "image", key, &tmp)) < 0)
-    return r;
-  _cleanup_free_ char *out = strjoin_path(tmp, image_file_name(format));
-  if (!out) {
-    rm_rf(tmp);
-    return -ENOMEM;
-  }
   struct kgb_image_opts io = {.format = format,
                               .compression = compression,
                               .free_mb = p->image.free_mb,
                               .epoch = rootfs->epoch,
-                              .seed = key,
+                              .seed = st->key,
                               .log_path = log_path};
   kgb_info(ctx, "image: packing '%s' as %s", p->name, kgb_image_format_to_string(format));
-  r = kgb_image_pack(ctx, rootfs->root, out, &io, &res->info);
-  if (r >= 0) {
-    struct sbuf sb = SBUF_INIT, st = SBUF_INIT;
-    sbuf_adds(&sb, "{\n  \"stage\": \"image\",\n  \"key\": ");
-    sbuf_add_json(&sb, key);
-    sbuf_adds(&sb, ",\n  \"rootfs\": ");
-    sbuf_add_json(&sb, rootfs->key);
-    sbuf_addf(&sb,
-              ",\n  \"format\": \"%s\",\n  \"size\": %llu,\n  \"fs_size\": %llu,\n  \"uuid\": ",
-              kgb_image_format_to_string(format), (unsigned long long)res->info.size,
-              (unsigned long long)res->info.fs_size);
-    if (res->info.uuid)
-      sbuf_add_json(&sb, res->info.uuid);
-    else
-      sbuf_adds(&sb, "null");
-    sbuf_adds(&sb, "\n}\n");
-    sbuf_addf(&st, "fs_size %llu\n", (unsigned long long)res->info.fs_size);
-    if (res->info.uuid)
-      sbuf_addf(&st, "uuid %s\n", res->info.uuid);
-    _cleanup_free_ char *m = strjoin_path(tmp, "manifest.json"), *s = strjoin_path(tmp, "state");
-    r = m && s && sb.buf && st.buf ? write_file_atomic(s, st.buf, st.len, 0644) : -ENOMEM;
-    if (r >= 0)
-      r = write_file_atomic(m, sb.buf, sb.len, 0644);
-    sbuf_release(&sb);
-    sbuf_release(&st);
-  }
-  if (r >= 0)
-    r = stage_commit(ctx, tmp, res->stage_dir);
-  if (r < 0) {
-    rm_rf(tmp);
+  if ((r = kgb_image_pack(ctx, rootfs->root, out, &io, &res->info)) < 0)
     return r;
-  }
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "{\n  \"stage\": \"image\",\n  \"key\": ");
+  sbuf_add_json(&sb, st->key);
+  sbuf_adds(&sb, ",\n  \"rootfs\": ");
+  sbuf_add_json(&sb, rootfs->key);
+  sbuf_addf(&sb, ",\n  \"format\": \"%s\",\n  \"size\": %llu,\n  \"fs_size\": %llu,\n  \"uuid\": ",
+            kgb_image_format_to_string(format), (unsigned long long)res->info.size,
+            (unsigned long long)res->info.fs_size);
+  if (res->info.uuid)
+    sbuf_add_json(&sb, res->info.uuid);
+  else
+    sbuf_adds(&sb, "null");
+  sbuf_adds(&sb, "\n}\n");
+  kgb_stage_set(st, "fs_size", "%llu", (unsigned long long)res->info.fs_size);
+  if (res->info.uuid)
+    kgb_stage_set(st, "uuid", "%s", res->info.uuid);
+  r = kgb_stage_commit(st, &sb);
+  sbuf_release(&sb);
+  if (r < 0)
+    return r;
   res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
   return 0;
 }
 
 int kgb_rootfs_bootstrap(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                         const struct kgb_rootfs_opts *o, long long epoch, char **ret_base,
-                         bool *ret_cached) {
-  _cleanup_(kgb_rootfs_result_freep) struct kgb_rootfs_result *res = calloc(1, sizeof(*res));
-  if (!res)
-    return -ENOMEM;
-  int r = bootstrap_stage(ctx, p, o, epoch, res);
-  if (r < 0)
-    return r;
-  *ret_cached = res->base_cached;
-  *ret_base = TAKE_PTR(res->base);
-  return 0;
+                         const struct kgb_rootfs_opts *o, long long epoch, struct kgb_base *ret) {
+  return bootstrap_stage(ctx, p, o, epoch, ret);
 }

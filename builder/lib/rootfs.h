@@ -46,22 +46,44 @@ int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char 
 /* ---- the stage ---- */
 
 struct kgb_rootfs_opts {
-  char *const *without;                /* recipes dropped for this run */
-  char *const *set;                    /* NAME=VALUE settings, winning over the profile's */
-  const char *apt_dir;                 /* default /etc/apt */
-  const char *bootstrapper;            /* "mmdebstrap", "debootstrap"; NULL: the first found */
-  const struct kgb_build_opts *kernel; /* how to build the kernel it needs */
-  bool keep_failed;                    /* keep the temporary root of a failed build */
-  /* the kernel and the bootstrap are already built for this run (the build pipeline does
-   * them side by side): reuse them even under --force, which then applies to the rest */
-  bool inputs_ready;
+  char *const *without;     /* recipes dropped for this run */
+  char *const *set;         /* NAME=VALUE settings, winning over the profile's */
+  const char *apt_dir;      /* default /etc/apt */
+  const char *bootstrapper; /* "mmdebstrap", "debootstrap"; NULL: the first found */
+  bool keep_failed;         /* keep the temporary root of a failed build */
+};
+
+/* The bootstrap stage's output: a minbase tarball of the distribution. */
+struct kgb_base {
+  char *tarball; /* <workdir>/stages/bootstrap/<key>/base.tar.zst */
+  bool cached;
+  double seconds;
+};
+void kgb_base_release(struct kgb_base *b);
+
+/* The recipes and settings of a profile, resolved and checked (every --set declared, every
+ * recipe expandable), before anything is built: a mistake fails in seconds, not after the
+ * kernel compile. */
+struct kgb_rootfs_plan;
+int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                        const struct kgb_rootfs_opts *o, struct kgb_rootfs_plan **ret);
+struct kgb_rootfs_plan *kgb_rootfs_plan_free(struct kgb_rootfs_plan *pl);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_rootfs_plan *, kgb_rootfs_plan_free)
+/* A recipe installs the kernel's Debian header package (${kernel_headers_deb}). */
+bool kgb_rootfs_plan_needs_headers(const struct kgb_rootfs_plan *pl);
+
+/* What the rootfs stage is built from: the results of the stages before it. */
+struct kgb_rootfs_inputs {
+  const struct kgb_build_result *kernel;
+  const char *headers_deb; /* required when the plan needs headers */
+  const struct kgb_base *base;
 };
 
 struct kgb_rootfs_result {
-  struct kgb_build_result *kernel;
-  char *headers_deb; /* when a recipe used it */
-  char *stage_dir;   /* <workdir>/stages/rootfs/<key> */
-  char *root;        /* <stage_dir>/rootfs */
+  const struct kgb_build_result *kernel; /* the input, not owned */
+  char *headers_deb;                     /* when a recipe used it */
+  char *stage_dir;                       /* <workdir>/stages/rootfs/<key> */
+  char *root;                            /* <stage_dir>/rootfs */
   char *key;
   char *base; /* the bootstrap tarball */
   char *log_path;
@@ -78,11 +100,13 @@ struct kgb_rootfs_result {
 struct kgb_rootfs_result *kgb_rootfs_result_free(struct kgb_rootfs_result *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_rootfs_result *, kgb_rootfs_result_free)
 
-/* Builds the kernel it needs (cached), then the root file system (cached by a key over the
- * bootstrap, the kernel, the recipes and every value they use). A module check mismatch is
- * -EBADE with *ret set (ret->check lists it) and nothing stored under the key. */
+/* The root file system of a plan on its inputs (cached by a key over the bootstrap, the
+ * kernel, the recipes and every value they use). A module check mismatch is -EBADE with *ret
+ * set (ret->check lists it) and nothing stored under the key. The result points at
+ * in->kernel, which must outlive it. */
 int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_rootfs_opts *o, struct kgb_rootfs_result **ret);
+                     const struct kgb_rootfs_opts *o, const struct kgb_rootfs_plan *pl,
+                     const struct kgb_rootfs_inputs *in, struct kgb_rootfs_result **ret);
 
 struct kgb_image_result {
   char *stage_dir;
@@ -100,8 +124,8 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_rootfs_result *rootfs, enum kgb_image_format format,
                      enum kgb_compression compression, struct kgb_image_result **ret);
 
-/* Only the bootstrap (cached as kgb_rootfs_build would), so that a pipeline can run it while
- * the kernel compiles: it needs the build's SOURCE_DATE_EPOCH, not the kernel itself. */
+/* The bootstrap stage: it needs the build's SOURCE_DATE_EPOCH, not the kernel, so a pipeline
+ * runs it while the kernel compiles. Offline (the mirror's Release date unreadable), the
+ * newest base of the same settings is reused. */
 int kgb_rootfs_bootstrap(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                         const struct kgb_rootfs_opts *o, long long epoch, char **ret_base,
-                         bool *ret_cached);
+                         const struct kgb_rootfs_opts *o, long long epoch, struct kgb_base *ret);
