@@ -162,3 +162,24 @@ int kgb_exec_first_line(struct kgb_ctx *ctx, char *const argv[], char **ret) {
   *ret = first ? first : strdup("");
   return *ret ? 0 : -ENOMEM;
 }
+
+int kgb_exec_version(struct kgb_ctx *ctx, char *const *argv, char **ret) {
+  int r = kgb_exec_first_line(ctx, argv, ret);
+  if (r < 0) {
+    kgb_error_clear(ctx);
+    *ret = strdup("unknown");
+    return *ret ? 0 : -ENOMEM;
+  }
+  return 0;
+}
+
+int kgb_log_append(const char *log_path, const char *fmt, ...) {
+  _cleanup_close_ int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return -errno;
+  va_list ap;
+  va_start(ap, fmt);
+  vdprintf(fd, fmt, ap);
+  va_end(ap);
+  return 0;
+}

@@ -25,3 +25,10 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
 int kgb_exec_first_line(struct kgb_ctx *ctx, char *const argv[], char **ret);
 /* "make -C x O=y": the command line as a person would type it, for logs. */
 char *kgb_argv_to_string(char *const argv[]);
+
+/* The first line a program prints (its --version), or "unknown" when it cannot run: for
+ * stage keys, where a missing tool is reported later by the step that needs it. */
+int kgb_exec_version(struct kgb_ctx *ctx, char *const *argv, char **ret);
+
+/* Appends a formatted line to a log file (created 0644). */
+int kgb_log_append(const char *log_path, const char *fmt, ...) _printf_(2, 3);

@@ -93,6 +93,7 @@ struct xfer {
   const char *what; /* progress label; NULL for small files */
   int fd;           /* the partial file, or -1 to collect the body in mem */
   struct sbuf mem;
+  const char *mem_kind; /* what the body in mem is, for the message when it is too large */
   uint64_t offset;   /* bytes of the partial file kept: asked for, then as the server answered */
   uint64_t received; /* body bytes of this attempt */
   uint64_t max;      /* the whole file may not be larger */
@@ -166,9 +167,9 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
   size_t len = size * n;
   if (x->fd < 0) {
     if (x->mem.len + len > SUMS_MAX_BYTES)
-      return fail_in_callback(
-          x, -EFBIG,
-          kgb_strdup_printf("larger than %d bytes: not a checksum list", SUMS_MAX_BYTES));
+      return fail_in_callback(x, -EFBIG,
+                              kgb_strdup_printf("larger than %d bytes: not %s", SUMS_MAX_BYTES,
+                                                x->mem_kind ? x->mem_kind : "a checksum list"));
     if (sbuf_add(&x->mem, data, len) < 0)
       return fail_in_callback(x, -ENOMEM, NULL);
     return len;
@@ -655,6 +656,43 @@ static int sums_lookup(struct kgb_ctx *ctx, CURLU *u, const char *shown, const c
     return 0;
   }
   return -ENOENT;
+}
+
+int kgb_fetch_text(struct kgb_ctx *ctx, const char *url, const char *kind, char **ret,
+                   char **ret_msg) {
+  struct kgb_fetch_opts o;
+  kgb_fetch_opts_init(&o);
+  /* callers have a fallback (the newest base, the next file name): one retry, not a minute
+   * of backoff when the network is down */
+  o.retries = 1;
+  if (o.connect_timeout_s <= 0)
+    o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
+  if (o.stall_timeout_s <= 0)
+    o.stall_timeout_s = DEFAULT_STALL_TIMEOUT_S;
+  if (o.retry_base_ms == 0)
+    o.retry_base_ms = DEFAULT_RETRY_BASE_MS;
+  pthread_once(&curl_once, curl_init_once);
+  if (curl_init_result != CURLE_OK)
+    return kgb_error(ctx, -EIO, "cannot initialise libcurl: %s",
+                     curl_easy_strerror(curl_init_result));
+  struct xfer x = {.ctx = ctx, .fd = -1, .stall_s = o.stall_timeout_s, .mem_kind = kind};
+  _cleanup_(curl_easy_cleanupp) CURL *c = handle_new(&x, &o);
+  if (!c)
+    return -ENOMEM;
+  x.curl = c;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  _cleanup_free_ char *msg = NULL;
+  int r = transfer(&x, url, startswith(url, "http"), &o, &msg);
+  if (r >= 0 && sbuf_addc(&x.mem, '\0') < 0)
+    r = -ENOMEM;
+  if (r < 0) {
+    xfer_release(&x);
+    *ret_msg = TAKE_PTR(msg);
+    return r;
+  }
+  *ret = sbuf_steal(&x.mem);
+  xfer_release(&x);
+  return *ret ? 0 : -ENOMEM;
 }
 
 /* A file:// URL or a path is read by libcurl with a plain open(): a FIFO would block it and a

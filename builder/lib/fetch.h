@@ -70,6 +70,13 @@ void kgb_fetch_opts_init(struct kgb_fetch_opts *o);
 int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_opts *o,
                    char **ret_path);
 
+/* GETs a small text file (a checksum list, a Release file: at most 1 MiB) into memory, with
+ * the timeouts and cancellation of kgb_fetch_file, one retry and nothing cached. kind says what
+ * the file is, for the message when it is larger. On failure *ret_msg says why ("HTTP 404 Not
+ * Found", a curl message) and the error is one of kgb_fetch_file's (-ENOENT for 404). */
+int kgb_fetch_text(struct kgb_ctx *ctx, const char *url, const char *kind, char **ret,
+                   char **ret_msg);
+
 /* Finds the hash of name in the text of a sha256sums file ("HEX  NAME" or "HEX *NAME", a
  * leading "./" allowed; other lines such as PGP armor are skipped). Returns -ENOENT when
  * name has no line, -EBADMSG when two lines disagree. */

@@ -3,6 +3,7 @@
  * settings, and the installed tree. */
 #pragma once
 
+#include "image-stage.h"
 #include "kata-config.h"
 #include "rootfs.h"
 

@@ -823,3 +823,57 @@ int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, const c
   return kgb_kernel_url_for_version(ctx, tmpl && *tmpl ? tmpl : KGB_KERNEL_URL_TEMPLATE, version,
                                     ret);
 }
+
+/* ---- settings ---- */
+
+static int flatten(const config_setting_t *s, const char *prefix, char ***out) {
+  for (int i = 0; i < config_setting_length(s); i++) {
+    const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+    _cleanup_free_ char *name = *prefix
+                                    ? kgb_strdup_printf("%s.%s", prefix, config_setting_name(el))
+                                    : strdup(config_setting_name(el));
+    if (!name)
+      return -ENOMEM;
+    char *v = NULL;
+    switch (config_setting_type(el)) {
+    case CONFIG_TYPE_GROUP: {
+      int r = flatten(el, name, out);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    case CONFIG_TYPE_STRING:
+      v = kgb_strdup_printf("%s=%s", name, config_setting_get_string(el));
+      break;
+    case CONFIG_TYPE_INT:
+      v = kgb_strdup_printf("%s=%d", name, config_setting_get_int(el));
+      break;
+    case CONFIG_TYPE_INT64:
+      v = kgb_strdup_printf("%s=%lld", name, config_setting_get_int64(el));
+      break;
+    case CONFIG_TYPE_BOOL:
+      v = kgb_strdup_printf("%s=%s", name, config_setting_get_bool(el) ? "true" : "");
+      break;
+    default:
+      return -EINVAL;
+    }
+    if (strv_push(out, v) < 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret) {
+  const config_setting_t *s = config_lookup(&p->cfg, "settings");
+  _cleanup_strv_free_ char **out = NULL;
+  if (s) {
+    int r = flatten(s, "", &out);
+    if (r == -EINVAL)
+      return kgb_error(ctx, r, "%s:%u: settings: values must be strings, integers or booleans",
+                       p->path, config_setting_source_line(s));
+    if (r < 0)
+      return r;
+  }
+  *ret = TAKE_PTR(out);
+  return 0;
+}

@@ -53,3 +53,7 @@ int kgb_profile_fragments(struct kgb_ctx *ctx, const struct kgb_profile *p, char
  * (mirror, else kernel.mirror, else $KGB_KERNEL_MIRROR, else kernel.org's layout) gives. */
 int kgb_profile_source(struct kgb_ctx *ctx, const struct kgb_profile *p, const char *mirror,
                        char **ret);
+
+/* The profile's `settings` group flattened to "a.b.c=value" (nested groups joined by dots,
+ * integers and booleans as text), in file order. */
+int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret);

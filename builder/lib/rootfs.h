@@ -5,45 +5,11 @@
  * <key>/, written to a temporary name and renamed when complete; logs under <workdir>/logs/. */
 #pragma once
 
+#include "bootstrap.h"
 #include "image.h"
 #include "kernel-build.h"
 #include "modcheck.h"
 #include "recipe.h"
-
-/* ---- the host's apt sources (mirror and keyring come from there, never from the repo) ---- */
-
-struct kgb_apt_source {
-  char *uri, *suite;
-  char **components;
-  char *signed_by; /* a keyring file, or NULL */
-  char *file;      /* where it was read, for messages */
-  unsigned line;
-};
-
-struct kgb_apt_sources {
-  struct kgb_apt_source *v;
-  size_t n;
-};
-void kgb_apt_sources_release(struct kgb_apt_sources *s);
-
-/* Reads <apt_dir>/sources.list, sources.list.d/ *.list (one-line format) and *.sources
- * (deb822), binary ("deb") entries only, disabled ones skipped. */
-int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_apt_sources *ret);
-/* The entries to bootstrap suite from: the suite itself first (required: -ENOENT with what to
- * do), then <suite>-updates and <suite>-security when the host has them; one per URI and
- * suite, in that order. */
-int kgb_apt_sources_for_suite(struct kgb_ctx *ctx, const struct kgb_apt_sources *all,
-                              const char *apt_dir, const char *suite, struct kgb_apt_sources *ret);
-/* "Date:" of a Release or InRelease text, e.g. "Sat, 10 May 2025 09:46:33 UTC". */
-int kgb_release_date(const char *text, char **ret);
-
-/* ---- settings ---- */
-
-/* The profile's `settings` group flattened to "a.b.c=value" (nested groups joined by dots,
- * integers and booleans as text), in file order. */
-int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret);
-
-/* ---- the stage ---- */
 
 struct kgb_rootfs_opts {
   char *const *without;     /* recipes dropped for this run */
@@ -52,14 +18,6 @@ struct kgb_rootfs_opts {
   const char *bootstrapper; /* "mmdebstrap", "debootstrap"; NULL: the first found */
   bool keep_failed;         /* keep the temporary root of a failed build */
 };
-
-/* The bootstrap stage's output: a minbase tarball of the distribution. */
-struct kgb_base {
-  char *tarball; /* <workdir>/stages/bootstrap/<key>/base.tar.zst */
-  bool cached;
-  double seconds;
-};
-void kgb_base_release(struct kgb_base *b);
 
 /* The recipes and settings of a profile, resolved and checked (every --set declared, every
  * recipe expandable), before anything is built: a mistake fails in seconds, not after the
@@ -107,25 +65,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_rootfs_result *, kgb_rootfs_result_free)
 int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      const struct kgb_rootfs_opts *o, const struct kgb_rootfs_plan *pl,
                      const struct kgb_rootfs_inputs *in, struct kgb_rootfs_result **ret);
-
-struct kgb_image_result {
-  char *stage_dir;
-  char *path; /* the image in the stage directory */
-  char *key;
-  bool cached;
-  struct kgb_image_info info;
-  double seconds;
-};
-struct kgb_image_result *kgb_image_result_free(struct kgb_image_result *r);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_image_result *, kgb_image_result_free)
-
-/* The image of a built root file system (cached by the rootfs key and the image options). */
-int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                     const struct kgb_rootfs_result *rootfs, enum kgb_image_format format,
-                     enum kgb_compression compression, struct kgb_image_result **ret);
-
-/* The bootstrap stage: it needs the build's SOURCE_DATE_EPOCH, not the kernel, so a pipeline
- * runs it while the kernel compiles. Offline (the mirror's Release date unreadable), the
- * newest base of the same settings is reused. */
-int kgb_rootfs_bootstrap(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                         const struct kgb_rootfs_opts *o, long long epoch, struct kgb_base *ret);

@@ -197,6 +197,14 @@ int kgb_stage_planned(struct kgb_ctx *ctx, const char *stage, const char *key, c
   return 0;
 }
 
+int kgb_workdir_logs(struct kgb_ctx *ctx) {
+  _cleanup_free_ char *d = kgb_strdup_printf("%s/logs", ctx->workdir);
+  if (!d)
+    return -ENOMEM;
+  int r = mkdir_p(d, 0755);
+  return r < 0 ? kgb_error(ctx, r, "cannot create '%s': %s", d, strerror(-r)) : 0;
+}
+
 /* ---- the sweep ---- */
 
 /* Removes the entries of dir that an interrupted writer left: their names contain ".tmp-" or

@@ -70,3 +70,7 @@ int kgb_record_get(const char *text, const char *name, char ***ret);
  * would reuse; the key is copied to *ret_key. */
 int kgb_stage_planned(struct kgb_ctx *ctx, const char *stage, const char *key, char **ret_key,
                       bool *ret_cached);
+
+/* Creates <workdir>/logs, where stage logs live (outside the stage directories, so that a
+ * failed run keeps its log). */
+int kgb_workdir_logs(struct kgb_ctx *ctx);

@@ -12,11 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rootfs.h"
+#include "apt-sources.h"
+#include "profile.h"
 #include "util.h"
 
 static struct kgb_ctx *ctx;
-static char dir[] = "/tmp/kgb-test-rootfs.XXXXXX";
+static char dir[] = "/tmp/kgb-test-apt-sources.XXXXXX";
 
 static void put(const char *rel, const char *text) {
   char p[512];
