@@ -81,18 +81,17 @@ static void bootstrap_release(struct bootstrap *b) {
 
 static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
                           const struct kgb_rootfs_opts *o, struct bootstrap *b) {
-  b->distro = strdup(p->rootfs.distro ? p->rootfs.distro : "debian");
-  b->suite = strdup(p->rootfs.suite ? p->rootfs.suite : "bookworm");
+  b->distro = strdup(p->rootfs.distro);
+  b->suite = strdup(p->rootfs.suite);
   b->arch = strdup(kgb_deb_arch(p->kernel.arch));
   b->variant = strdup("minbase");
   if (!b->distro || !b->suite || !b->arch || !b->variant)
     return -ENOMEM;
   int r;
-  const config_setting_t *comps = config_lookup(&p->cfg, "rootfs.components");
-  for (int i = 0; comps && i < config_setting_length(comps); i++)
-    if ((r = strv_extend(&b->components, config_setting_get_string_elem(comps, i))) < 0)
+  for (size_t i = 0; p->rootfs.components && p->rootfs.components[i]; i++)
+    if ((r = strv_extend(&b->components, p->rootfs.components[i])) < 0)
       return r;
-  if (!b->components && (r = strv_extend(&b->components, "main")) < 0)
+  if (!b->components && (r = strv_extend(&b->components, "main")) < 0) /* given as [] */
     return r;
   /* sorted, then each name once: linear after the sort, for lists of any length */
   size_t n_pkgs = strv_length(p->rootfs.packages), kept = 0;
@@ -121,9 +120,7 @@ static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (!comps_s)
       return -ENOMEM;
   }
-  const char *mirror = NULL, *keyring = NULL;
-  config_lookup_string(&p->cfg, "rootfs.mirror", &mirror);
-  config_lookup_string(&p->cfg, "rootfs.keyring", &keyring);
+  const char *mirror = p->rootfs.mirror, *keyring = p->rootfs.keyring;
   struct kgb_apt_sources chosen = {0};
   if (mirror) {
     r = kgb_apt_sources_add(&chosen, mirror, b->suite, NULL, keyring, p->path, 0);

@@ -94,11 +94,11 @@ struct xfer {
   int fd;           /* the partial file, or -1 to collect the body in mem */
   struct sbuf mem;
   const char *mem_kind; /* what the body in mem is, for the message when it is too large */
-  uint64_t offset;   /* bytes of the partial file kept: asked for, then as the server answered */
-  uint64_t received; /* body bytes of this attempt */
-  uint64_t max;      /* the whole file may not be larger */
-  bool decided;      /* the first body byte arrived and offset is settled */
-  bool resumed;      /* some attempt appended to earlier bytes */
+  uint64_t offset;      /* bytes of the partial file kept: asked for, then as the server answered */
+  uint64_t received;    /* body bytes of this attempt */
+  uint64_t max;         /* the whole file may not be larger */
+  bool decided;         /* the first body byte arrived and offset is settled */
+  bool resumed;         /* some attempt appended to earlier bytes */
   bool stalled;
   long stall_s;
   curl_off_t last_now;

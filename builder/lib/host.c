@@ -361,9 +361,9 @@ static int check_kernel(struct kgb_ctx *ctx, struct kgb_host_report *r, const st
   }
   bool none = mode && STREQ(mode, "none");
   _cleanup_strv_free_ char **req = NULL;
-  config_setting_t *s = p ? config_lookup((config_t *)&p->cfg, "host.kernel_config") : NULL;
-  for (int i = 0; s && i < config_setting_length(s); i++)
-    if (strv_extend(&req, config_setting_get_string_elem(s, i)) < 0)
+  bool s = p && p->host.has_kernel_config;
+  for (size_t i = 0; s && p->host.kernel_config && p->host.kernel_config[i]; i++)
+    if (strv_extend(&req, p->host.kernel_config[i]) < 0)
       return -ENOMEM;
   if (!p || (!s && !none)) {
     static const char *const base[] = {"CONFIG_VFIO", "CONFIG_VFIO_IOMMU_TYPE1", "CONFIG_VFIO_PCI"};
@@ -457,9 +457,9 @@ static int check_cmdline(struct kgb_ctx *ctx, struct kgb_host_report *r,
     if (e < 0)
       return e;
   }
-  config_setting_t *s = p ? config_lookup((config_t *)&p->cfg, "host.cmdline") : NULL;
-  for (int i = 0; s && i < config_setting_length(s); i++) {
-    const char *tok = config_setting_get_string_elem(s, i);
+  char *const *cmdline = p ? p->host.cmdline : NULL;
+  for (size_t i = 0; cmdline && cmdline[i]; i++) {
+    const char *tok = cmdline[i];
     /* The IOMMU switch is judged by the groups above: it may be on by default. */
     if (STREQ(tok, "intel_iommu=on") || STREQ(tok, "amd_iommu=on") || has_token(r->cmdline, tok) ||
         module_param_set(ctx, tok))
@@ -728,8 +728,7 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
   if (p) {
     if (!(r->profile = strdup(p->name)))
       return -ENOMEM;
-    if (config_lookup_string(&p->cfg, "host.mode", &mode) != CONFIG_TRUE)
-      mode = STREQ(p->mode, "virgl") ? "none" : "passthrough";
+    mode = p->host.mode ? p->host.mode : STREQ(p->mode, "virgl") ? "none" : "passthrough";
   }
   _cleanup_free_ char *osrel = strjoin_path(ctx->proc, "sys/kernel/osrelease");
   if (!osrel)

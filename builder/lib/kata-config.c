@@ -126,15 +126,6 @@ static char *strv_value(char *const *v) {
   return sbuf_steal(&sb);
 }
 
-static const char *cfg_string(const struct kgb_profile *p, const char *path) {
-  const char *v = NULL;
-  return config_lookup_string(&p->cfg, path, &v) == CONFIG_TRUE ? v : NULL;
-}
-
-static bool cfg_int(const struct kgb_profile *p, const char *path, int *ret) {
-  return config_lookup_int(&p->cfg, path, ret) == CONFIG_TRUE;
-}
-
 static int add_header(struct kgb_kata_plan *plan, char *line) {
   if (!line)
     return -ENOMEM;
@@ -245,8 +236,7 @@ static int plan_host_header(struct kgb_kata_plan *plan, const struct kgb_profile
 /* pcie_root_port: at least one per GPU, at least the profile's, at most Kata's 16. */
 static int plan_root_ports(struct kgb_kata_plan *plan, const struct kgb_profile *p,
                            const struct host *h) {
-  int want = 1;
-  cfg_int(p, "kata.pcie_root_port", &want);
+  int want = p->kata.has_pcie_root_port ? p->kata.pcie_root_port : 1;
   char *why;
   if (!h->n_gpus) {
     want = MAX(want, 1);
@@ -275,8 +265,8 @@ static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const stru
   const char *large = plan->large_bar;
   int r;
   if (plan->major >= 3) {
-    const char *hot = cfg_string(p, "kata.hot_plug_vfio");
-    const char *cold = cfg_string(p, "kata.cold_plug_vfio");
+    const char *hot = p->kata.hot_plug_vfio;
+    const char *cold = p->kata.cold_plug_vfio;
     hot = hot ? hot : "root-port";
     cold = cold ? cold : "no-port";
     char *why;
@@ -326,7 +316,7 @@ static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const stru
     return add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(false),
                strdup("no BAR of 4 GiB or more: the GPU is hot-plugged behind a PCI bridge "
                       "through ACPI hotplug"));
-  const char *hot = cfg_string(p, "kata.hot_plug_vfio");
+  const char *hot = p->kata.hot_plug_vfio;
   bool root = !hot || STREQ(hot, "root-port");
   if ((r = add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(root),
                kgb_strdup_printf("no %s GPU on this host: the profile's %s, which Kata before "
@@ -348,7 +338,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
     return r;
   if (!(plan->profile = strdup(p->name)) || !(plan->version = strdup(version)))
     return -ENOMEM;
-  const char *host_mode = cfg_string(p, "host.mode");
+  const char *host_mode = p->host.mode;
   bool no_device = STREQ(p->mode, "virgl") || (host_mode && STREQ(host_mode, "none"));
   if (o->experimental_virgl && !STREQ(p->mode, "virgl"))
     return kgb_error(ctx, -EINVAL,
@@ -421,7 +411,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
               strdup("the image's file system (image.format in the profile)"));
   }
   if (r >= 0) {
-    const char *machine = cfg_string(p, "kata.machine_type");
+    const char *machine = p->kata.machine_type;
     if (intel_pc)
       r = add(plan, HV, "machine_type", str_value("pc"),
               strdup("Intel GVT-d/GVT-g with Kata 1.x uses the pc machine type (seed: Intel GPU "
@@ -435,26 +425,24 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
                                : "PCIe for the GPU: the profile's machine type "
                                  "(kata.machine_type)"));
   }
-  const char *params = cfg_string(p, "kata.kernel_params");
+  const char *params = p->kata.kernel_params;
   if (r >= 0 && params)
     r = add(plan, HV, "kernel_params", str_value(params),
             strdup(strstr(params, "pci=realloc")
                        ? "let the guest kernel re-assign PCI windows that the firmware sized "
                          "too small for the GPU's BARs (kata.kernel_params)"
                        : "the profile's guest kernel parameters (kata.kernel_params)"));
-  int mem;
-  if (r >= 0 && cfg_int(p, "kata.default_memory", &mem))
-    r = add(plan, HV, "default_memory", int_value(mem),
+  if (r >= 0 && p->kata.has_default_memory)
+    r = add(plan, HV, "default_memory", int_value(p->kata.default_memory),
             kgb_strdup_printf("MiB of memory for the VM: the %s driver and its workloads need "
                               "it (kata.default_memory)",
                               no_device ? "guest's graphics" : profile_label(p)));
   if (r >= 0 && !no_device)
     r = plan_vfio(ctx, plan, p, &h, intel_pc);
-  int iommu;
-  if (r >= 0 && config_lookup_bool(&p->cfg, "kata.enable_iommu", &iommu) == CONFIG_TRUE)
-    r = add(plan, HV, "enable_iommu", bool_value(iommu),
+  if (r >= 0 && p->kata.has_enable_iommu)
+    r = add(plan, HV, "enable_iommu", bool_value(p->kata.enable_iommu),
             strdup("a virtual IOMMU in the guest (kata.enable_iommu)"));
-  const char *hooks = cfg_string(p, "kata.guest_hook_path");
+  const char *hooks = p->kata.guest_hook_path;
   if (r >= 0 && hooks)
     r = add(plan, HV, "guest_hook_path", str_value(hooks),
             strdup("the OCI hooks the guest image installs (the prestart hook of the container "
@@ -470,10 +458,8 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   }
   /* [agent.kata] */
   if (r >= 0) {
-    _cleanup_strv_free_ char **mods = NULL;
-    config_setting_t *s = config_lookup(&p->cfg, "kata.kernel_modules");
-    for (int i = 0; s && i < config_setting_length(s) && r >= 0; i++)
-      r = strv_extend(&mods, config_setting_get_string_elem(s, i));
+    char *const *mods = p->kata.kernel_modules;
+    bool s = p->kata.has_kernel_modules;
     if (r >= 0 && s && mods)
       r = add(plan, AGENT, "kernel_modules", strv_value(mods),
               strdup("drivers the guest must load before the first container "
@@ -486,7 +472,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
     }
   }
   /* [runtime] */
-  const char *vfio_mode = cfg_string(p, "kata.vfio_mode");
+  const char *vfio_mode = p->kata.vfio_mode;
   if (r >= 0 && vfio_mode && !no_device &&
       kgb_kata_key_known(plan->major, plan->minor, RUNTIME, "vfio_mode"))
     r = add(plan, RUNTIME, "vfio_mode", str_value(vfio_mode),

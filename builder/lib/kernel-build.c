@@ -44,9 +44,8 @@ long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir)
   const char *env = getenv("SOURCE_DATE_EPOCH");
   if (env && *env)
     return strtoll(env, NULL, 10);
-  int v = 0;
-  if (config_lookup_int(&p->cfg, "kernel.source_date_epoch", &v) == CONFIG_TRUE)
-    return v;
+  if (p->kernel.has_source_date_epoch)
+    return p->kernel.source_date_epoch;
   _cleanup_free_ char *mk = strjoin_path(srcdir, "Makefile");
   struct stat st;
   return mk && stat(mk, &st) == 0 ? (long long)st.st_mtime : 0;

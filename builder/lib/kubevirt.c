@@ -123,8 +123,7 @@ static void render_json(struct sbuf *sb, const char *list, const char *selector_
 
 int kgb_kubevirt_render(struct kgb_ctx *ctx, const struct kgb_profile *p,
                         const struct kgb_kubevirt_opts *o, char **ret) {
-  const char *host_mode = NULL;
-  config_lookup_string(&p->cfg, "host.mode", &host_mode);
+  const char *host_mode = p->host.mode;
   if (STREQ(p->mode, "virgl") || (host_mode && STREQ(host_mode, "none")))
     return kgb_error(ctx, -EINVAL,
                      "profile '%s' passes no host device to the VM: KubeVirt has nothing to "

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,17 @@ struct field {
   const char *const *choices; /* allowed string values, NULL-terminated */
   enum field_form form;       /* strings and lists of strings */
   long long min, max;         /* integers: the allowed range */
+  /* where the value goes in struct kgb_profile (when stored; groups are not); integers are an
+   * int or a long long by size; has, when set, flags an optional value as given */
+  bool stored;
+  size_t offset, size, has;
+  const char *def; /* a string's default */
 };
+
+#define AT(member)                                                                                 \
+  .stored = true, .offset = offsetof(struct kgb_profile, member),                                  \
+  .size = sizeof(((struct kgb_profile *)0)->member)
+#define HAS(member) .has = offsetof(struct kgb_profile, member)
 
 static const char *const vendors[] = {"nvidia", "intel", "virgl", NULL};
 static const char *const modes[] = {"passthrough", "vgpu", "mig", "gvt-d", "gvt-g", "virgl", NULL};
@@ -47,78 +58,77 @@ static const char *const plug_ports[] = {"no-port", "bridge-port", "root-port", 
 static const char *const vfio_modes[] = {"guest-kernel", "vfio", NULL};
 
 static const struct field schema[] = {
-    {"name", F_STRING, true, NULL, FORM_NAME},
-    {"vendor", F_STRING, true, vendors},
-    {"mode", F_STRING, true, modes},
-    {"description", F_STRING, true, NULL, FORM_TEXT},
-    {"notes", F_STRING, false, NULL, FORM_TEXT},
+    {"name", F_STRING, true, NULL, FORM_NAME, AT(name)},
+    {"vendor", F_STRING, true, vendors, AT(vendor)},
+    {"mode", F_STRING, true, modes, AT(mode)},
+    {"description", F_STRING, true, NULL, FORM_TEXT, AT(description)},
+    {"notes", F_STRING, false, NULL, FORM_TEXT, AT(notes)},
     {"kernel", F_GROUP, true, NULL},
-    {"kernel.version", F_STRING, false, NULL, FORM_NAME},
-    {"kernel.source", F_STRING, false, NULL},
-    {"kernel.sha256", F_STRING, false, NULL},
-    {"kernel.mirror", F_STRING, false, NULL},
-    {"kernel.arch", F_STRING, true, arches},
-    {"kernel.fragments", F_STRINGS, true, NULL},
-    {"kernel.cfgver", F_INT, true, NULL, .min = 1, .max = INT_MAX},
-    {"kernel.required", F_STRINGS, false, NULL},
-    {"kernel.overrides", F_STRINGS, false, NULL},
+    {"kernel.version", F_STRING, false, NULL, FORM_NAME, AT(kernel.version)},
+    {"kernel.source", F_STRING, false, NULL, AT(kernel.source)},
+    {"kernel.sha256", F_STRING, false, NULL, AT(kernel.sha256)},
+    {"kernel.mirror", F_STRING, false, NULL, AT(kernel.mirror)},
+    {"kernel.arch", F_STRING, true, arches, AT(kernel.arch)},
+    {"kernel.fragments", F_STRINGS, true, NULL, AT(kernel.fragments)},
+    {"kernel.cfgver", F_INT, true, NULL, .min = 1, .max = INT_MAX, AT(kernel.cfgver)},
+    {"kernel.required", F_STRINGS, false, NULL, AT(kernel.required)},
+    {"kernel.overrides", F_STRINGS, false, NULL, AT(kernel.overrides)},
     /* up to the last second of year 9999, as tar and mkfs take it */
-    {"kernel.source_date_epoch", F_INT, false, NULL, .min = 0, .max = 253402300799LL},
+    {"kernel.source_date_epoch", F_INT, false, NULL, .min = 0, .max = 253402300799LL,
+     AT(kernel.source_date_epoch), HAS(kernel.has_source_date_epoch)},
     {"rootfs", F_GROUP, false, NULL},
-    {"rootfs.distro", F_STRING, false, NULL, FORM_NAME},
-    {"rootfs.suite", F_STRING, false, NULL, FORM_NAME},
-    {"rootfs.components", F_STRINGS, false, NULL, FORM_NAME},
-    {"rootfs.packages", F_STRINGS, false, NULL, FORM_PACKAGE},
-    {"rootfs.recipes", F_STRINGS, false, NULL, FORM_NAME},
-    {"rootfs.mirror", F_STRING, false, NULL},
-    {"rootfs.keyring", F_STRING, false, NULL},
-    {"rootfs.library_versions", F_STRINGS, false, NULL},
-    {"rootfs.purge_build_packages", F_BOOL, false, NULL},
+    {"rootfs.distro", F_STRING, false, NULL, FORM_NAME, AT(rootfs.distro), .def = "debian"},
+    {"rootfs.suite", F_STRING, false, NULL, FORM_NAME, AT(rootfs.suite), .def = "bookworm"},
+    {"rootfs.components", F_STRINGS, false, NULL, FORM_NAME, AT(rootfs.components), .def = "main"},
+    {"rootfs.packages", F_STRINGS, false, NULL, FORM_PACKAGE, AT(rootfs.packages)},
+    {"rootfs.recipes", F_STRINGS, false, NULL, FORM_NAME, AT(rootfs.recipes)},
+    {"rootfs.mirror", F_STRING, false, NULL, AT(rootfs.mirror)},
+    {"rootfs.keyring", F_STRING, false, NULL, AT(rootfs.keyring)},
+    {"rootfs.library_versions", F_STRINGS, false, NULL, AT(rootfs.library_versions)},
+    {"rootfs.purge_build_packages", F_BOOL, false, NULL, AT(rootfs.purge_build_packages)},
     /* free-form recipe settings (recipes declare and check them): nvidia = { driver = ... } */
     {"settings", F_GROUP, false, NULL},
     {"image", F_GROUP, false, NULL},
-    {"image.format", F_STRING, false, formats},
-    {"image.free_mb", F_INT, false, NULL, .min = 0, .max = 1 << 20},
+    {"image.format", F_STRING, false, formats, AT(image.format)},
+    {"image.free_mb", F_INT, false, NULL, .min = 0, .max = 1 << 20, AT(image.free_mb)},
     {"kata", F_GROUP, false, NULL},
-    {"kata.machine_type", F_STRING, false, NULL, FORM_NAME},
+    {"kata.machine_type", F_STRING, false, NULL, FORM_NAME, AT(kata.machine_type)},
     /* MiB: Kata reads a uint32; below 128 no guest kernel of ours boots */
-    {"kata.default_memory", F_INT, false, NULL, .min = 128, .max = UINT32_MAX},
-    {"kata.kernel_params", F_STRING, false, NULL},
-    {"kata.hot_plug_vfio", F_STRING, false, plug_ports},
-    {"kata.cold_plug_vfio", F_STRING, false, plug_ports},
+    {"kata.default_memory", F_INT, false, NULL, .min = 128, .max = UINT32_MAX,
+     AT(kata.default_memory), HAS(kata.has_default_memory)},
+    {"kata.kernel_params", F_STRING, false, NULL, AT(kata.kernel_params)},
+    {"kata.hot_plug_vfio", F_STRING, false, plug_ports, AT(kata.hot_plug_vfio)},
+    {"kata.cold_plug_vfio", F_STRING, false, plug_ports, AT(kata.cold_plug_vfio)},
     /* Kata refuses more than 16 root ports */
-    {"kata.pcie_root_port", F_INT, false, NULL, .min = 0, .max = 16},
-    {"kata.vfio_mode", F_STRING, false, vfio_modes},
-    {"kata.kernel_modules", F_STRINGS, false, NULL},
-    {"kata.guest_hook_path", F_STRING, false, NULL},
-    {"kata.enable_iommu", F_BOOL, false, NULL},
+    {"kata.pcie_root_port", F_INT, false, NULL, .min = 0, .max = 16, AT(kata.pcie_root_port),
+     HAS(kata.has_pcie_root_port)},
+    {"kata.vfio_mode", F_STRING, false, vfio_modes, AT(kata.vfio_mode)},
+    {"kata.kernel_modules", F_STRINGS, false, NULL, AT(kata.kernel_modules),
+     HAS(kata.has_kernel_modules)},
+    {"kata.guest_hook_path", F_STRING, false, NULL, AT(kata.guest_hook_path)},
+    {"kata.enable_iommu", F_BOOL, false, NULL, AT(kata.enable_iommu), HAS(kata.has_enable_iommu)},
     {"host", F_GROUP, false, NULL},
-    {"host.mode", F_STRING, false, host_modes},
-    {"host.kernel_config", F_STRINGS, false, NULL},
-    {"host.cmdline", F_STRINGS, false, NULL},
+    {"host.mode", F_STRING, false, host_modes, AT(host.mode)},
+    {"host.kernel_config", F_STRINGS, false, NULL, AT(host.kernel_config),
+     HAS(host.has_kernel_config)},
+    {"host.cmdline", F_STRINGS, false, NULL, AT(host.cmdline)},
 };
 
 struct kgb_profile *kgb_profile_free(struct kgb_profile *p) {
   if (!p)
     return NULL;
-  free(p->name);
+  for (size_t i = 0; i < ELEMENTSOF(schema); i++) {
+    const struct field *f = &schema[i];
+    if (!f->stored)
+      continue;
+    void *at = (char *)p + f->offset;
+    if (f->type == F_STRING)
+      free(*(char **)at);
+    else if (f->type == F_STRINGS)
+      strv_free(*(char ***)at);
+  }
   free(p->path);
-  free(p->vendor);
-  free(p->mode);
-  free(p->description);
-  free(p->kernel.version);
-  free(p->kernel.source);
-  free(p->kernel.sha256);
-  free(p->kernel.mirror);
-  free(p->kernel.arch);
-  strv_free(p->kernel.fragments);
-  strv_free(p->kernel.required);
-  strv_free(p->kernel.overrides);
-  free(p->rootfs.distro);
-  free(p->rootfs.suite);
-  strv_free(p->rootfs.packages);
-  strv_free(p->rootfs.recipes);
-  free(p->image.format);
+  strv_free(p->settings);
   config_destroy(&p->cfg);
   free(p);
   return NULL;
@@ -542,19 +552,10 @@ static int apply_override(config_setting_t *dst, const config_setting_t *ov) {
   return 0;
 }
 
-static int get_str(config_t *cfg, const char *path, char **ret) {
-  const char *v;
-  if (config_lookup_string(cfg, path, &v) != CONFIG_TRUE)
-    return 0;
-  *ret = strdup(v);
-  return *ret ? 0 : -ENOMEM;
-}
-
-/* Filled in one allocation: strv_extend finds the end each time, and a list of 200,000
- * packages took 12 s that way. */
-static int get_strv(config_t *cfg, const char *path, char ***ret) {
-  config_setting_t *s = config_lookup(cfg, path);
-  int n = s ? config_setting_length(s) : 0;
+/* A list filled in one allocation: strv_extend finds the end each time, and a list of
+ * 200,000 packages took 12 s that way. */
+static int get_strv(const config_setting_t *s, char ***ret) {
+  int n = config_setting_length(s);
   if (n <= 0)
     return 0;
   _cleanup_strv_free_ char **v = calloc((size_t)n + 1, sizeof(char *));
@@ -563,9 +564,60 @@ static int get_strv(config_t *cfg, const char *path, char ***ret) {
   for (int i = 0; i < n; i++)
     if (!(v[i] = strdup(config_setting_get_string_elem(s, i))))
       return -ENOMEM;
-  strv_free(*ret);
   *ret = TAKE_PTR(v);
   return 0;
+}
+
+static int flatten(const config_setting_t *s, const char *prefix, char ***out);
+
+/* Every stored field of the schema from the checked tree into the struct, defaults where a
+ * key is absent. */
+static int fill(struct kgb_ctx *ctx, struct kgb_profile *p) {
+  for (size_t i = 0; i < ELEMENTSOF(schema); i++) {
+    const struct field *f = &schema[i];
+    if (!f->stored)
+      continue;
+    void *at = (char *)p + f->offset;
+    const config_setting_t *s = config_lookup(&p->cfg, f->path);
+    if (f->has && s)
+      *(bool *)((char *)p + f->has) = true;
+    int r = 0;
+    switch (f->type) {
+    case F_STRING: {
+      const char *v = s ? config_setting_get_string(s) : f->def;
+      if (v && !(*(char **)at = strdup(v)))
+        return -ENOMEM;
+      break;
+    }
+    case F_STRINGS:
+      if (s)
+        r = get_strv(s, (char ***)at);
+      else if (f->def)
+        r = strv_extend((char ***)at, f->def);
+      break;
+    case F_INT: {
+      long long v = s ? config_setting_get_int64(s) : 0;
+      if (f->size == sizeof(int))
+        *(int *)at = (int)v;
+      else
+        *(long long *)at = v;
+      break;
+    }
+    case F_BOOL:
+      *(bool *)at = s && config_setting_get_bool(s);
+      break;
+    case F_GROUP:
+      break;
+    }
+    if (r < 0)
+      return r;
+  }
+  const config_setting_t *settings = config_lookup(&p->cfg, "settings");
+  int r = settings ? flatten(settings, "", &p->settings) : 0;
+  if (r == -EINVAL)
+    return kgb_error(ctx, r, "%s:%u: settings: values must be strings, integers or booleans",
+                     p->path, config_setting_source_line(settings));
+  return r;
 }
 
 static int resolve_path(struct kgb_ctx *ctx, const char *name_or_path, char **ret) {
@@ -641,33 +693,7 @@ int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_p
   r = check_required(&c, root);
   if (r < 0)
     return r;
-  long long cfgver = 0;
-  config_lookup_int64(&p->cfg, "kernel.cfgver", &cfgver);
-  int iv = 0;
-  if (config_lookup_int(&p->cfg, "kernel.cfgver", &iv) == CONFIG_TRUE)
-    cfgver = iv;
-  if (cfgver < 1)
-    return kgb_error(ctx, -EINVAL, "%s: 'kernel.cfgver' must be a positive integer", p->path);
-  p->kernel.cfgver = (int)cfgver;
-  if (config_lookup_int(&p->cfg, "image.free_mb", &iv) == CONFIG_TRUE)
-    p->image.free_mb = iv;
-  if ((r = get_str(&p->cfg, "name", &p->name)) < 0 ||
-      (r = get_str(&p->cfg, "vendor", &p->vendor)) < 0 ||
-      (r = get_str(&p->cfg, "mode", &p->mode)) < 0 ||
-      (r = get_str(&p->cfg, "description", &p->description)) < 0 ||
-      (r = get_str(&p->cfg, "kernel.version", &p->kernel.version)) < 0 ||
-      (r = get_str(&p->cfg, "kernel.source", &p->kernel.source)) < 0 ||
-      (r = get_str(&p->cfg, "kernel.sha256", &p->kernel.sha256)) < 0 ||
-      (r = get_str(&p->cfg, "kernel.mirror", &p->kernel.mirror)) < 0 ||
-      (r = get_str(&p->cfg, "kernel.arch", &p->kernel.arch)) < 0 ||
-      (r = get_strv(&p->cfg, "kernel.fragments", &p->kernel.fragments)) < 0 ||
-      (r = get_strv(&p->cfg, "kernel.required", &p->kernel.required)) < 0 ||
-      (r = get_strv(&p->cfg, "kernel.overrides", &p->kernel.overrides)) < 0 ||
-      (r = get_str(&p->cfg, "rootfs.distro", &p->rootfs.distro)) < 0 ||
-      (r = get_str(&p->cfg, "rootfs.suite", &p->rootfs.suite)) < 0 ||
-      (r = get_strv(&p->cfg, "rootfs.packages", &p->rootfs.packages)) < 0 ||
-      (r = get_strv(&p->cfg, "rootfs.recipes", &p->rootfs.recipes)) < 0 ||
-      (r = get_str(&p->cfg, "image.format", &p->image.format)) < 0)
+  if ((r = fill(ctx, p)) < 0)
     return r;
   *ret = TAKE_PTR(p);
   return 0;
@@ -864,16 +890,11 @@ static int flatten(const config_setting_t *s, const char *prefix, char ***out) {
 }
 
 int kgb_profile_settings(struct kgb_ctx *ctx, const struct kgb_profile *p, char ***ret) {
-  const config_setting_t *s = config_lookup(&p->cfg, "settings");
-  _cleanup_strv_free_ char **out = NULL;
-  if (s) {
-    int r = flatten(s, "", &out);
-    if (r == -EINVAL)
-      return kgb_error(ctx, r, "%s:%u: settings: values must be strings, integers or booleans",
-                       p->path, config_setting_source_line(s));
-    if (r < 0)
-      return r;
-  }
-  *ret = TAKE_PTR(out);
+  (void)ctx; /* the values were checked when the profile was loaded */
+  _cleanup_strv_free_ char **v = NULL;
+  for (size_t i = 0; p->settings && p->settings[i]; i++)
+    if (strv_extend(&v, p->settings[i]) < 0)
+      return -ENOMEM;
+  *ret = TAKE_PTR(v);
   return 0;
 }

@@ -7,12 +7,16 @@
 
 #include "kgb.h"
 
+/* Every key of a profile, typed, validated (with file and line) and defaulted by
+ * kgb_profile_load; no other module reads the libconfig tree. A has_* flag says whether an
+ * optional number was given (the default then comes from elsewhere: the host, Kata). */
 struct kgb_profile {
   char *name;
   char *path;   /* the file that was loaded */
   char *vendor; /* nvidia, intel, virgl */
   char *mode;   /* passthrough, vgpu, mig, gvt-d, gvt-g, virgl */
   char *description;
+  char *notes;
   struct {
     char *version; /* expected kernel version series, e.g. "6.1" */
     char *source;  /* directory, tarball; NULL: Debian's linux-source */
@@ -23,16 +27,43 @@ struct kgb_profile {
     int cfgver;
     char **required;  /* CONFIG_X=v lines that the built kernel must have */
     char **overrides; /* symbols a later vendor fragment may change on purpose */
+    long long source_date_epoch;
+    bool has_source_date_epoch;
   } kernel;
   struct {
-    char *distro, *suite;
+    char *distro, *suite; /* default debian, bookworm */
+    char **components;    /* default main */
     char **packages, **recipes;
+    char *mirror, *keyring; /* NULL: the host's apt sources */
+    char **library_versions;
+    bool purge_build_packages;
   } rootfs;
   struct {
-    char *format;
+    char *format; /* NULL: ext4 */
     int free_mb;
   } image;
-  config_t cfg; /* the resolved settings, for `profile show` */
+  struct {
+    char *machine_type;
+    long long default_memory; /* MiB */
+    bool has_default_memory;
+    char *kernel_params;
+    char *hot_plug_vfio, *cold_plug_vfio;
+    int pcie_root_port;
+    bool has_pcie_root_port;
+    char *vfio_mode;
+    char **kernel_modules;
+    bool has_kernel_modules; /* given, maybe empty: no default list */
+    char *guest_hook_path;
+    bool enable_iommu, has_enable_iommu;
+  } kata;
+  struct {
+    char *mode; /* passthrough, mdev, mig, none; NULL: from the profile's mode */
+    char **kernel_config;
+    bool has_kernel_config; /* given, maybe empty: no default list */
+    char **cmdline;
+  } host;
+  char **settings; /* the `settings` group flattened to "a.b.c=value", in file order */
+  config_t cfg;    /* the resolved tree, for `profile show` only */
 };
 
 struct kgb_profile *kgb_profile_free(struct kgb_profile *p);

@@ -25,10 +25,10 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
+#include "apt-sources.h"
 #include "chroot.h"
 #include "exec.h"
 #include "fetch.h"
-#include "apt-sources.h"
 #include "recipe-run.h"
 #include "root-write.h"
 #include "source.h"
@@ -290,10 +290,8 @@ static int builtin_values(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
       (r = strv_push(&v, kgb_strdup_printf("multiarch=%s-linux-gnu", p->kernel.arch))) < 0 ||
       (r = strv_push(&v, kgb_strdup_printf("jobs=%u", ctx->jobs ? ctx->jobs : 1))) < 0 ||
       (r = strv_push(&v, kgb_strdup_printf("profile=%s", p->name))) < 0 ||
-      (r = strv_push(&v, kgb_strdup_printf("distro=%s",
-                                           p->rootfs.distro ? p->rootfs.distro : "debian"))) < 0 ||
-      (r = strv_push(&v, kgb_strdup_printf("suite=%s",
-                                           p->rootfs.suite ? p->rootfs.suite : "bookworm"))) < 0 ||
+      (r = strv_push(&v, kgb_strdup_printf("distro=%s", p->rootfs.distro))) < 0 ||
+      (r = strv_push(&v, kgb_strdup_printf("suite=%s", p->rootfs.suite))) < 0 ||
       (r = strv_push(&v, kgb_strdup_printf("kernel_modules=%s", modules))) < 0)
     return r;
   if (headers_deb &&
@@ -411,16 +409,8 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (STREQ(plan[i]->name, "kata-agent") && plan[i]->n_inputs > 0)
       res->kata_agent = true;
   }
-  int purge_setting = 0; /* libconfig writes an int: a bool here took 4 bytes of the stack */
-  config_lookup_bool(&p->cfg, "rootfs.purge_build_packages", &purge_setting);
-  bool purge = purge_setting != 0;
-  _cleanup_strv_free_ char **libvers = NULL;
-  {
-    const config_setting_t *lv = config_lookup(&p->cfg, "rootfs.library_versions");
-    for (int i = 0; lv && i < config_setting_length(lv); i++)
-      if ((r = strv_extend(&libvers, config_setting_get_string_elem(lv, i))) < 0)
-        return r;
-  }
+  bool purge = p->rootfs.purge_build_packages;
+  char *const *libvers = p->rootfs.library_versions;
   /* 4. the base */
   _cleanup_free_ char *base_dir = strdup(res->base);
   if (!base_dir)

@@ -53,6 +53,18 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
   [ $(((t1 - t0) / 1000000)) -lt 2000 ]
 }
 
+@test "build: each stage runs once: one config resolution, one bootstrap lookup" {
+  # the exec helper logs every command at -v: the config stage asks gcc for its version once
+  # and the bootstrap stage its tool once (before stages took their inputs: three and two)
+  run "$KGB" -v --workdir "$WORKDIR" build -p virgl
+  assert_success
+  n_gcc=$(grep -c 'running: gcc --version' <<<"$output")
+  n_boot=$(grep -cE 'running: (mmdebstrap|debootstrap) --version' <<<"$output")
+  echo "gcc --version: $n_gcc, bootstrapper --version: $n_boot"
+  [ "$n_gcc" -eq 1 ]
+  [ "$n_boot" -eq 1 ]
+}
+
 @test "build --dry-run prints the plan and runs nothing" {
   w=$BATS_TEST_TMPDIR/dry
   run "$KGB" --workdir "$w" --dry-run build -p virgl
