@@ -17,6 +17,7 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
+#include "kata-names.h"
 #include "pci.h"
 #include "toml.h"
 
@@ -33,6 +34,8 @@ struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p) {
   strv_free(p->header);
   strv_free(p->gpus);
   free(p->large_bar);
+  free(p->qemu.machine_type);
+  free(p->qemu.kernel_params);
   for (size_t i = 0; i < p->n_settings; i++) {
     free(p->settings[i].key);
     free(p->settings[i].value);
@@ -257,6 +260,7 @@ static int plan_root_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
                             h->n_physical, MAX_ROOT_PORTS);
     want = MAX_ROOT_PORTS;
   }
+  plan->qemu.pcie_root_port = (unsigned)want;
   return add(plan, HV, "pcie_root_port", int_value(want), why);
 }
 
@@ -372,14 +376,17 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
     r = add_header(plan, strdup("virgl's QEMU settings (virtio_gpu, display) are left out: "
                                 "upstream Kata has no such keys; --experimental-virgl adds them "
                                 "for a patched runtime."));
-  const char *prefix = o->prefix ? o->prefix : "/usr";
-  _cleanup_free_ char *dir = kgb_strdup_printf("%s/share/kata-containers", prefix);
-  if (!dir)
+  _cleanup_free_ char *dir = kgb_kata_share_dir(NULL, o->prefix);
+  _cleanup_free_ char *suffix = kgb_kata_suffix(p);
+  _cleanup_free_ char *link = suffix ? kgb_kata_kernel_link("vmlinuz", suffix) : NULL;
+  bool initrd_image = p->image.format && STREQ(p->image.format, "initrd");
+  _cleanup_free_ char *image = kgb_kata_image_file(p, initrd_image);
+  if (!dir || !link || !image)
     r = -ENOMEM;
   bool intel_pc = STREQ(p->vendor, "intel") && plan->major == 1 && !plan->large_bar;
   /* [hypervisor.qemu] */
   if (r >= 0) {
-    _cleanup_free_ char *kernel = kgb_strdup_printf("%s/vmlinuz-%s-gpu.container", dir, p->vendor);
+    _cleanup_free_ char *kernel = strjoin_path(dir, link);
     r = kernel ? add(plan, HV, "kernel", str_value(kernel),
                      kgb_strdup_printf("the guest kernel built for profile '%s', under the name "
                                        "'kernel install' gives it",
@@ -388,7 +395,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   }
   const char *format = p->image.format ? p->image.format : "ext4";
   if (r >= 0 && STREQ(format, "initrd")) {
-    _cleanup_free_ char *img = kgb_strdup_printf("%s/kata-containers-initrd-%s.img", dir, p->name);
+    _cleanup_free_ char *img = strjoin_path(dir, image);
     r = img ? add(plan, HV, "initrd", str_value(img),
                   kgb_strdup_printf("the guest initrd of profile '%s', as 'image build' names it",
                                     p->name))
@@ -400,7 +407,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
         plan->settings[plan->n_settings - 1].clear = true;
     }
   } else if (r >= 0) {
-    _cleanup_free_ char *img = kgb_strdup_printf("%s/kata-containers-%s.img", dir, p->name);
+    _cleanup_free_ char *img = strjoin_path(dir, image);
     r = img ? add(plan, HV, "image", str_value(img),
                   kgb_strdup_printf("the guest image of profile '%s' (%s), as 'image build' "
                                     "names it",
@@ -412,7 +419,13 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   }
   if (r >= 0) {
     const char *machine = p->kata.machine_type;
-    if (intel_pc)
+    const char *set = intel_pc                        ? "pc"
+                      : plan->large_bar && !no_device ? "q35"
+                      : machine                       ? machine
+                                                      : "q35";
+    if (!(plan->qemu.machine_type = strdup(set)))
+      r = -ENOMEM;
+    else if (intel_pc)
       r = add(plan, HV, "machine_type", str_value("pc"),
               strdup("Intel GVT-d/GVT-g with Kata 1.x uses the pc machine type (seed: Intel GPU "
                      "with Kata)"));
@@ -426,12 +439,16 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
                                  "(kata.machine_type)"));
   }
   const char *params = p->kata.kernel_params;
+  if (r >= 0 && params && !(plan->qemu.kernel_params = strdup(params)))
+    r = -ENOMEM;
   if (r >= 0 && params)
     r = add(plan, HV, "kernel_params", str_value(params),
             strdup(strstr(params, "pci=realloc")
                        ? "let the guest kernel re-assign PCI windows that the firmware sized "
                          "too small for the GPU's BARs (kata.kernel_params)"
                        : "the profile's guest kernel parameters (kata.kernel_params)"));
+  if (p->kata.has_default_memory)
+    plan->qemu.default_memory = p->kata.default_memory;
   if (r >= 0 && p->kata.has_default_memory)
     r = add(plan, HV, "default_memory", int_value(p->kata.default_memory),
             kgb_strdup_printf("MiB of memory for the VM: the %s driver and its workloads need "

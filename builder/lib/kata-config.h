@@ -34,6 +34,13 @@ struct kgb_kata_plan {
   char *large_bar; /* "0000:d0:00.0 has a 32 GiB 64-bit BAR", NULL: none */
   struct kgb_kata_setting *settings;
   size_t n_settings;
+  /* the QEMU launch the settings give, typed, for those who launch it (boot-test) */
+  struct {
+    char *machine_type;       /* as set: the profile's, pc or q35 */
+    char *kernel_params;      /* the profile's, NULL: none */
+    unsigned pcie_root_port;  /* 0: not set */
+    long long default_memory; /* MiB; 0: Kata's default */
+  } qemu;
 };
 
 struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p);

@@ -16,6 +16,7 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "exec.h"
+#include "kata-names.h"
 #include "kernel-seed.h"
 #include "stage.h"
 
@@ -554,17 +555,6 @@ struct kgb_installed *kgb_installed_free(struct kgb_installed *i) {
   return NULL;
 }
 
-char *kgb_kata_suffix(const struct kgb_profile *p) {
-  return kgb_strdup_printf("-%s-gpu", p->vendor);
-}
-
-char *kgb_kata_kver(const char *release, const char *suffix) {
-  size_t lr = strlen(release), ls = strlen(suffix);
-  if (lr > ls && STREQ(release + lr - ls, suffix))
-    return strndup(release, lr - ls);
-  return strdup(release);
-}
-
 /* Points link at target through link.tmp + rename, so the link is never missing. */
 static int replace_symlink(const char *target, const char *link) {
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.%d", link, (int)getpid());
@@ -589,9 +579,7 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_free_ char *kver = suffix ? kgb_kata_kver(b->release, suffix) : NULL;
   if (!in || !suffix || !kver)
     return -ENOMEM;
-  const char *destdir = o->destdir ? o->destdir : "";
-  const char *prefix = o->prefix ? o->prefix : "/usr";
-  in->dir = kgb_strdup_printf("%s%s/share/kata-containers", destdir, prefix);
+  in->dir = kgb_kata_share_dir(o->destdir, o->prefix);
   if (!in->dir)
     return -ENOMEM;
   int r = mkdir_p(in->dir, 0755);
@@ -605,7 +593,7 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
                {"System.map", "System.map"}};
   for (size_t i = 0; i < ELEMENTSOF(files); i++) {
     _cleanup_free_ char *name =
-        kgb_strdup_printf("%s-%s-%d%s", files[i].kata_name, kver, p->kernel.cfgver, suffix);
+        kgb_kata_kernel_file(files[i].kata_name, kver, p->kernel.cfgver, suffix);
     _cleanup_free_ char *src = strjoin_path(b->stage_dir, files[i].stage_name);
     _cleanup_free_ char *dst = name ? strjoin_path(in->dir, name) : NULL;
     if (!name || !src || !dst)
@@ -625,9 +613,9 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
   }
   for (size_t i = 0; i < 2; i++) {
     const char *kind = i == 0 ? "vmlinuz" : "vmlinux";
-    _cleanup_free_ char *target =
-        kgb_strdup_printf("%s-%s-%d%s", kind, kver, p->kernel.cfgver, suffix);
-    _cleanup_free_ char *link = kgb_strdup_printf("%s/%s%s.container", in->dir, kind, suffix);
+    _cleanup_free_ char *target = kgb_kata_kernel_file(kind, kver, p->kernel.cfgver, suffix);
+    _cleanup_free_ char *name = kgb_kata_kernel_link(kind, suffix);
+    _cleanup_free_ char *link = name ? strjoin_path(in->dir, name) : NULL;
     if (!target || !link)
       return -ENOMEM;
     r = replace_symlink(target, link);

@@ -3,6 +3,7 @@
  * stage key; and `kernel install` under Kata's file names. */
 #pragma once
 
+#include "kata-names.h"
 #include "kernel-config.h"
 
 struct kgb_build_opts {
@@ -94,10 +95,6 @@ struct kgb_installed {
 struct kgb_installed *kgb_installed_free(struct kgb_installed *i);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_installed *, kgb_installed_free)
 
-/* The Kata name suffix of a build: "-<vendor>-gpu". */
-char *kgb_kata_suffix(const struct kgb_profile *p);
-/* "6.1.192" from release "6.1.192-nvidia-gpu" and suffix "-nvidia-gpu". */
-char *kgb_kata_kver(const char *release, const char *suffix);
 int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
                        const struct kgb_build_result *b, const struct kgb_install_opts *o,
                        struct kgb_installed **ret);

@@ -111,8 +111,8 @@ static int install_outputs(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (r < 0)
     return r;
   bool initrd = res->format == KGB_IMAGE_INITRD;
-  _cleanup_free_ char *img =
-      kgb_strdup_printf("%s/kata-containers-%s%s.img", in->dir, initrd ? "initrd-" : "", p->name);
+  _cleanup_free_ char *name = kgb_kata_image_file(p, initrd);
+  _cleanup_free_ char *img = name ? strjoin_path(in->dir, name) : NULL;
   if (!img)
     return -ENOMEM;
   r = copy_file_if_changed(res->image->path, img, 0644);
