@@ -133,22 +133,13 @@ int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, ch
   return EXIT_OK;
 }
 
-void format_size(char buf[32], unsigned long long bytes) {
-  if (bytes >= 1024ULL * 1024 * 1024)
-    snprintf(buf, 32, "%.2f GiB", (double)bytes / (1024.0 * 1024 * 1024));
-  else if (bytes >= 1024ULL * 1024)
-    snprintf(buf, 32, "%.1f MiB", (double)bytes / (1024.0 * 1024));
-  else
-    snprintf(buf, 32, "%.1f KiB", (double)bytes / 1024.0);
-}
-
 void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r) {
-  char size[32];
-  format_size(size, r->bytes);
+  char size[FORMAT_SIZE_MAX];
+  format_size(size, sizeof(size), r->bytes, FORMAT_SIZE_DECIMAL);
   cli_msg(cli, "  content: %s in %llu files and %llu directories; largest directories:\n", size,
           (unsigned long long)r->files, (unsigned long long)r->dirs);
   for (size_t i = 0; i < r->n_top; i++) {
-    format_size(size, r->top[i].bytes);
+    format_size(size, sizeof(size), r->top[i].bytes, FORMAT_SIZE_DECIMAL);
     cli_msg(cli, "    %10s  %s\n", size, r->top[i].path);
   }
 }
@@ -189,8 +180,8 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
   }
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  char size[32];
-  format_size(size, res->report.bytes);
+  char size[FORMAT_SIZE_MAX];
+  format_size(size, sizeof(size), res->report.bytes, FORMAT_SIZE_DECIMAL);
   if (res->cached)
     cli_msg(cli, "rootfs: '%s' for %s is up to date ('%s'), nothing ran\n", p->name,
             res->kernel->release, res->stage_dir);
