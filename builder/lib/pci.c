@@ -5,7 +5,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,13 +423,7 @@ const struct kgb_pci_bar *kgb_pci_large_bar(const struct kgb_pci_dev *d) {
   return best;
 }
 
-char *kgb_format_size(uint64_t bytes) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  size_t u = 0;
-  while (u + 1 < ELEMENTSOF(units) && bytes >= ((uint64_t)1024 << (10 * u)))
-    u++;
-  return kgb_strdup_printf("%" PRIu64 " %s", bytes >> (10 * u), units[u]);
-}
+char *kgb_format_size(uint64_t bytes) { return strdup(FORMAT_SIZE(bytes, FORMAT_SIZE_UNIT)); }
 
 const char *kgb_pci_vendor_label(unsigned vendor) {
   switch (vendor) {
