@@ -140,13 +140,6 @@ static bool config_mentions(const char *text, const char *symbol) {
   return a && b && (strstr(text, a) || strstr(text, b) || startswith(text, a + 1));
 }
 
-static bool release_before(const char *release, unsigned major, unsigned minor) {
-  unsigned a = 0, b = 0;
-  if (!release || sscanf(release, "%u.%u", &a, &b) != 2)
-    return false;
-  return a < major || (a == major && b < minor);
-}
-
 static int add_symbol(struct kgb_host_report *r, const char *name, const char *text,
                       bool required) {
   for (size_t i = 0; i < r->n_symbols; i++)
@@ -374,7 +367,7 @@ static int check_kernel(struct kgb_ctx *ctx, struct kgb_host_report *r, const st
   /* CONFIG_VFIO_MDEV_DEVICE was folded into CONFIG_VFIO_MDEV in Linux 5.13. */
   if (strv_contains(req, "CONFIG_VFIO_MDEV") && !strv_contains(req, "CONFIG_VFIO_MDEV_DEVICE") &&
       ((text && config_mentions(text, "CONFIG_VFIO_MDEV_DEVICE")) ||
-       release_before(r->release, 5, 13)))
+       (r->release && version_compare(r->release, "5.13") < 0)))
     if (strv_extend(&req, "CONFIG_VFIO_MDEV_DEVICE") < 0)
       return -ENOMEM;
   for (size_t i = 0; req && req[i]; i++)
