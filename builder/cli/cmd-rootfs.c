@@ -2,7 +2,6 @@
  * stdout), `rootfs check` (the module checks on any tree) and `rootfs recipes` (what the
  * recipes do and which settings they take). */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -358,6 +357,10 @@ static int run_check(struct cli *cli, int argc, char **argv) {
   return check->n_problems ? EXIT_MISMATCH : EXIT_OK;
 }
 
+static bool is_recipe_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".recipe");
+}
+
 static int run_recipes(struct cli *cli, int argc, char **argv) {
   static const struct option opts[] = {
       {"profile", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {}};
@@ -389,18 +392,11 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
     if (!dir)
       return EXIT_FAIL;
     /* the shipped recipes, in name order */
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, NULL, alphasort);
-    if (n < 0)
-      return cli_fail(cli, -errno, "listing recipes");
-    for (int i = 0; i < n; i++) {
-      if (endswith(list[i]->d_name, ".recipe") && list[i]->d_name[0] != '.')
-        r = strv_push(&names, strndup(list[i]->d_name, strlen(list[i]->d_name) - 7));
-      free(list[i]);
-    }
-    free(list);
-    if (r < 0)
-      return EXIT_FAIL;
+    if ((r = readdir_sorted(dir, READDIR_NO_HIDDEN, is_recipe_file, NULL, &names)) < 0)
+      return cli_fail(cli, r, "listing recipes");
+    for (size_t i = 0; names[i]; i++)
+      names[i][strlen(names[i]) - 7] = '\0';
+    strv_sort(names);
   }
   _cleanup_(kgb_recipes_freep) struct kgb_recipe **recipes = NULL;
   r = kgb_recipes_resolve(cli->ctx, names, NULL, &recipes);

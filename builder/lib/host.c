@@ -692,17 +692,17 @@ static int check_mig_mode(struct kgb_host_report *r, const char *mode,
   return e;
 }
 
+static bool is_render_node(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return startswith(name, "renderD");
+}
+
 static int check_render_node(struct kgb_host_report *r, const char *dev_root) {
   _cleanup_free_ char *dri = strjoin_path(dev_root, "dri");
-  DIR *d = dri ? opendir(dri) : NULL;
+  _cleanup_strv_free_ char **nodes = NULL;
   _cleanup_free_ char *found = NULL;
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)) && !found)
-      if (startswith(de->d_name, "renderD"))
-        found = kgb_strdup_printf("%s/%s", dri, de->d_name);
-    closedir(d);
-  }
+  /* the first by name: the same host gives the same report */
+  if (dri && readdir_sorted(dri, 0, is_render_node, NULL, &nodes) >= 0 && nodes[0])
+    found = kgb_strdup_printf("%s/%s", dri, nodes[0]);
   if (found)
     return add_note(r, kgb_strdup_printf("virgl renders on the host through %s", found));
   return add_note(r, kgb_strdup_printf("no DRM render node under '%s': virglrenderer falls back "
@@ -1236,31 +1236,17 @@ static int read_mdev(struct kgb_ctx *ctx, const char *uuid, struct kgb_mdev *m) 
   return 0;
 }
 
-static int cmp_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int kgb_mdev_list(struct kgb_ctx *ctx, struct kgb_mdev **ret, size_t *ret_n) {
   _cleanup_free_ char *dir = strjoin_path(ctx->sysfs, "bus/mdev/devices");
   if (!dir)
     return -ENOMEM;
   struct kgb_mdev *v = NULL;
   size_t n = 0;
-  DIR *d = opendir(dir);
   _cleanup_strv_free_ char **names = NULL;
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)))
-      if (de->d_name[0] != '.' && strv_extend(&names, de->d_name) < 0) {
-        closedir(d);
-        return -ENOMEM;
-      }
-    closedir(d);
-  }
+  /* no mdev bus (no mediated device driver loaded) is no mdev */
+  if (readdir_sorted(dir, READDIR_NO_HIDDEN, NULL, NULL, &names) == -ENOMEM)
+    return -ENOMEM;
   size_t total = strv_length(names);
-  if (total) {
-    qsort(names, total, sizeof(char *), cmp_name);
-  }
   v = calloc(total + 1, sizeof(*v));
   if (!v)
     return -ENOMEM;

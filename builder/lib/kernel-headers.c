@@ -178,10 +178,6 @@ static int collect_headers(const char *src, const char *obj, const char *srcarch
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int write_headers_tar(struct kgb_ctx *ctx, const struct kgb_build_result *b,
                              const char *srcarch, const char *out) {
   struct fileset fs = {HASHMAP_INIT, NULL, NULL};
@@ -197,7 +193,8 @@ static int write_headers_tar(struct kgb_ctx *ctx, const struct kgb_build_result 
     return -ENOMEM;
   }
   memcpy(sorted, fs.rel, n * sizeof(char *));
-  qsort(sorted, n, sizeof(char *), cmp_str);
+  sorted[n] = NULL;
+  strv_sort(sorted);
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", out);
   _cleanup_close_ int fd = tmp ? mkostemp(tmp, O_CLOEXEC) : -1;
   if (fd < 0) {

@@ -10,7 +10,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -33,10 +32,6 @@
 #define KGB_BOOTSTRAP_STAGE_VERSION "bootstrap 1"
 #define KGB_ROOTFS_STAGE_VERSION "rootfs 1"
 #define KGB_IMAGE_STAGE_VERSION "image 1"
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* ================================================================ apt sources ==== */
 
@@ -238,6 +233,10 @@ static int read_sources(const char *path, struct kgb_apt_sources *out) {
   return r;
 }
 
+static bool is_sources_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".list") || endswith(name, ".sources");
+}
+
 int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_apt_sources *ret) {
   struct kgb_apt_sources out = {0};
   _cleanup_free_ char *list = strjoin_path(apt_dir, "sources.list");
@@ -245,18 +244,10 @@ int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_ap
   if (!list || !dir)
     return -ENOMEM;
   int r = read_list(list, &out);
-  DIR *d = r >= 0 ? opendir(dir) : NULL;
   _cleanup_strv_free_ char **names = NULL;
-  if (d) {
-    struct dirent *de;
-    while (r >= 0 && (de = readdir(d)))
-      if (de->d_name[0] != '.' &&
-          (endswith(de->d_name, ".list") || endswith(de->d_name, ".sources")))
-        r = strv_extend(&names, de->d_name);
-    closedir(d);
-  }
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
+  /* no sources.list.d (or an unreadable one): sources.list is all there is */
+  if (r >= 0 && readdir_sorted(dir, READDIR_NO_HIDDEN, is_sources_file, NULL, &names) == -ENOMEM)
+    r = -ENOMEM;
   for (size_t i = 0; r >= 0 && names && names[i]; i++) {
     _cleanup_free_ char *p = strjoin_path(dir, names[i]);
     if (!p)
@@ -606,7 +597,7 @@ static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
     for (size_t i = 0; i < n_pkgs; i++)
       if (!(b->packages[i] = strdup(p->rootfs.packages[i])))
         return -ENOMEM;
-    qsort(b->packages, n_pkgs, sizeof(char *), cmp_str);
+    strv_sort(b->packages);
     for (size_t i = 0; i < n_pkgs; i++) {
       if (kept && STREQ(b->packages[kept - 1], b->packages[i]))
         free(b->packages[i]);
@@ -1035,18 +1026,11 @@ static int copy_into_root(struct kgb_ctx *ctx, const char *root, const char *src
   if (lstat(host, &hst) < 0 || !S_ISDIR(hst.st_mode))
     return kgb_error(ctx, -ENOTDIR, "'%s' is not a directory: cannot copy '%s' into it", host, src);
   lchown(host, 0, 0);
-  DIR *d = opendir(src);
-  if (!d)
-    return kgb_error(ctx, -errno, "cannot read '%s': %m", src);
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  r = readdir_sorted(src, 0, NULL, NULL, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : kgb_error(ctx, r, "cannot read '%s': %s", src, strerror(-r));
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *s = strjoin_path(src, names[i]);
     _cleanup_free_ char *p = kgb_strdup_printf("%s/%s", STREQ(path, "/") ? "" : path, names[i]);
     r = s && p ? copy_into_root(ctx, root, s, p, 0) : -ENOMEM;
@@ -1081,6 +1065,10 @@ static int remove_in_root(struct kgb_ctx *ctx, const char *root, const char *pat
   return r < 0 ? kgb_error(ctx, r, "cannot remove '%s': %s", host, strerror(-r)) : 0;
 }
 
+static bool matches_pattern(_unused_ int dir_fd, const char *name, void *pattern) {
+  return fnmatch(pattern, name, 0) == 0;
+}
+
 /* Removes the entries of dir in root that match pattern. */
 static int remove_matching(struct kgb_ctx *ctx, const char *root, const char *dir,
                            const char *pattern) {
@@ -1088,17 +1076,11 @@ static int remove_matching(struct kgb_ctx *ctx, const char *root, const char *di
   int r = kgb_root_resolve(root, dir, true, &host);
   if (r < 0)
     return r;
-  DIR *d = opendir(host);
-  if (!d)
-    return 0;
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") &&
-        fnmatch(pattern, de->d_name, 0) == 0 && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  r = readdir_sorted(host, 0, matches_pattern, (void *)pattern, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : 0; /* nothing there: nothing to remove */
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *p = kgb_strdup_printf("%s/%s", dir, names[i]);
     r = p ? remove_in_root(ctx, root, p) : -ENOMEM;
   }
@@ -1444,19 +1426,11 @@ static int hash_source(struct kgb_ctx *ctx, const char *path, struct sbuf *sb) {
   }
   if (!S_ISDIR(st.st_mode))
     return kgb_error(ctx, -EINVAL, "'%s' is neither a file, a directory nor a link", path);
-  DIR *d = opendir(path);
-  if (!d)
-    return kgb_error(ctx, -errno, "cannot read '%s': %m", path);
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  int r = readdir_sorted(path, 0, NULL, NULL, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *sub = strjoin_path(path, names[i]);
     struct stat s2;
     if (!sub)
