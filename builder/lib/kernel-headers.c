@@ -17,20 +17,16 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "kernel-build.h"
 
 #define KGB_HEADERS_STAGE_VERSION "headers 1"
 
-static const char *const format_names[_KGB_HEADERS_FORMAT_MAX] = {
+static const char *const kgb_headers_format_table[_KGB_HEADERS_FORMAT_MAX] = {
     [KGB_HEADERS_DEB] = "deb", [KGB_HEADERS_RPM] = "rpm", [KGB_HEADERS_TAR] = "tar"};
 
-enum kgb_headers_format kgb_headers_format_from_string(const char *s) {
-  for (int i = 0; i < _KGB_HEADERS_FORMAT_MAX; i++)
-    if (STREQ(s, format_names[i]))
-      return (enum kgb_headers_format)i;
-  return _KGB_HEADERS_FORMAT_INVALID;
-}
+DEFINE_STRING_TABLE_FROM_STRING(kgb_headers_format, enum kgb_headers_format);
 
 struct kgb_headers_result *kgb_headers_result_free(struct kgb_headers_result *h) {
   if (!h)
@@ -302,8 +298,8 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      "-H rpm needs rpmbuild, which is not installed: apt-get install "
                      "rpm, or use -H deb or -H tar");
   const char *build_key = strrchr(b->stage_dir, '/') + 1;
-  _cleanup_free_ char *keysrc =
-      kgb_strdup_printf("%s\n%s\n%s\n", KGB_HEADERS_STAGE_VERSION, build_key, format_names[fmt]);
+  _cleanup_free_ char *keysrc = kgb_strdup_printf("%s\n%s\n%s\n", KGB_HEADERS_STAGE_VERSION,
+                                                  build_key, kgb_headers_format_table[fmt]);
   char key[65];
   if (!keysrc || kgb_sha256_hex(keysrc, strlen(keysrc), key) < 0)
     return -ENOMEM;

@@ -13,20 +13,19 @@
 #include <sys/stat.h>
 
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "chroot.h"
 #include "exec.h"
 
-static const char *const kind_names[_KGB_MODCHECK_KIND_MAX] = {
+static const char *const kgb_modcheck_kind_table[_KGB_MODCHECK_KIND_MAX] = {
     [KGB_MODCHECK_VERMAGIC] = "vermagic",     [KGB_MODCHECK_DEPENDENCY] = "dependency",
     [KGB_MODCHECK_SYMBOL] = "symbol",         [KGB_MODCHECK_MODULES_DEP] = "modules.dep",
     [KGB_MODCHECK_RELEASE] = "release",       [KGB_MODCHECK_LIBRARY] = "library",
     [KGB_MODCHECK_UNREADABLE] = "unreadable",
 };
 
-const char *kgb_modcheck_kind_to_string(enum kgb_modcheck_kind k) {
-  return k >= 0 && k < _KGB_MODCHECK_KIND_MAX ? kind_names[k] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(kgb_modcheck_kind, enum kgb_modcheck_kind);
 
 struct kgb_modcheck *kgb_modcheck_free(struct kgb_modcheck *c) {
   if (!c)
