@@ -511,10 +511,12 @@ static int run_tool(struct kgb_ctx *ctx, char *const *argv, char *const *env, co
                     const char *what) {
   struct kgb_exec_opts eo = {.env = env, .log_path = log_path};
   int r = kgb_exec(ctx, argv, &eo);
-  if (r == -ENOENT)
+  if (r == -ENOENT) {
+    kgb_error_clear(ctx); /* "cannot run 'mkfs.erofs'": what to install says more */
     return kgb_error(ctx, r, "%s is not installed: %s", argv[0],
                      STREQ(argv[0], "mkfs.erofs") ? "apt-get install erofs-utils"
                                                   : "apt-get install e2fsprogs");
+  }
   if (r < 0)
     return r;
   if (r != 0) {

@@ -738,9 +738,11 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
            b->arch, tool, log_path);
   kgb_progress(ctx, "bootstrapping the base system", 0, 0);
   r = kgb_ns_run(ctx, argv, &co);
-  if (r == -ENOENT)
+  if (r == -ENOENT) {
+    kgb_error_clear(ctx); /* "cannot run 'mmdebstrap'": what to install says more */
     return kgb_error(ctx, r, "%s is not installed: apt-get install mmdebstrap (or debootstrap)",
                      tool);
+  }
   if (r < 0)
     return r;
   if (r != 0) {
@@ -1134,22 +1136,6 @@ static int apt_install(struct run *run, char *const *packages, const char *what)
   return chroot_step(run, argv, NULL, NULL, what);
 }
 
-/* Puts what failed in front of the deeper layer's detail: "recipe 'x' input 'y': <why>". */
-static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
-static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  _cleanup_free_ char *what = NULL;
-  int n = vasprintf(&what, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return err;
-  const char *d = kgb_error_detail(ctx);
-  _cleanup_free_ char *inner = strdup(d ? d : strerror(-err));
-  kgb_error_clear(ctx);
-  return kgb_error(ctx, err, "%s: %s", what, inner ? inner : "");
-}
-
 /* An input: downloaded (or a local path) checked against its SHA-256, then its file, or the
  * member `extract` of it as an archive, put at its destination. */
 static int install_input(struct run *run, const struct kgb_recipe *r,
@@ -1161,8 +1147,8 @@ static int install_input(struct run *run, const struct kgb_recipe *r,
   _cleanup_free_ char *file = NULL;
   int rc = kgb_fetch_file(run->ctx, in->url, &fo, &file);
   if (rc < 0)
-    return rewrap(run->ctx, rc, "recipe '%s' input '%s' (%s:%u)", r->name, in->name, r->path,
-                  in->line);
+    return kgb_error_prefix(run->ctx, rc, "recipe '%s' input '%s' (%s:%u)", r->name, in->name,
+                            r->path, in->line);
   mode_t mode = in->mode ? in->mode : 0644;
   if (!in->extract || !*in->extract) {
     _cleanup_free_ char *host = NULL;
@@ -1241,8 +1227,8 @@ static int run_recipe(struct run *run, const struct kgb_recipe *r, size_t index,
     } else
       rc = copy_into_root(run->ctx, run->root, f->source, f->path, f->mode);
     if (rc < 0)
-      return rewrap(run->ctx, rc, "recipe '%s' (%s:%u): installing '%s'", r->name, r->path, f->line,
-                    f->path);
+      return kgb_error_prefix(run->ctx, rc, "recipe '%s' (%s:%u): installing '%s'", r->name,
+                              r->path, f->line, f->path);
   }
   for (size_t i = 0; i < r->n_steps; i++) {
     const struct kgb_recipe_step *s = &r->steps[i];
