@@ -605,22 +605,23 @@ static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, u
   if (r < 0)
     return r;
   struct machine m = {0};
+  bool oom = false; /* toml_unquote failed: no default may stand in for the plan's value */
   for (size_t i = 0; i < plan->n_settings; i++) {
     const struct kgb_kata_setting *s = &plan->settings[i];
     if (!STREQ(s->table, "hypervisor.qemu") || s->clear)
       continue;
     if (STREQ(s->key, "machine_type") && !m.type)
-      m.type = toml_unquote(s->value);
+      oom |= !(m.type = toml_unquote(s->value));
     else if (STREQ(s->key, "kernel_params") && !m.params)
-      m.params = toml_unquote(s->value);
+      oom |= !(m.params = toml_unquote(s->value));
     else if (STREQ(s->key, "pcie_root_port"))
       m.root_ports = (unsigned)strtoul(s->value, NULL, 10);
     else if (STREQ(s->key, "default_memory"))
       m.profile_memory = (unsigned)strtoul(s->value, NULL, 10);
   }
-  if (!m.type)
+  if (!m.type && !oom)
     m.type = strdup("q35");
-  if (!m.type) {
+  if (!m.type || oom) {
     machine_release(&m);
     return -ENOMEM;
   }

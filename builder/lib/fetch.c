@@ -926,6 +926,9 @@ int kgb_kernel_url_for_version(struct kgb_ctx *ctx, const char *tmpl, const char
     sbuf_release(&sb);
     return r;
   }
-  *ret = sbuf_steal(&sb);
+  char *url = sbuf_steal(&sb);
+  if (!url)
+    return -ENOMEM;
+  *ret = url;
   return 0;
 }

@@ -537,9 +537,11 @@ static int check_group(struct kgb_ctx *ctx, struct kgb_host_report *r,
   int e = 0;
   if (n)
     e = add_problem(r,
-                    kgb_strdup_printf("IOMMU group %d of %s is shared with %s: the whole group "
-                                      "goes to the VM",
-                                      g->dev.iommu_group, g->dev.bdf, sbuf_str(&who)),
+                    who.err || fix.err
+                        ? NULL
+                        : kgb_strdup_printf("IOMMU group %d of %s is shared with %s: the whole "
+                                            "group goes to the VM",
+                                            g->dev.iommu_group, g->dev.bdf, sbuf_str(&who)),
                     kgb_strdup_printf("%s (the container then gets all of /dev/vfio/%d), or put "
                                       "the GPU in a slot with its own IOMMU group",
                                       sbuf_str(&fix), g->dev.iommu_group));
@@ -761,8 +763,9 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
         sbuf_addf(&sb, "%s%s (%04x:%04x)", i ? ", " : "", r->gpus[i].dev.bdf, r->gpus[i].dev.vendor,
                   r->gpus[i].dev.device);
       e = add_problem(r,
-                      kgb_strdup_printf("no %s GPU (vendor %04x) on this host; it has %s",
-                                        kgb_pci_vendor_label(want), want, sbuf_str(&sb)),
+                      sb.err ? NULL
+                             : kgb_strdup_printf("no %s GPU (vendor %04x) on this host; it has %s",
+                                                 kgb_pci_vendor_label(want), want, sbuf_str(&sb)),
                       strdup("use a profile for this host's GPU ('kata-gpu-builder profiles' "
                              "lists them)"));
       sbuf_release(&sb);

@@ -513,7 +513,7 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     sbuf_addf(
         &sb, ",\n  \"config_key\": \"%s\",\n  \"source_date_epoch\": %lld,\n  \"modules\": %s\n}\n",
         res->config->key, res->epoch, res->has_modules ? "true" : "false");
-    r = write_text(ctx, tmp, "manifest.json", sbuf_str(&sb));
+    r = sb.err ? -ENOMEM : write_text(ctx, tmp, "manifest.json", sbuf_str(&sb));
     sbuf_release(&sb);
   }
   if (r >= 0) {

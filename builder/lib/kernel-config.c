@@ -184,7 +184,7 @@ static int write_manifest(const char *dir, const char *key, const struct kgb_sou
   sbuf_add_json(&sb, cc);
   sbuf_adds(&sb, "\n}\n");
   _cleanup_free_ char *path = strjoin_path(dir, "manifest.json");
-  int r = path ? write_file_atomic(path, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
+  int r = path && !sb.err ? write_file_atomic(path, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
   sbuf_release(&sb);
   return r;
 }
@@ -193,7 +193,7 @@ static int stage_key(const char *source_key, const char *arch, const char *cc, c
                      char key[65]) {
   struct sbuf keysrc = SBUF_INIT;
   sbuf_addf(&keysrc, "%s\n%s\n%s\n%s\n%s", KGB_KCONFIG_STAGE_VERSION, source_key, arch, cc, merged);
-  int r = kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
+  int r = keysrc.err ? -ENOMEM : kgb_sha256_hex(sbuf_str(&keysrc), keysrc.len, key);
   sbuf_release(&keysrc);
   return r;
 }

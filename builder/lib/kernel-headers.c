@@ -368,7 +368,7 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
     for (size_t i = 0; files[i]; i++)
       sbuf_addf(&sb, "%s\n", strrchr(files[i], '/') + 1);
     _cleanup_free_ char *m = strjoin_path(tmp, "files");
-    r = m ? write_file_atomic(m, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
+    r = m && !sb.err ? write_file_atomic(m, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
     sbuf_release(&sb);
   }
   if (r >= 0) {

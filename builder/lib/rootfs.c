@@ -668,14 +668,14 @@ static int bootstrap_keys(struct bootstrap *b, const char *tool_version, long lo
   for (size_t i = 0; b->keyrings && b->keyrings[i]; i++)
     sbuf_addf(&sb, "keyring %s\n", b->keyrings[i]);
   char hex[65];
-  if (!sb.buf || kgb_sha256_hex(sb.buf, sb.len, hex) < 0) {
+  if (sb.err || kgb_sha256_hex(sbuf_str(&sb), sb.len, hex) < 0) {
     sbuf_release(&sb);
     return -ENOMEM;
   }
   b->base_id = strdup(hex);
   for (size_t i = 0; b->dates && b->dates[i]; i++)
     sbuf_addf(&sb, "date %s\n", b->dates[i]);
-  if (!b->base_id || !sb.buf || kgb_sha256_hex(sb.buf, sb.len, hex) < 0) {
+  if (!b->base_id || sb.err || kgb_sha256_hex(sbuf_str(&sb), sb.len, hex) < 0) {
     sbuf_release(&sb);
     return -ENOMEM;
   }
@@ -699,7 +699,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
     sbuf_addf(&pkgs, "%s%s", i ? "," : "", b->packages[i]);
   bool mm = STREQ(tool, "mmdebstrap");
   _cleanup_free_ char *dir = kgb_strdup_printf("%s/tree", tmp);
-  int r = out && epoch_env && dir && comps.buf ? 0 : -ENOMEM;
+  int r = out && epoch_env && dir && comps.buf && !comps.err && !pkgs.err ? 0 : -ENOMEM;
   if (r >= 0)
     r = strv_extend(&argv, tool);
   if (r >= 0)
@@ -757,7 +757,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
   struct sbuf sb = SBUF_INIT;
   for (size_t i = 0; b->lines[i]; i++)
     sbuf_addf(&sb, "%s\n", b->lines[i]);
-  r = list && sb.buf ? write_file_atomic(list, sb.buf, sb.len, 0644) : -ENOMEM;
+  r = list && !sb.err ? write_file_atomic(list, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
   sbuf_release(&sb);
   /* debootstrap installs from the first mirror only: the updates and security suites, as
    * mmdebstrap would have used them */
@@ -901,7 +901,7 @@ static int bootstrap_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     }
     sbuf_adds(&sb, "]\n}\n");
     _cleanup_free_ char *mpath = strjoin_path(tmp, "manifest.json");
-    r = mpath && sb.buf ? write_file_atomic(mpath, sb.buf, sb.len, 0644) : -ENOMEM;
+    r = mpath && !sb.err ? write_file_atomic(mpath, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
     sbuf_release(&sb);
     sbuf_release(&st);
   }
@@ -1513,11 +1513,11 @@ static int write_rootfs_manifest(struct kgb_ctx *ctx, const char *dir, const str
   }
   sbuf_adds(&sb, "\n  ]\n}\n");
   _cleanup_free_ char *m = strjoin_path(dir, "manifest.json"), *s = strjoin_path(dir, "state");
-  int r = m && s && sb.buf && st.buf ? 0 : -ENOMEM;
+  int r = m && s && !sb.err && !st.err ? 0 : -ENOMEM;
   if (r >= 0)
-    r = write_file_atomic(s, st.buf, st.len, 0644);
+    r = write_file_atomic(s, sbuf_str(&st), st.len, 0644);
   if (r >= 0)
-    r = write_file_atomic(m, sb.buf, sb.len, 0644);
+    r = write_file_atomic(m, sbuf_str(&sb), sb.len, 0644);
   sbuf_release(&sb);
   sbuf_release(&st);
   return r < 0 ? kgb_error(ctx, r, "cannot write the manifest in '%s': %s", dir, strerror(-r)) : 0;
@@ -1702,7 +1702,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   for (size_t i = 0; r >= 0 && plan[i]; i++)
     r = describe_recipe(ctx, plan[i], &ks);
   char key[65];
-  if (r < 0 || !ks.buf || kgb_sha256_hex(ks.buf, ks.len, key) < 0) {
+  if (r < 0 || ks.err || kgb_sha256_hex(sbuf_str(&ks), ks.len, key) < 0) {
     sbuf_release(&ks);
     return r < 0 ? r : -ENOMEM;
   }
@@ -1945,9 +1945,9 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (res->info.uuid)
       sbuf_addf(&st, "uuid %s\n", res->info.uuid);
     _cleanup_free_ char *m = strjoin_path(tmp, "manifest.json"), *s = strjoin_path(tmp, "state");
-    r = m && s && sb.buf && st.buf ? write_file_atomic(s, st.buf, st.len, 0644) : -ENOMEM;
+    r = m && s && !sb.err && !st.err ? write_file_atomic(s, sbuf_str(&st), st.len, 0644) : -ENOMEM;
     if (r >= 0)
-      r = write_file_atomic(m, sb.buf, sb.len, 0644);
+      r = write_file_atomic(m, sbuf_str(&sb), sb.len, 0644);
     sbuf_release(&sb);
     sbuf_release(&st);
   }
