@@ -101,7 +101,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   } else {
     sbuf_addf(&sb, "%s\n", path);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -270,7 +270,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   } else {
     sbuf_addf(&sb, "%s\n", res->root);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -344,7 +344,7 @@ static int run_check(struct cli *cli, int argc, char **argv) {
       sbuf_adds(&sb, "}");
     }
     sbuf_adds(&sb, check->n_problems ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out(sbuf_str(&sb));
+    r = cli_out_sbuf(&sb);
     sbuf_release(&sb);
     if (r < 0)
       return EXIT_FAIL;
@@ -445,7 +445,7 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
   }
   if (cli->json)
     sbuf_adds(&sb, "\n]\n");
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
