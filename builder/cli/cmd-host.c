@@ -247,7 +247,9 @@ static int run_check(struct cli *cli, int argc, char **argv) {
     render_table(&sb, rep);
     text = sbuf_steal(&sb);
   }
-  if (!text || cli_out(text) < 0)
+  if (!text)
+    return cli_fail(cli, -ENOMEM, "host check");
+  if (cli_out(text) < 0)
     return EXIT_FAIL;
   return rep->ready ? EXIT_OK : EXIT_MISMATCH;
 }
