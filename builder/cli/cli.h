@@ -47,6 +47,10 @@ int cli_bad_option(struct cli *cli, const char *cmd, const char *arg, const char
 void cli_msg(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes s to stdout and checks for write errors. */
 int cli_out(const char *s);
+struct sbuf;
+/* cli_out of a text built in sb; a failed append (sb's sticky error) prints nothing of it, says
+ * so on stderr and returns the error: data on stdout is whole or absent. */
+int cli_out_sbuf(const struct sbuf *sb);
 void cli_progress_install(struct cli *cli);
 void cli_progress_done(void);
 const char *cli_closest(const char *word, const char *const *candidates);

@@ -328,7 +328,7 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
     render_json(&sb, p, o.engine.kernel, res);
   else
     render_table(&sb, p, res);
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   if (r < 0)
     return EXIT_FAIL;

@@ -159,7 +159,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
     render_json(&sb, p, res, status);
   else if (!cli->json && r == 0 && !cli->dry_run)
     sbuf_addf(&sb, "%s\n", res->destdir);
-  if (sb.len && cli_out(sbuf_str(&sb)) < 0)
+  if (sb.len && cli_out_sbuf(&sb) < 0)
     status = EXIT_FAIL;
   sbuf_release(&sb);
   return status;

@@ -247,7 +247,9 @@ static int run_check(struct cli *cli, int argc, char **argv) {
     render_table(&sb, rep);
     text = sbuf_steal(&sb);
   }
-  if (!text || cli_out(text) < 0)
+  if (!text)
+    return cli_fail(cli, -ENOMEM, "host check");
+  if (cli_out(text) < 0)
     return EXIT_FAIL;
   return rep->ready ? EXIT_OK : EXIT_MISMATCH;
 }
@@ -306,7 +308,7 @@ static int report_bind(struct cli *cli, const struct kgb_bind_result *b, bool bi
       cli_msg(cli, "%s: not bound to vfio-pci (%s%s): nothing to undo\n", b->bdf,
               b->before ? "driver " : "no driver", b->before ? b->before : "");
   }
-  int r = cli_out(sbuf_str(&sb));
+  int r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -430,7 +432,7 @@ static int run_mdev_list(struct cli *cli, int argc, char **argv) {
   for (size_t i = 0; i < n; i++)
     kgb_mdev_release(&m[i]);
   free(m);
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -476,7 +478,7 @@ static int run_mdev_create(struct cli *cli, int argc, char **argv) {
             node ? node : "");
   }
   kgb_mdev_release(&m);
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -503,7 +505,7 @@ static int run_mdev_remove(struct cli *cli, int argc, char **argv) {
     sbuf_adds(&sb, "{\"removed\": ");
     sbuf_add_json(&sb, o.args[0]);
     sbuf_adds(&sb, "}\n");
-    r = cli_out(sbuf_str(&sb));
+    r = cli_out_sbuf(&sb);
     sbuf_release(&sb);
     if (r < 0)
       return EXIT_FAIL;

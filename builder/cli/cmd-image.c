@@ -47,9 +47,9 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   rootfs_args_release(&a);
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  char size[32], fs[32];
-  format_size(size, img->info.size);
-  format_size(fs, img->info.fs_size);
+  char size[FORMAT_SIZE_MAX], fs[FORMAT_SIZE_MAX];
+  format_size(size, sizeof(size), img->info.size, FORMAT_SIZE_DECIMAL);
+  format_size(fs, sizeof(fs), img->info.fs_size, FORMAT_SIZE_DECIMAL);
   if (img->cached)
     cli_msg(cli, "image: %s of '%s' is up to date ('%s')\n", format_s, p->name, img->path);
   else if (format == KGB_IMAGE_INITRD)
@@ -102,7 +102,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   } else {
     sbuf_addf(&sb, "%s\n", path);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

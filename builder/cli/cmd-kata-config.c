@@ -243,10 +243,15 @@ static int run_kata_config(struct cli *cli, int argc, char **argv) {
   }
   if (cli->json) {
     _cleanup_free_ char *j = render_json(plan, toml, written, o.patch ? &patch : NULL, o.check);
-    sbuf_adds(&out, j ? j : "");
+    if (!j) {
+      kgb_kata_patch_result_release(&patch);
+      sbuf_release(&out);
+      return cli_fail(cli, -ENOMEM, "kata-config");
+    }
+    sbuf_adds(&out, j);
   }
   kgb_kata_patch_result_release(&patch);
-  r = cli_out(sbuf_str(&out));
+  r = cli_out_sbuf(&out);
   sbuf_release(&out);
   return r < 0 ? EXIT_FAIL : status;
 }

@@ -155,7 +155,7 @@ static int verify_kernel(struct cli *cli, const struct verify_opts *o) {
       sbuf_adds(&sb, "}");
     }
     sbuf_adds(&sb, check->n_mismatches ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out(sbuf_str(&sb));
+    r = cli_out_sbuf(&sb);
     sbuf_release(&sb);
     if (r < 0)
       return EXIT_FAIL;
@@ -208,7 +208,7 @@ static int verify_modules(struct cli *cli, const struct verify_opts *o) {
       sbuf_adds(&sb, "}");
     }
     sbuf_adds(&sb, check->n_mismatches ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out(sbuf_str(&sb));
+    r = cli_out_sbuf(&sb);
     sbuf_release(&sb);
     if (r < 0)
       return EXIT_FAIL;

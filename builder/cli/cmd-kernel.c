@@ -305,7 +305,7 @@ static int run_config(struct cli *cli, int argc, char **argv) {
     render_json(&sb, p, config, res);
   else if (!o.output)
     sbuf_addf(&sb, "%s\n", config);
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   if (r < 0)
     return EXIT_FAIL;
@@ -377,7 +377,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   } else {
     sbuf_addf(&sb, "%s\n", b->stage_dir);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -417,7 +417,7 @@ static int run_install(struct cli *cli, int argc, char **argv) {
       sbuf_addf(&sb, "%s/%s\n", in->dir, in->files[i]);
     sbuf_addf(&sb, "%s\n%s\n", in->vmlinuz_link, in->vmlinux_link);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -457,7 +457,7 @@ static int run_headers(struct cli *cli, int argc, char **argv) {
     for (size_t i = 0; h->files[i]; i++)
       sbuf_addf(&sb, "%s\n", h->files[i]);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

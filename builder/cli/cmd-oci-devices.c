@@ -38,7 +38,9 @@ static int run_oci_devices(struct cli *cli, int argc, char **argv) {
   }
   if (status == EXIT_OK) {
     _cleanup_free_ char *json = kgb_oci_devices_json(devs, got);
-    if (!json || cli_out(json) < 0)
+    if (!json)
+      status = cli_fail(cli, -ENOMEM, "oci-devices");
+    else if (cli_out(json) < 0)
       status = EXIT_FAIL;
   }
   for (size_t i = 0; i < got; i++)

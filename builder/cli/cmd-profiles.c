@@ -70,7 +70,7 @@ static int run_profiles(struct cli *cli, int argc, char **argv) {
   }
   if (cli->json)
     sbuf_adds(&sb, "\n]\n");
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : status;
 }

@@ -2,7 +2,6 @@
  * stdout), `rootfs check` (the module checks on any tree) and `rootfs recipes` (what the
  * recipes do and which settings they take). */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -133,22 +132,13 @@ int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, ch
   return EXIT_OK;
 }
 
-void format_size(char buf[32], unsigned long long bytes) {
-  if (bytes >= 1024ULL * 1024 * 1024)
-    snprintf(buf, 32, "%.2f GiB", (double)bytes / (1024.0 * 1024 * 1024));
-  else if (bytes >= 1024ULL * 1024)
-    snprintf(buf, 32, "%.1f MiB", (double)bytes / (1024.0 * 1024));
-  else
-    snprintf(buf, 32, "%.1f KiB", (double)bytes / 1024.0);
-}
-
 void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r) {
-  char size[32];
-  format_size(size, r->bytes);
+  char size[FORMAT_SIZE_MAX];
+  format_size(size, sizeof(size), r->bytes, FORMAT_SIZE_DECIMAL);
   cli_msg(cli, "  content: %s in %llu files and %llu directories; largest directories:\n", size,
           (unsigned long long)r->files, (unsigned long long)r->dirs);
   for (size_t i = 0; i < r->n_top; i++) {
-    format_size(size, r->top[i].bytes);
+    format_size(size, sizeof(size), r->top[i].bytes, FORMAT_SIZE_DECIMAL);
     cli_msg(cli, "    %10s  %s\n", size, r->top[i].path);
   }
 }
@@ -190,8 +180,8 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
   }
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  char size[32];
-  format_size(size, res->report.bytes);
+  char size[FORMAT_SIZE_MAX];
+  format_size(size, sizeof(size), res->report.bytes, FORMAT_SIZE_DECIMAL);
   if (res->cached)
     cli_msg(cli, "rootfs: '%s' for %s is up to date ('%s'), nothing ran\n", p->name,
             res->kernel->release, res->stage_dir);
@@ -282,7 +272,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   } else {
     sbuf_addf(&sb, "%s\n", res->root);
   }
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
@@ -356,7 +346,7 @@ static int run_check(struct cli *cli, int argc, char **argv) {
       sbuf_adds(&sb, "}");
     }
     sbuf_adds(&sb, check->n_problems ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out(sbuf_str(&sb));
+    r = cli_out_sbuf(&sb);
     sbuf_release(&sb);
     if (r < 0)
       return EXIT_FAIL;
@@ -367,6 +357,10 @@ static int run_check(struct cli *cli, int argc, char **argv) {
   cli_msg(cli, "rootfs check: %zu modules for %s, %zu problem%s\n", check->n_modules, release,
           check->n_problems, check->n_problems == 1 ? "" : "s");
   return check->n_problems ? EXIT_MISMATCH : EXIT_OK;
+}
+
+static bool is_recipe_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".recipe");
 }
 
 static int run_recipes(struct cli *cli, int argc, char **argv) {
@@ -400,18 +394,11 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
     if (!dir)
       return EXIT_FAIL;
     /* the shipped recipes, in name order */
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, NULL, alphasort);
-    if (n < 0)
-      return cli_fail(cli, -errno, "listing recipes");
-    for (int i = 0; i < n; i++) {
-      if (endswith(list[i]->d_name, ".recipe") && list[i]->d_name[0] != '.')
-        r = strv_push(&names, strndup(list[i]->d_name, strlen(list[i]->d_name) - 7));
-      free(list[i]);
-    }
-    free(list);
-    if (r < 0)
-      return EXIT_FAIL;
+    if ((r = readdir_sorted(dir, READDIR_NO_HIDDEN, is_recipe_file, NULL, &names)) < 0)
+      return cli_fail(cli, r, "listing recipes");
+    for (size_t i = 0; names[i]; i++)
+      names[i][strlen(names[i]) - 7] = '\0';
+    strv_sort(names);
   }
   _cleanup_(kgb_recipes_freep) struct kgb_recipe **recipes = NULL;
   r = kgb_recipes_resolve(cli->ctx, names, NULL, &recipes);
@@ -460,7 +447,7 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
   }
   if (cli->json)
     sbuf_adds(&sb, "\n]\n");
-  r = cli_out(sbuf_str(&sb));
+  r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

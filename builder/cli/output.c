@@ -212,6 +212,15 @@ int cli_out(const char *s) {
   return 0;
 }
 
+int cli_out_sbuf(const struct sbuf *sb) {
+  if (sb->err) {
+    clear_progress();
+    fprintf(stderr, "kata-gpu-builder: error: cannot build the output: %s\n", strerror(-sb->err));
+    return sb->err;
+  }
+  return cli_out(sbuf_str(sb));
+}
+
 int cli_fail(struct cli *cli, int r, const char *what) {
   clear_progress();
   const char *detail = kgb_error_detail(cli->ctx);
@@ -226,7 +235,7 @@ int cli_fail(struct cli *cli, int r, const char *what) {
     sbuf_adds(&sb, "{\"error\": ");
     sbuf_add_json(&sb, msg ? msg : "out of memory");
     sbuf_adds(&sb, "}\n");
-    cli_out(sbuf_str(&sb));
+    cli_out_sbuf(&sb);
     sbuf_release(&sb);
   }
   return EXIT_FAIL;

@@ -28,7 +28,5 @@ int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, ch
 int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile **ret_profile,
                struct kgb_pipeline_result **ret);
 
-/* "123.4 MiB" */
-void format_size(char buf[32], unsigned long long bytes);
 /* The size, file count and ten largest directories, on stderr. */
 void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r);

@@ -25,28 +25,6 @@ struct kgb_allow *kgb_allow_free(struct kgb_allow *a) {
   return NULL;
 }
 
-static int compare_versions(const char *a, const char *b, bool prefix) {
-  while (*a || *b) {
-    if (prefix && !*b)
-      return 0;
-    unsigned long x = strtoul(a, (char **)&a, 10), y = strtoul(b, (char **)&b, 10);
-    if (x != y)
-      return x < y ? -1 : 1;
-    /* skip to the next numeric component; a suffix such as "-rc1" ends the comparison */
-    if (*a == '.')
-      a++;
-    else
-      a += strlen(a);
-    if (*b == '.')
-      b++;
-    else
-      b += strlen(b);
-  }
-  return 0;
-}
-
-int kgb_version_compare(const char *a, const char *b) { return compare_versions(a, b, false); }
-
 static bool valid_version(const char *s, size_t n) {
   if (n == 0 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[n - 1]))
     return false;
@@ -154,10 +132,10 @@ const struct kgb_allow_entry *kgb_allow_match(const struct kgb_allow *a, const c
       continue;
     if ((e->min || e->max) && !kver)
       continue;
-    if (e->min && kgb_version_compare(kver, e->min) < 0)
+    if (e->min && version_compare(kver, e->min) < 0)
       continue;
     /* an upper bound covers its whole series: ..6.1 includes 6.1.192 */
-    if (e->max && compare_versions(kver, e->max, true) > 0)
+    if (e->max && version_compare_series(kver, e->max) > 0)
       continue;
     return e;
   }

@@ -31,5 +31,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_allow *, kgb_allow_free)
  * range). An upper bound covers its series: ..6.1 includes 6.1.192. */
 const struct kgb_allow_entry *kgb_allow_match(const struct kgb_allow *a, const char *symbol,
                                               const char *kver);
-/* Compares dotted versions numerically, component by component ("6.1" < "6.1.5" < "6.10"). */
-int kgb_version_compare(const char *a, const char *b);

@@ -16,10 +16,6 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 const char *kgb_deb_arch(const char *arch) {
   if (STREQ(arch, "x86_64"))
     return "amd64";
@@ -226,6 +222,10 @@ static int read_sources(const char *path, struct kgb_apt_sources *out) {
   return r;
 }
 
+static bool is_sources_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".list") || endswith(name, ".sources");
+}
+
 int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_apt_sources *ret) {
   struct kgb_apt_sources out = {0};
   _cleanup_free_ char *list = strjoin_path(apt_dir, "sources.list");
@@ -233,18 +233,10 @@ int kgb_apt_sources_read(struct kgb_ctx *ctx, const char *apt_dir, struct kgb_ap
   if (!list || !dir)
     return -ENOMEM;
   int r = read_list(list, &out);
-  DIR *d = r >= 0 ? opendir(dir) : NULL;
   _cleanup_strv_free_ char **names = NULL;
-  if (d) {
-    struct dirent *de;
-    while (r >= 0 && (de = readdir(d)))
-      if (de->d_name[0] != '.' &&
-          (endswith(de->d_name, ".list") || endswith(de->d_name, ".sources")))
-        r = strv_extend(&names, de->d_name);
-    closedir(d);
-  }
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
+  /* no sources.list.d (or an unreadable one): sources.list is all there is */
+  if (r >= 0 && readdir_sorted(dir, READDIR_NO_HIDDEN, is_sources_file, NULL, &names) == -ENOMEM)
+    r = -ENOMEM;
   for (size_t i = 0; r >= 0 && names && names[i]; i++) {
     _cleanup_free_ char *p = strjoin_path(dir, names[i]);
     if (!p)

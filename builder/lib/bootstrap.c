@@ -26,10 +26,6 @@
 
 #define KGB_BOOTSTRAP_STAGE_VERSION "bootstrap 1"
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The Date of the suite's InRelease or Release file on the mirror. */
 static int mirror_date(struct kgb_ctx *ctx, const char *uri, const char *suite, char **ret) {
   static const char *const files[] = {"InRelease", "Release"};
@@ -101,7 +97,7 @@ static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
     for (size_t i = 0; i < n_pkgs; i++)
       if (!(b->packages[i] = strdup(p->rootfs.packages[i])))
         return -ENOMEM;
-    qsort(b->packages, n_pkgs, sizeof(char *), cmp_str);
+    strv_sort(b->packages);
     for (size_t i = 0; i < n_pkgs; i++) {
       if (kept && STREQ(b->packages[kept - 1], b->packages[i]))
         free(b->packages[i]);
@@ -170,7 +166,7 @@ static int bootstrap_keys(struct bootstrap *b, const char *tool_version, long lo
   for (size_t i = 0; b->keyrings && b->keyrings[i]; i++)
     sbuf_addf(&sb, "keyring %s\n", b->keyrings[i]);
   char hex[65];
-  if (!sb.buf || kgb_sha256_hex(sb.buf, sb.len, hex) < 0) {
+  if (sb.err || kgb_sha256_hex(sbuf_str(&sb), sb.len, hex) < 0) {
     sbuf_release(&sb);
     return -ENOMEM;
   }
@@ -197,7 +193,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
     sbuf_addf(&pkgs, "%s%s", i ? "," : "", b->packages[i]);
   bool mm = STREQ(tool, "mmdebstrap");
   _cleanup_free_ char *dir = kgb_strdup_printf("%s/tree", tmp);
-  int r = out && epoch_env && dir && comps.buf ? 0 : -ENOMEM;
+  int r = out && epoch_env && dir && comps.buf && !comps.err && !pkgs.err ? 0 : -ENOMEM;
   if (r >= 0)
     r = strv_extend(&argv, tool);
   if (r >= 0)
@@ -236,9 +232,11 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
            b->arch, tool, log_path);
   kgb_progress(ctx, "bootstrapping the base system", 0, 0);
   r = kgb_ns_run(ctx, argv, &co);
-  if (r == -ENOENT)
+  if (r == -ENOENT) {
+    kgb_error_clear(ctx); /* "cannot run 'mmdebstrap'": what to install says more */
     return kgb_error(ctx, r, "%s is not installed: apt-get install mmdebstrap (or debootstrap)",
                      tool);
+  }
   if (r < 0)
     return r;
   if (r != 0) {
@@ -253,7 +251,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
   struct sbuf sb = SBUF_INIT;
   for (size_t i = 0; b->lines[i]; i++)
     sbuf_addf(&sb, "%s\n", b->lines[i]);
-  r = list && sb.buf ? write_file_atomic(list, sb.buf, sb.len, 0644) : -ENOMEM;
+  r = list && !sb.err ? write_file_atomic(list, sbuf_str(&sb), sb.len, 0644) : -ENOMEM;
   sbuf_release(&sb);
   /* debootstrap installs from the first mirror only: the updates and security suites, as
    * mmdebstrap would have used them */

@@ -23,6 +23,7 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "exec.h"
 #include "ikconfig.h"
@@ -37,31 +38,18 @@
 #define HOTPLUG_ID "1af4:1041" /* virtio-net-pci behind a PCIe port (modern only) */
 #define LOG_TAIL_LINES 20
 
-static const char *const accel_names[_KGB_ACCEL_MAX] = {"auto", "kvm", "tcg"};
-static const char *const status_names[_KGB_CHECK_STATUS_MAX] = {"pass", "fail", "skipped"};
+static const char *const kgb_accel_table[_KGB_ACCEL_MAX] = {"auto", "kvm", "tcg"};
+DEFINE_STRING_TABLE_LOOKUP(kgb_accel, enum kgb_accel);
 
-enum kgb_accel kgb_accel_from_string(const char *s) {
-  for (size_t i = 0; s && i < _KGB_ACCEL_MAX; i++)
-    if (STREQ(s, accel_names[i]))
-      return (enum kgb_accel)i;
-  return _KGB_ACCEL_INVALID;
-}
-
-const char *kgb_accel_to_string(enum kgb_accel a) {
-  return a >= 0 && a < _KGB_ACCEL_MAX ? accel_names[a] : NULL;
-}
+static const char *const kgb_check_status_table[_KGB_CHECK_STATUS_MAX] = {"pass", "fail",
+                                                                          "skipped"};
+DEFINE_STRING_TABLE_TO_STRING(kgb_check_status, enum kgb_check_status);
 
 enum kgb_check_status kgb_check_status_from_string(const char *s) {
   if (s && STREQ(s, "skip"))
     return KGB_CHECK_SKIP;
-  for (size_t i = 0; s && i < _KGB_CHECK_STATUS_MAX; i++)
-    if (STREQ(s, status_names[i]))
-      return (enum kgb_check_status)i;
-  return _KGB_CHECK_STATUS_INVALID;
-}
-
-const char *kgb_check_status_to_string(enum kgb_check_status s) {
-  return s >= 0 && s < _KGB_CHECK_STATUS_MAX ? status_names[s] : NULL;
+  return (enum kgb_check_status)string_table_lookup_from_string(
+      kgb_check_status_table, ELEMENTSOF(kgb_check_status_table), s);
 }
 
 /* ---- console lines ---- */
@@ -617,22 +605,23 @@ static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, u
   if (r < 0)
     return r;
   struct machine m = {0};
+  bool oom = false; /* toml_unquote failed: no default may stand in for the plan's value */
   for (size_t i = 0; i < plan->n_settings; i++) {
     const struct kgb_kata_setting *s = &plan->settings[i];
     if (!STREQ(s->table, "hypervisor.qemu") || s->clear)
       continue;
     if (STREQ(s->key, "machine_type") && !m.type)
-      m.type = toml_unquote(s->value);
+      oom |= !(m.type = toml_unquote(s->value));
     else if (STREQ(s->key, "kernel_params") && !m.params)
-      m.params = toml_unquote(s->value);
+      oom |= !(m.params = toml_unquote(s->value));
     else if (STREQ(s->key, "pcie_root_port"))
       m.root_ports = (unsigned)strtoul(s->value, NULL, 10);
     else if (STREQ(s->key, "default_memory"))
       m.profile_memory = (unsigned)strtoul(s->value, NULL, 10);
   }
-  if (!m.type)
+  if (!m.type && !oom)
     m.type = strdup("q35");
-  if (!m.type) {
+  if (!m.type || oom) {
     machine_release(&m);
     return -ENOMEM;
   }

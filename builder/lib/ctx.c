@@ -73,6 +73,22 @@ int kgb_error(struct kgb_ctx *ctx, int err, const char *fmt, ...) {
   return err;
 }
 
+int kgb_error_prefix(struct kgb_ctx *ctx, int err, const char *fmt, ...) {
+  if (!ctx)
+    return err;
+  va_list ap;
+  va_start(ap, fmt);
+  _cleanup_free_ char *what = NULL;
+  int n = vasprintf(&what, fmt, ap);
+  va_end(ap);
+  char *detail = NULL;
+  if (n < 0 || asprintf(&detail, "%s: %s", what, ctx->error ? ctx->error : strerror(-err)) < 0)
+    return err; /* out of memory: the deeper detail, without the context, is still true */
+  free(ctx->error);
+  ctx->error = detail;
+  return err;
+}
+
 const char *kgb_error_detail(const struct kgb_ctx *ctx) { return ctx ? ctx->error : NULL; }
 
 void kgb_error_clear(struct kgb_ctx *ctx) {

@@ -26,11 +26,11 @@ char *kgb_argv_to_string(char *const argv[]) {
   return sbuf_steal(&sb);
 }
 
+/* Out of memory, the lines stop (pending keeps its error): kgb_exec then fails. */
 static void feed_lines(const struct kgb_exec_opts *o, struct sbuf *pending, const char *buf,
                        size_t n) {
-  if (!o || !o->line_fn)
+  if (!o || !o->line_fn || sbuf_add(pending, buf, n) < 0)
     return;
-  sbuf_add(pending, buf, n);
   char *start = pending->buf, *nl;
   while ((nl = memchr(start, '\n', pending->len - (size_t)(start - pending->buf)))) {
     *nl = '\0';
@@ -128,8 +128,9 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
       kgb_warn(ctx, "writing log '%s': %m", o->log_path);
     feed_lines(o, &pending, buf, (size_t)n);
   }
-  if (pending.len && o && o->line_fn)
+  if (pending.len && !pending.err && o && o->line_fn)
     o->line_fn(o->userdata, pending.buf);
+  int lines_lost = pending.err; /* a caller that reads the output must not get part of it */
   sbuf_release(&pending);
   close(pfd[0]);
   int status;
@@ -140,26 +141,35 @@ int kgb_exec(struct kgb_ctx *ctx, char *const argv[], const struct kgb_exec_opts
     return kgb_error(ctx, -child_errno, "cannot run '%s': %s", argv[0], strerror(child_errno));
   if (cancelled || kgb_cancelled(ctx))
     return -ECANCELED;
+  if (lines_lost)
+    return lines_lost;
   if (WIFSIGNALED(status))
     return 128 + WTERMSIG(status);
   return WEXITSTATUS(status);
 }
 
+struct first_line {
+  char *line;
+  bool seen; /* a line came, even if it could not be copied */
+};
+
 static void keep_first(void *ud, const char *line) {
-  char **first = ud;
-  if (!*first)
-    *first = strdup(line);
+  struct first_line *f = ud;
+  if (!f->seen)
+    f->line = strdup(line);
+  f->seen = true;
 }
 
 int kgb_exec_first_line(struct kgb_ctx *ctx, char *const argv[], char **ret) {
-  char *first = NULL;
-  struct kgb_exec_opts o = {.line_fn = keep_first, .userdata = &first};
+  struct first_line f = {0};
+  struct kgb_exec_opts o = {.line_fn = keep_first, .userdata = &f};
   int r = kgb_exec(ctx, argv, &o);
   if (r != 0) {
-    free(first);
+    free(f.line);
     return r < 0 ? r : -EIO;
   }
-  *ret = first ? first : strdup("");
+  /* out of memory, "" would stand for a line the program did print */
+  *ret = f.seen ? f.line : strdup("");
   return *ret ? 0 : -ENOMEM;
 }
 

@@ -110,15 +110,6 @@ struct xfer {
   long long range_start, range_total; /* Content-Range, -1 when absent or unknown */
 };
 
-static void format_bytes(char *buf, size_t size, uint64_t n) {
-  if (n >= ((uint64_t)1 << 30) && n % ((uint64_t)1 << 30) == 0)
-    snprintf(buf, size, "%llu GiB", (unsigned long long)(n >> 30));
-  else if (n >= ((uint64_t)1 << 20))
-    snprintf(buf, size, "%llu MiB", (unsigned long long)(n >> 20));
-  else
-    snprintf(buf, size, "%llu bytes", (unsigned long long)n);
-}
-
 static size_t fail_in_callback(struct xfer *x, int err, char *msg) {
   if (!x->err) {
     x->err = err;
@@ -191,8 +182,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
   }
   x->received += len;
   if (x->max && x->offset + x->received > x->max) {
-    char cap[32];
-    format_bytes(cap, sizeof(cap), x->max);
+    const char *cap = FORMAT_SIZE(x->max, FORMAT_SIZE_LIMIT);
     return fail_in_callback(x, -EFBIG,
                             kgb_strdup_printf("the body goes on past %s: stopped, as no download "
                                               "this tool needs is larger",
@@ -349,8 +339,7 @@ static int classify(struct xfer *x, CURLcode cc, const char *errbuf, char **ret_
     *ret_msg = strdup("out of memory");
     return -ENOMEM;
   case CURLE_FILESIZE_EXCEEDED: {
-    char cap[32];
-    format_bytes(cap, sizeof(cap), x->max);
+    const char *cap = FORMAT_SIZE(x->max, FORMAT_SIZE_LIMIT);
     *ret_msg = kgb_strdup_printf("the server announces more than %s: refused, as no download "
                                  "this tool needs is larger",
                                  cap);
@@ -872,8 +861,7 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
         (void)unlink(partial);
         return kgb_error(ctx, r, "%s: %s", url, msg ? msg : strerror(-r));
       }
-      char kept[32];
-      format_bytes(kept, sizeof(kept), (uint64_t)st.st_size);
+      const char *kept = FORMAT_SIZE((uint64_t)st.st_size, FORMAT_SIZE_LIMIT);
       return kgb_error(ctx, r,
                        "%s: %s; %s kept in '%s' to resume it on the next run (delete it to free "
                        "the space)",
@@ -976,6 +964,9 @@ int kgb_kernel_url_for_version(struct kgb_ctx *ctx, const char *tmpl, const char
     sbuf_release(&sb);
     return r;
   }
-  *ret = sbuf_steal(&sb);
+  char *url = sbuf_steal(&sb);
+  if (!url)
+    return -ENOMEM;
+  *ret = url;
   return 0;
 }

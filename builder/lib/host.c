@@ -140,13 +140,6 @@ static bool config_mentions(const char *text, const char *symbol) {
   return a && b && (strstr(text, a) || strstr(text, b) || startswith(text, a + 1));
 }
 
-static bool release_before(const char *release, unsigned major, unsigned minor) {
-  unsigned a = 0, b = 0;
-  if (!release || sscanf(release, "%u.%u", &a, &b) != 2)
-    return false;
-  return a < major || (a == major && b < minor);
-}
-
 static int add_symbol(struct kgb_host_report *r, const char *name, const char *text,
                       bool required) {
   for (size_t i = 0; i < r->n_symbols; i++)
@@ -374,7 +367,7 @@ static int check_kernel(struct kgb_ctx *ctx, struct kgb_host_report *r, const st
   /* CONFIG_VFIO_MDEV_DEVICE was folded into CONFIG_VFIO_MDEV in Linux 5.13. */
   if (strv_contains(req, "CONFIG_VFIO_MDEV") && !strv_contains(req, "CONFIG_VFIO_MDEV_DEVICE") &&
       ((text && config_mentions(text, "CONFIG_VFIO_MDEV_DEVICE")) ||
-       release_before(r->release, 5, 13)))
+       (r->release && version_compare(r->release, "5.13") < 0)))
     if (strv_extend(&req, "CONFIG_VFIO_MDEV_DEVICE") < 0)
       return -ENOMEM;
   for (size_t i = 0; req && req[i]; i++)
@@ -544,9 +537,11 @@ static int check_group(struct kgb_ctx *ctx, struct kgb_host_report *r,
   int e = 0;
   if (n)
     e = add_problem(r,
-                    kgb_strdup_printf("IOMMU group %d of %s is shared with %s: the whole group "
-                                      "goes to the VM",
-                                      g->dev.iommu_group, g->dev.bdf, sbuf_str(&who)),
+                    who.err || fix.err
+                        ? NULL
+                        : kgb_strdup_printf("IOMMU group %d of %s is shared with %s: the whole "
+                                            "group goes to the VM",
+                                            g->dev.iommu_group, g->dev.bdf, sbuf_str(&who)),
                     kgb_strdup_printf("%s (the container then gets all of /dev/vfio/%d), or put "
                                       "the GPU in a slot with its own IOMMU group",
                                       sbuf_str(&fix), g->dev.iommu_group));
@@ -699,17 +694,17 @@ static int check_mig_mode(struct kgb_host_report *r, const char *mode,
   return e;
 }
 
+static bool is_render_node(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return startswith(name, "renderD");
+}
+
 static int check_render_node(struct kgb_host_report *r, const char *dev_root) {
   _cleanup_free_ char *dri = strjoin_path(dev_root, "dri");
-  DIR *d = dri ? opendir(dri) : NULL;
+  _cleanup_strv_free_ char **nodes = NULL;
   _cleanup_free_ char *found = NULL;
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)) && !found)
-      if (startswith(de->d_name, "renderD"))
-        found = kgb_strdup_printf("%s/%s", dri, de->d_name);
-    closedir(d);
-  }
+  /* the first by name: the same host gives the same report */
+  if (dri && readdir_sorted(dri, 0, is_render_node, NULL, &nodes) >= 0 && nodes[0])
+    found = kgb_strdup_printf("%s/%s", dri, nodes[0]);
   if (found)
     return add_note(r, kgb_strdup_printf("virgl renders on the host through %s", found));
   return add_note(r, kgb_strdup_printf("no DRM render node under '%s': virglrenderer falls back "
@@ -767,8 +762,9 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
         sbuf_addf(&sb, "%s%s (%04x:%04x)", i ? ", " : "", r->gpus[i].dev.bdf, r->gpus[i].dev.vendor,
                   r->gpus[i].dev.device);
       e = add_problem(r,
-                      kgb_strdup_printf("no %s GPU (vendor %04x) on this host; it has %s",
-                                        kgb_pci_vendor_label(want), want, sbuf_str(&sb)),
+                      sb.err ? NULL
+                             : kgb_strdup_printf("no %s GPU (vendor %04x) on this host; it has %s",
+                                                 kgb_pci_vendor_label(want), want, sbuf_str(&sb)),
                       strdup("use a profile for this host's GPU ('kata-gpu-builder profiles' "
                              "lists them)"));
       sbuf_release(&sb);
@@ -1242,31 +1238,17 @@ static int read_mdev(struct kgb_ctx *ctx, const char *uuid, struct kgb_mdev *m) 
   return 0;
 }
 
-static int cmp_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int kgb_mdev_list(struct kgb_ctx *ctx, struct kgb_mdev **ret, size_t *ret_n) {
   _cleanup_free_ char *dir = strjoin_path(ctx->sysfs, "bus/mdev/devices");
   if (!dir)
     return -ENOMEM;
   struct kgb_mdev *v = NULL;
   size_t n = 0;
-  DIR *d = opendir(dir);
   _cleanup_strv_free_ char **names = NULL;
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)))
-      if (de->d_name[0] != '.' && strv_extend(&names, de->d_name) < 0) {
-        closedir(d);
-        return -ENOMEM;
-      }
-    closedir(d);
-  }
+  /* no mdev bus (no mediated device driver loaded) is no mdev */
+  if (readdir_sorted(dir, READDIR_NO_HIDDEN, NULL, NULL, &names) == -ENOMEM)
+    return -ENOMEM;
   size_t total = strv_length(names);
-  if (total) {
-    qsort(names, total, sizeof(char *), cmp_name);
-  }
   v = calloc(total + 1, sizeof(*v));
   if (!v)
     return -ENOMEM;

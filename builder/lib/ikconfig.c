@@ -707,10 +707,6 @@ static int collect_modules(struct kgb_ctx *ctx, const char *root, const char *re
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int add_module_mismatch(struct kgb_modules_check *c, const char *path, char **vermagic,
                                char **problem) {
   struct kgb_module_mismatch *m =
@@ -737,7 +733,7 @@ int kgb_modules_vermagic_check(struct kgb_ctx *ctx, const char *dir, const char 
   size_t n = strv_length(paths);
   if (n == 0)
     return kgb_error(ctx, -ENOENT, "no module (.ko, .ko.gz, .ko.xz, .ko.zst) under '%s'", dir);
-  qsort(paths, n, sizeof(*paths), cmp_str);
+  strv_sort(paths);
   _cleanup_(kgb_modules_check_freep) struct kgb_modules_check *c = calloc(1, sizeof(*c));
   if (!c)
     return -ENOMEM;

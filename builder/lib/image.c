@@ -20,35 +20,18 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "chroot.h"
 #include "exec.h"
 #include "source.h"
 
-static const char *const format_names[_KGB_IMAGE_FORMAT_MAX] = {"ext4", "erofs", "initrd"};
-static const char *const compression_names[_KGB_COMPRESS_MAX] = {"none", "gzip", "zstd"};
+static const char *const kgb_image_format_table[_KGB_IMAGE_FORMAT_MAX] = {"ext4", "erofs",
+                                                                          "initrd"};
+DEFINE_STRING_TABLE_LOOKUP(kgb_image_format, enum kgb_image_format);
 
-enum kgb_image_format kgb_image_format_from_string(const char *s) {
-  for (int i = 0; s && i < _KGB_IMAGE_FORMAT_MAX; i++)
-    if (STREQ(s, format_names[i]))
-      return (enum kgb_image_format)i;
-  return _KGB_IMAGE_FORMAT_INVALID;
-}
-
-const char *kgb_image_format_to_string(enum kgb_image_format f) {
-  return f >= 0 && f < _KGB_IMAGE_FORMAT_MAX ? format_names[f] : NULL;
-}
-
-enum kgb_compression kgb_compression_from_string(const char *s) {
-  for (int i = 0; s && i < _KGB_COMPRESS_MAX; i++)
-    if (STREQ(s, compression_names[i]))
-      return (enum kgb_compression)i;
-  return _KGB_COMPRESS_INVALID;
-}
-
-const char *kgb_compression_to_string(enum kgb_compression c) {
-  return c >= 0 && c < _KGB_COMPRESS_MAX ? compression_names[c] : NULL;
-}
+static const char *const kgb_compression_table[_KGB_COMPRESS_MAX] = {"none", "gzip", "zstd"};
+DEFINE_STRING_TABLE_LOOKUP(kgb_compression, enum kgb_compression);
 
 /* ---- the walk ---- */
 
@@ -528,10 +511,12 @@ static int run_tool(struct kgb_ctx *ctx, char *const *argv, char *const *env, co
                     const char *what) {
   struct kgb_exec_opts eo = {.env = env, .log_path = log_path};
   int r = kgb_exec(ctx, argv, &eo);
-  if (r == -ENOENT)
+  if (r == -ENOENT) {
+    kgb_error_clear(ctx); /* "cannot run 'mkfs.erofs'": what to install says more */
     return kgb_error(ctx, r, "%s is not installed: %s", argv[0],
                      STREQ(argv[0], "mkfs.erofs") ? "apt-get install erofs-utils"
                                                   : "apt-get install e2fsprogs");
+  }
   if (r < 0)
     return r;
   if (r != 0) {

@@ -123,7 +123,11 @@ static char *strv_value(char *const *v) {
   sbuf_addc(&sb, '[');
   for (size_t i = 0; v && v[i]; i++) {
     _cleanup_free_ char *q = kgb_toml_quote(v[i]);
-    sbuf_addf(&sb, "%s%s", i ? ", " : "", q ? q : "\"\"");
+    if (!q) { /* not "": a module list missing one would be a wrong setting, not a short one */
+      sbuf_release(&sb);
+      return NULL;
+    }
+    sbuf_addf(&sb, "%s%s", i ? ", " : "", q);
   }
   sbuf_addc(&sb, ']');
   return sbuf_steal(&sb);
@@ -230,8 +234,10 @@ static int plan_host_header(struct kgb_kata_plan *plan, const struct kgb_profile
   }
   if (vfs)
     sbuf_addf(&sb, "%s%zu virtual function%s", sb.len ? ", and " : "", vfs, vfs == 1 ? "" : "s");
-  int r = add_header(plan, kgb_strdup_printf("Host: %s GPU%s %s", profile_label(p),
-                                             h->n_physical == 1 ? "" : "s", sbuf_str(&sb)));
+  int r =
+      add_header(plan, sb.err ? NULL
+                              : kgb_strdup_printf("Host: %s GPU%s %s", profile_label(p),
+                                                  h->n_physical == 1 ? "" : "s", sbuf_str(&sb)));
   sbuf_release(&sb);
   return r;
 }

@@ -17,6 +17,7 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "kconfig.h"
 
@@ -26,16 +27,12 @@
 #define KCONFIG_MAX_EXPANSION_STEPS 10000
 #define KCONFIG_MAX_EXPANSION_LEN (64 * 1024)
 
-static const char *const ktype_table[_KGB_KTYPE_MAX] = {
+static const char *const kgb_ktype_table[_KGB_KTYPE_MAX] = {
     [KGB_KTYPE_UNKNOWN] = "unknown", [KGB_KTYPE_BOOL] = "bool", [KGB_KTYPE_TRISTATE] = "tristate",
     [KGB_KTYPE_STRING] = "string",   [KGB_KTYPE_INT] = "int",   [KGB_KTYPE_HEX] = "hex",
 };
 
-const char *kgb_ktype_to_string(enum kgb_ktype t) {
-  if (t < 0 || t >= _KGB_KTYPE_MAX)
-    return NULL;
-  return ktype_table[t];
-}
+DEFINE_STRING_TABLE_TO_STRING(kgb_ktype, enum kgb_ktype);
 
 /* ---- the database ---- */
 

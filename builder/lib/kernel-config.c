@@ -145,11 +145,12 @@ static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const 
   kgb_progress(ctx, "resolving with the kernel's Kconfig", 0, 0);
   r = kgb_exec(ctx, argv, &eo);
   kgb_progress(ctx, "resolving with the kernel's Kconfig", 1, 1);
+  if (r == -ENOENT) {
+    kgb_error_clear(ctx); /* "cannot run 'make'": what to install says more */
+    return kgb_error(ctx, r, "'make' is not installed: apt-get install make gcc flex bison bc");
+  }
   if (r < 0)
-    return r == -ENOENT ? kgb_error(ctx, r,
-                                    "'make' is not installed: apt-get install make gcc "
-                                    "flex bison bc")
-                        : r;
+    return r;
   if (r != 0) {
     _cleanup_free_ char *tail = file_tail(log, 30);
     return kgb_error(ctx, -EIO,

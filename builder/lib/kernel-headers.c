@@ -17,21 +17,17 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "kernel-build.h"
 #include "stage.h"
 
 #define KGB_HEADERS_STAGE_VERSION "headers 1"
 
-static const char *const format_names[_KGB_HEADERS_FORMAT_MAX] = {
+static const char *const kgb_headers_format_table[_KGB_HEADERS_FORMAT_MAX] = {
     [KGB_HEADERS_DEB] = "deb", [KGB_HEADERS_RPM] = "rpm", [KGB_HEADERS_TAR] = "tar"};
 
-enum kgb_headers_format kgb_headers_format_from_string(const char *s) {
-  for (int i = 0; i < _KGB_HEADERS_FORMAT_MAX; i++)
-    if (STREQ(s, format_names[i]))
-      return (enum kgb_headers_format)i;
-  return _KGB_HEADERS_FORMAT_INVALID;
-}
+DEFINE_STRING_TABLE_FROM_STRING(kgb_headers_format, enum kgb_headers_format);
 
 struct kgb_headers_result *kgb_headers_result_free(struct kgb_headers_result *h) {
   if (!h)
@@ -179,10 +175,6 @@ static int collect_headers(const char *src, const char *obj, const char *srcarch
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int write_headers_tar(struct kgb_ctx *ctx, const struct kgb_build_result *b,
                              const char *srcarch, const char *out) {
   struct fileset fs = {HASHMAP_INIT, NULL, NULL};
@@ -198,7 +190,8 @@ static int write_headers_tar(struct kgb_ctx *ctx, const struct kgb_build_result 
     return -ENOMEM;
   }
   memcpy(sorted, fs.rel, n * sizeof(char *));
-  qsort(sorted, n, sizeof(char *), cmp_str);
+  sorted[n] = NULL;
+  strv_sort(sorted);
   _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", out);
   _cleanup_close_ int fd = tmp ? mkostemp(tmp, O_CLOEXEC) : -1;
   if (fd < 0) {
@@ -306,8 +299,8 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      "-H rpm needs rpmbuild, which is not installed: apt-get install "
                      "rpm, or use -H deb or -H tar");
   const char *build_key = strrchr(b->stage_dir, '/') + 1;
-  _cleanup_free_ char *keysrc =
-      kgb_strdup_printf("%s\n%s\n%s\n", KGB_HEADERS_STAGE_VERSION, build_key, format_names[fmt]);
+  _cleanup_free_ char *keysrc = kgb_strdup_printf("%s\n%s\n%s\n", KGB_HEADERS_STAGE_VERSION,
+                                                  build_key, kgb_headers_format_table[fmt]);
   if (!keysrc)
     return -ENOMEM;
   _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
@@ -376,7 +369,7 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
   sbuf_add_json(&m, st->key);
   sbuf_adds(&m, ",\n  \"release\": ");
   sbuf_add_json(&m, b->release);
-  sbuf_addf(&m, ",\n  \"format\": \"%s\",\n  \"files\": [", format_names[fmt]);
+  sbuf_addf(&m, ",\n  \"format\": \"%s\",\n  \"files\": [", kgb_headers_format_table[fmt]);
   for (size_t i = 0; files[i]; i++) {
     sbuf_addf(&list, "%s\n", strrchr(files[i], '/') + 1);
     sbuf_adds(&m, i ? ", " : "");

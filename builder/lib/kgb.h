@@ -54,10 +54,21 @@ void kgb_log(struct kgb_ctx *ctx, enum kgb_log_level level, const char *fmt, ...
 #define kgb_warn(ctx, ...) kgb_log(ctx, KGB_LOG_WARNING, __VA_ARGS__)
 #define kgb_debug(ctx, ...) kgb_log(ctx, KGB_LOG_DEBUG, __VA_ARGS__)
 
-/* Records the detail of a failure and returns err (a negative errno) for `return kgb_error(...)`.
- * A later call replaces the detail only when the first one was not set by a deeper layer,
- * so the most specific message survives. */
+/* The error detail: the one text the CLI prints for a failure, beside the errno.
+ *
+ * The rule: the first detail recorded wins, and callers add context in front of it. The
+ * deepest layer that sees a failure knows most (the file and line, the program and its exit
+ * status) and records it with kgb_error(); a later kgb_error() on the same context, by a
+ * caller on the way up, leaves that detail alone, so a caller that returns the failure and
+ * wants to say what it was doing uses kgb_error_prefix() ("recipe 'x' (a.recipe:3): <the
+ * deeper detail>"). A caller that handles a failure (falls back, retries, reports it as a
+ * finding) calls kgb_error_clear(), and so does one whose own message is the better one (a
+ * missing program: what to install) before it records it.
+ *
+ * Both return err (a negative errno), for `return kgb_error(ctx, -EINVAL, ...)`. */
 int kgb_error(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
+/* Puts "<fmt>: " in front of the detail; without one, the detail becomes "<fmt>: strerror". */
+int kgb_error_prefix(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
 const char *kgb_error_detail(const struct kgb_ctx *ctx);
 void kgb_error_clear(struct kgb_ctx *ctx);
 bool kgb_cancelled(const struct kgb_ctx *ctx);

@@ -13,20 +13,19 @@
 #include <sys/stat.h>
 
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 #include "chroot.h"
 #include "exec.h"
 
-static const char *const kind_names[_KGB_MODCHECK_KIND_MAX] = {
+static const char *const kgb_modcheck_kind_table[_KGB_MODCHECK_KIND_MAX] = {
     [KGB_MODCHECK_VERMAGIC] = "vermagic",     [KGB_MODCHECK_DEPENDENCY] = "dependency",
     [KGB_MODCHECK_SYMBOL] = "symbol",         [KGB_MODCHECK_MODULES_DEP] = "modules.dep",
     [KGB_MODCHECK_RELEASE] = "release",       [KGB_MODCHECK_LIBRARY] = "library",
     [KGB_MODCHECK_UNREADABLE] = "unreadable",
 };
 
-const char *kgb_modcheck_kind_to_string(enum kgb_modcheck_kind k) {
-  return k >= 0 && k < _KGB_MODCHECK_KIND_MAX ? kind_names[k] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(kgb_modcheck_kind, enum kgb_modcheck_kind);
 
 struct kgb_modcheck *kgb_modcheck_free(struct kgb_modcheck *c) {
   if (!c)
@@ -84,10 +83,6 @@ static char *module_name_of(const char *path) {
   return n;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Module files below dir, relative to top; links (build/, source/) are never followed. */
 static int walk_modules(const char *top, const char *rel, char ***paths) {
   _cleanup_free_ char *dir = *rel ? kgb_strdup_printf("%s/%s", top, rel) : strdup(top);
@@ -123,8 +118,7 @@ static int list_modules(const char *moddir, char ***ret) {
   int r = walk_modules(moddir, "", &paths);
   if (r < 0)
     return r;
-  if (paths)
-    qsort(paths, strv_length(paths), sizeof(char *), cmp_str);
+  strv_sort(paths);
   *ret = TAKE_PTR(paths);
   return 0;
 }
@@ -282,23 +276,20 @@ static int check_depmod(struct kgb_ctx *ctx, const char *root, const char *moddi
   return r;
 }
 
+static bool not_release(_unused_ int dir_fd, const char *name, void *release) {
+  return !STREQ(name, (const char *)release);
+}
+
 static int check_other_releases(const char *root, const char *release, struct kgb_modcheck *c) {
   _cleanup_free_ char *dir = NULL;
   int r = kgb_root_resolve(root, "/lib/modules", true, &dir);
   if (r < 0)
     return r;
-  DIR *d = opendir(dir);
-  if (!d)
-    return 0;
   _cleanup_strv_free_ char **others = NULL;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (de->d_name[0] != '.' && !STREQ(de->d_name, release) && strv_extend(&others, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  if (others)
-    qsort(others, strv_length(others), sizeof(char *), cmp_str);
-  for (size_t i = 0; r >= 0 && others && others[i]; i++) {
+  r = readdir_sorted(dir, READDIR_NO_HIDDEN, not_release, (void *)release, &others);
+  if (r < 0)
+    return r == -ENOMEM ? r : 0; /* no /lib/modules: no other release */
+  for (size_t i = 0; r >= 0 && others[i]; i++) {
     _cleanup_free_ char *shown = kgb_strdup_printf("lib/modules/%s", others[i]);
     r = shown ? add_problem(c, KGB_MODCHECK_RELEASE, shown,
                             "modules for release '%s', not '%s' (built for another kernel, such as "
@@ -340,8 +331,7 @@ static int find_library_versions(const char *root, const char *lib, char ***ret)
     if (r < 0)
       return r;
   }
-  if (found)
-    qsort(found, strv_length(found), sizeof(char *), cmp_str);
+  strv_sort(found);
   *ret = TAKE_PTR(found);
   return 0;
 }

@@ -3,9 +3,7 @@
 #include "pci.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,33 +129,13 @@ static char *link_name(const char *dir, const char *name) {
   return last;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted names in a directory (no dot files); an empty vector when it does not exist. */
 static int list_dir(const char *path, char ***ret) {
-  _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
-  if (!names)
-    return -ENOMEM;
-  DIR *d = opendir(path);
-  if (!d) {
-    if (errno != ENOENT && errno != ENOTDIR)
-      return -errno;
-    *ret = TAKE_PTR(names);
-    return 0;
-  }
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d)) && r >= 0)
-    if (de->d_name[0] != '.')
-      r = strv_extend(&names, de->d_name);
-  closedir(d);
-  if (r < 0)
+  int r = readdir_sorted(path, READDIR_NO_HIDDEN, NULL, NULL, ret);
+  if (r != -ENOENT && r != -ENOTDIR)
     return r;
-  qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  *ret = TAKE_PTR(names);
-  return 0;
+  *ret = calloc(1, sizeof(char *));
+  return *ret ? 0 : -ENOMEM;
 }
 
 /* One hex number of a resource line; the line's newline is not whitespace to skip (sscanf's
@@ -359,7 +337,7 @@ int kgb_pci_read(struct kgb_ctx *ctx, const char *bdf, const char *pci_ids,
   }
   /* virtfn10 sorts before virtfn2 by name: sort the targets by address instead. */
   if (d.virtfns)
-    qsort(d.virtfns, strv_length(d.virtfns), sizeof(char *), cmp_str);
+    strv_sort(d.virtfns);
   if ((r = read_mdev_types(d.path, &d)) < 0)
     goto fail;
   kgb_pci_ids_lookup(pci_ids, d.vendor, d.device, &d.vendor_name, &d.device_name);
@@ -424,13 +402,7 @@ const struct kgb_pci_bar *kgb_pci_large_bar(const struct kgb_pci_dev *d) {
   return best;
 }
 
-char *kgb_format_size(uint64_t bytes) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  size_t u = 0;
-  while (u + 1 < ELEMENTSOF(units) && bytes >= ((uint64_t)1024 << (10 * u)))
-    u++;
-  return kgb_strdup_printf("%" PRIu64 " %s", bytes >> (10 * u), units[u]);
-}
+char *kgb_format_size(uint64_t bytes) { return strdup(FORMAT_SIZE(bytes, FORMAT_SIZE_UNIT)); }
 
 const char *kgb_pci_vendor_label(unsigned vendor) {
   switch (vendor) {

@@ -73,7 +73,8 @@ bool kgb_pci_is_gpu(const struct kgb_pci_dev *d);
 bool kgb_pci_bar_is_large(const struct kgb_pci_bar *b);
 /* The largest 64-bit BAR of 4 GiB or more, NULL when there is none. */
 const struct kgb_pci_bar *kgb_pci_large_bar(const struct kgb_pci_dev *d);
-/* "32 GiB", "16 MiB", "4 KiB", "512 B" (rounded down to the unit). */
+/* "32 GiB", "16 MiB", "4 KiB", "512 B" (rounded down to the unit): format_size's
+ * FORMAT_SIZE_UNIT, allocated, for the BAR sizes of reports and plans. */
 char *kgb_format_size(uint64_t bytes);
 /* "NVIDIA", "Intel", ... for the vendors the profiles know; NULL otherwise. */
 const char *kgb_pci_vendor_label(unsigned vendor);

@@ -12,23 +12,20 @@
 #include <time.h>
 
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 
-static const char *const stage_names[_KGB_STAGE_MAX] = {
+static const char *const kgb_stage_table[_KGB_STAGE_MAX] = {
     [KGB_STAGE_CONFIG] = "config", [KGB_STAGE_KERNEL] = "kernel", [KGB_STAGE_ROOTFS] = "rootfs",
     [KGB_STAGE_IMAGE] = "image",   [KGB_STAGE_KATA] = "kata",     [KGB_STAGE_INSTALL] = "install",
 };
-static const char *const state_names[_KGB_STAGE_STATE_MAX] = {
+static const char *const kgb_stage_state_table[_KGB_STAGE_STATE_MAX] = {
     [KGB_STAGE_PENDING] = "not run", [KGB_STAGE_CACHED] = "cached",     [KGB_STAGE_RAN] = "ran",
     [KGB_STAGE_FAILED] = "failed",   [KGB_STAGE_PLANNED] = "would run",
 };
 
-const char *kgb_stage_to_string(enum kgb_stage_id s) {
-  return s >= 0 && s < _KGB_STAGE_MAX ? stage_names[s] : NULL;
-}
-const char *kgb_stage_state_to_string(enum kgb_stage_state s) {
-  return s >= 0 && s < _KGB_STAGE_STATE_MAX ? state_names[s] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(kgb_stage, enum kgb_stage_id);
+DEFINE_STRING_TABLE_TO_STRING(kgb_stage_state, enum kgb_stage_state);
 
 struct kgb_pipeline_result *kgb_pipeline_result_free(struct kgb_pipeline_result *r) {
   if (!r)

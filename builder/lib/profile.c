@@ -5,7 +5,6 @@
 #include "profile.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
@@ -699,32 +698,23 @@ int kgb_profile_load(struct kgb_ctx *ctx, const char *name_or_path, struct kgb_p
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+static bool is_profile_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".cfg");
 }
 
 int kgb_profile_list(struct kgb_ctx *ctx, char ***ret) {
   _cleanup_free_ char *dir = profiles_dir(ctx);
   if (!dir)
     return -ENOMEM;
-  DIR *d = opendir(dir);
-  if (!d)
-    return kgb_error(ctx, -errno, "cannot list profiles in '%s': %m", dir);
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d)) && r >= 0) {
-    if (de->d_name[0] == '.' || !endswith(de->d_name, ".cfg"))
-      continue;
-    r = strv_push(&names, strndup(de->d_name, strlen(de->d_name) - 4));
-  }
-  closedir(d);
+  int r = readdir_sorted(dir, READDIR_NO_HIDDEN, is_profile_file, NULL, &names);
   if (r < 0)
-    return r;
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  else if (!(names = calloc(1, sizeof(char *))))
-    return -ENOMEM;
+    return r == -ENOMEM ? r
+                        : kgb_error(ctx, r, "cannot list profiles in '%s': %s", dir, strerror(-r));
+  for (size_t i = 0; names[i]; i++)
+    names[i][strlen(names[i]) - 4] = '\0';
+  /* by profile name: "a-b.cfg" sorts before "a.cfg", "a" before "a-b" */
+  strv_sort(names);
   *ret = TAKE_PTR(names);
   return 0;
 }

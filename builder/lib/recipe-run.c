@@ -62,22 +62,6 @@ static int apt_install(struct kgb_runner *run, char *const *packages, const char
   return kgb_recipe_step(run, argv, NULL, NULL, what);
 }
 
-/* Puts what failed in front of the deeper layer's detail: "recipe 'x' input 'y': <why>". */
-static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) _printf_(3, 4);
-static int rewrap(struct kgb_ctx *ctx, int err, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  _cleanup_free_ char *what = NULL;
-  int n = vasprintf(&what, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return err;
-  const char *d = kgb_error_detail(ctx);
-  _cleanup_free_ char *inner = strdup(d ? d : strerror(-err));
-  kgb_error_clear(ctx);
-  return kgb_error(ctx, err, "%s: %s", what, inner ? inner : "");
-}
-
 /* An input: downloaded (or a local path) checked against its SHA-256, then its file, or the
  * member `extract` of it as an archive, put at its destination. */
 static int install_input(struct kgb_runner *run, const struct kgb_recipe *r,
@@ -89,8 +73,8 @@ static int install_input(struct kgb_runner *run, const struct kgb_recipe *r,
   _cleanup_free_ char *file = NULL;
   int rc = kgb_fetch_file(run->ctx, in->url, &fo, &file);
   if (rc < 0)
-    return rewrap(run->ctx, rc, "recipe '%s' input '%s' (%s:%u)", r->name, in->name, r->path,
-                  in->line);
+    return kgb_error_prefix(run->ctx, rc, "recipe '%s' input '%s' (%s:%u)", r->name, in->name,
+                            r->path, in->line);
   mode_t mode = in->mode ? in->mode : 0644;
   if (!in->extract || !*in->extract) {
     _cleanup_free_ char *host = NULL;
@@ -169,8 +153,8 @@ int kgb_recipe_run(struct kgb_runner *run, const struct kgb_recipe *r, size_t in
     } else
       rc = kgb_root_copy(run->ctx, run->root, f->source, f->path, f->mode);
     if (rc < 0)
-      return rewrap(run->ctx, rc, "recipe '%s' (%s:%u): installing '%s'", r->name, r->path, f->line,
-                    f->path);
+      return kgb_error_prefix(run->ctx, rc, "recipe '%s' (%s:%u): installing '%s'", r->name,
+                              r->path, f->line, f->path);
   }
   for (size_t i = 0; i < r->n_steps; i++) {
     const struct kgb_recipe_step *s = &r->steps[i];

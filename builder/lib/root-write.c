@@ -17,10 +17,6 @@
 #include "../shared/util.h"
 #include "chroot.h"
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The host path of path in root, its parent directories created (mode 0755, root-owned). */
 int kgb_root_path_for_write(struct kgb_ctx *ctx, const char *root, const char *path,
                             bool follow_last, char **ret) {
@@ -115,18 +111,11 @@ int kgb_root_copy(struct kgb_ctx *ctx, const char *root, const char *src, const 
   if (lstat(host, &hst) < 0 || !S_ISDIR(hst.st_mode))
     return kgb_error(ctx, -ENOTDIR, "'%s' is not a directory: cannot copy '%s' into it", host, src);
   lchown(host, 0, 0);
-  DIR *d = opendir(src);
-  if (!d)
-    return kgb_error(ctx, -errno, "cannot read '%s': %m", src);
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  r = readdir_sorted(src, 0, NULL, NULL, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : kgb_error(ctx, r, "cannot read '%s': %s", src, strerror(-r));
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *s = strjoin_path(src, names[i]);
     _cleanup_free_ char *p = kgb_strdup_printf("%s/%s", STREQ(path, "/") ? "" : path, names[i]);
     r = s && p ? kgb_root_copy(ctx, root, s, p, 0) : -ENOMEM;
@@ -161,6 +150,10 @@ int kgb_root_remove(struct kgb_ctx *ctx, const char *root, const char *path) {
   return r < 0 ? kgb_error(ctx, r, "cannot remove '%s': %s", host, strerror(-r)) : 0;
 }
 
+static bool matches_pattern(_unused_ int dir_fd, const char *name, void *pattern) {
+  return fnmatch(pattern, name, 0) == 0;
+}
+
 /* Removes the entries of dir in root that match pattern. */
 int kgb_root_remove_matching(struct kgb_ctx *ctx, const char *root, const char *dir,
                              const char *pattern) {
@@ -168,17 +161,11 @@ int kgb_root_remove_matching(struct kgb_ctx *ctx, const char *root, const char *
   int r = kgb_root_resolve(root, dir, true, &host);
   if (r < 0)
     return r;
-  DIR *d = opendir(host);
-  if (!d)
-    return 0;
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") &&
-        fnmatch(pattern, de->d_name, 0) == 0 && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  r = readdir_sorted(host, 0, matches_pattern, (void *)pattern, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : 0; /* nothing there: nothing to remove */
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *p = kgb_strdup_printf("%s/%s", dir, names[i]);
     r = p ? kgb_root_remove(ctx, root, p) : -ENOMEM;
   }

@@ -10,7 +10,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -33,10 +32,6 @@
 #include "root-write.h"
 #include "source.h"
 #include "stage.h"
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 #define KGB_ROOTFS_STAGE_VERSION "rootfs 1"
 
@@ -134,19 +129,11 @@ static int hash_source(struct kgb_ctx *ctx, const char *path, struct sbuf *sb) {
   }
   if (!S_ISDIR(st.st_mode))
     return kgb_error(ctx, -EINVAL, "'%s' is neither a file, a directory nor a link", path);
-  DIR *d = opendir(path);
-  if (!d)
-    return kgb_error(ctx, -errno, "cannot read '%s': %m", path);
   _cleanup_strv_free_ char **names = NULL;
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d)))
-    if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, "..") && strv_extend(&names, de->d_name) < 0)
-      r = -ENOMEM;
-  closedir(d);
-  if (names)
-    qsort(names, strv_length(names), sizeof(char *), cmp_str);
-  for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+  int r = readdir_sorted(path, 0, NULL, NULL, &names);
+  if (r < 0)
+    return r == -ENOMEM ? r : kgb_error(ctx, r, "cannot read '%s': %s", path, strerror(-r));
+  for (size_t i = 0; r >= 0 && names[i]; i++) {
     _cleanup_free_ char *sub = strjoin_path(path, names[i]);
     struct stat s2;
     if (!sub)

@@ -173,7 +173,7 @@ static int parse_string(struct parser *p, struct sbuf *out) {
     if (c == q) {
       if (!multi) {
         p->pos++;
-        return 0;
+        return out->err; /* the content is whole, or the string is an error */
       }
       if (peek_at(p, 1) == q && peek_at(p, 2) == q) {
         /* Up to two quotes may end the content right before the closing three. */
@@ -183,7 +183,7 @@ static int parse_string(struct parser *p, struct sbuf *out) {
         for (size_t i = 0; i < extra; i++)
           sbuf_addc(out, q);
         p->pos += 3 + extra;
-        return 0;
+        return out->err;
       }
       sbuf_addc(out, c);
       p->pos++;
@@ -382,6 +382,8 @@ static int parse_number(struct parser *p, struct sbuf *canon) {
     int base = t[1] == 'x' ? 16 : t[1] == 'o' ? 8 : 2;
     if (!scan_digits(t + 2, n - 2, base, &digits)) {
       r = fail(p, "invalid number '%s'", t);
+    } else if (digits.err) {
+      r = digits.err;
     } else {
       errno = 0;
       unsigned long long v = strtoull(sbuf_str(&digits), NULL, base);
@@ -423,6 +425,11 @@ static int parse_number(struct parser *p, struct sbuf *canon) {
   if (!ok || k != n) {
     sbuf_release(&digits);
     return fail(p, "invalid value '%s'", t);
+  }
+  if (digits.err) { /* out of memory: a number read from part of its digits would be wrong */
+    r = digits.err;
+    sbuf_release(&digits);
+    return r;
   }
   bool neg = t[0] == '-';
   if (is_float) {

@@ -10,18 +10,17 @@
 
 #include "../shared/hashmap.h"
 #include "../shared/sbuf.h"
+#include "../shared/string-table.h"
 #include "../shared/util.h"
 
-static const char *const reason_names[_KGB_DROP_REASON_MAX] = {
+static const char *const kgb_drop_reason_table[_KGB_DROP_REASON_MAX] = {
     [KGB_DROP_UNKNOWN] = "unknown",         [KGB_DROP_TYPE] = "type",
     [KGB_DROP_DEPENDENCY] = "dependency",   [KGB_DROP_SELECT] = "select",
     [KGB_DROP_CHOICE] = "choice",           [KGB_DROP_PROMPT] = "prompt",
     [KGB_DROP_UNEXPLAINED] = "unexplained",
 };
 
-const char *kgb_drop_reason_to_string(enum kgb_drop_reason r) {
-  return r >= 0 && r < _KGB_DROP_REASON_MAX ? reason_names[r] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(kgb_drop_reason, enum kgb_drop_reason);
 
 struct kgb_verify *kgb_verify_free(struct kgb_verify *v) {
   if (!v)

@@ -4,7 +4,9 @@
  * The error is sticky, as in curl's dynbuf: once an append fails (no memory, or a size that
  * does not fit a size_t), every later append is a no-op returning that error and sbuf_steal
  * gives NULL, so a text built from many appends is either complete or absent, never silently
- * missing a piece in the middle, and a caller may check only once at the end. */
+ * missing a piece in the middle, and a caller may check only once at the end: sb.err before
+ * the text is used (written to a file, hashed into a stage key, printed), or sbuf_steal's
+ * NULL; either means -ENOMEM (or -EOVERFLOW) for the caller. */
 #pragma once
 
 #include <stdarg.h>

@@ -2,9 +2,11 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -56,6 +58,16 @@ bool strv_contains(char *const *v, const char *s) {
     if (STREQ(v[i], s))
       return true;
   return false;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strv_sort(char **v) {
+  size_t n = strv_length(v);
+  if (n > 1)
+    qsort(v, n, sizeof(char *), cmp_str);
 }
 
 char *strjoin_path(const char *a, const char *b) {
@@ -127,6 +139,64 @@ char *kgb_strdup_printf(const char *fmt, ...) {
   return n < 0 ? NULL : r;
 }
 
+char *format_size(char *buf, size_t size, uint64_t bytes, enum format_size_style style) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  const uint64_t kib = 1024, mib = kib << 10, gib = mib << 10;
+  switch (style) {
+  case FORMAT_SIZE_UNIT: {
+    size_t u = 0;
+    while (u + 1 < ELEMENTSOF(units) && bytes >= (kib << (10 * u)))
+      u++;
+    snprintf(buf, size, "%" PRIu64 " %s", bytes >> (10 * u), units[u]);
+    break;
+  }
+  case FORMAT_SIZE_LIMIT:
+    if (bytes >= gib && bytes % gib == 0)
+      snprintf(buf, size, "%" PRIu64 " GiB", bytes >> 30);
+    else if (bytes >= mib)
+      snprintf(buf, size, "%" PRIu64 " MiB", bytes >> 20);
+    else
+      snprintf(buf, size, "%" PRIu64 " bytes", bytes);
+    break;
+  case FORMAT_SIZE_DECIMAL:
+  default:
+    if (bytes >= gib)
+      snprintf(buf, size, "%.2f GiB", (double)bytes / (double)gib);
+    else if (bytes >= mib)
+      snprintf(buf, size, "%.1f MiB", (double)bytes / (double)mib);
+    else
+      snprintf(buf, size, "%.1f KiB", (double)bytes / (double)kib);
+    break;
+  }
+  return buf;
+}
+
+/* The next numeric component of a version; *p moves past it and its dot, or to the end when
+ * anything else follows (a suffix ends the comparison). */
+static unsigned long long version_component(const char **p) {
+  char *end;
+  unsigned long long n = strtoull(*p, &end, 10);
+  *p = *end == '.' ? end + 1 : end + strlen(end);
+  return n;
+}
+
+static int compare_versions(const char *a, const char *b, bool series) {
+  while (*a || *b) {
+    if (series && !*b)
+      return 0;
+    unsigned long long x = version_component(&a), y = version_component(&b);
+    if (x != y)
+      return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+int version_compare(const char *a, const char *b) { return compare_versions(a, b, false); }
+
+int version_compare_series(const char *a, const char *series) {
+  return compare_versions(a, series, true);
+}
+
 const char *file_type_name(mode_t mode) {
   switch (mode & S_IFMT) {
   case S_IFIFO:
@@ -146,15 +216,6 @@ const char *file_type_name(mode_t mode) {
   }
 }
 
-static void format_size(char *buf, size_t size, size_t n) {
-  if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
-    snprintf(buf, size, "%zu GiB", n >> 30);
-  else if (n >= ((size_t)1 << 20))
-    snprintf(buf, size, "%zu MiB", n >> 20);
-  else
-    snprintf(buf, size, "%zu bytes", n);
-}
-
 const char *file_error_reason(const char *path, int err, size_t max) {
   static __thread char buf[160];
   struct stat st;
@@ -165,9 +226,7 @@ const char *file_error_reason(const char *path, int err, size_t max) {
     return buf;
   }
   if (err == -EFBIG) {
-    char cap[32];
-    format_size(cap, sizeof(cap), max);
-    snprintf(buf, sizeof(buf), "it is larger than %s", cap);
+    snprintf(buf, sizeof(buf), "it is larger than %s", FORMAT_SIZE(max, FORMAT_SIZE_LIMIT));
     return buf;
   }
   if (err == -EACCES && known && S_ISREG(st.st_mode) && !(st.st_mode & 0222)) {
@@ -508,6 +567,31 @@ int copy_file_output(const char *src, const char *dst, mode_t mode) {
   if (r < 0)
     return r;
   return output_file_commit(&o);
+}
+
+int readdir_sorted(const char *path, unsigned flags, readdir_filter_fn filter, void *userdata,
+                   char ***ret) {
+  DIR *d = opendir(path);
+  if (!d)
+    return -errno;
+  _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
+  int r = names ? 0 : -ENOMEM;
+  struct dirent *de;
+  while (r >= 0 && (errno = 0, de = readdir(d))) {
+    const char *n = de->d_name;
+    if (STREQ(n, ".") || STREQ(n, "..") || ((flags & READDIR_NO_HIDDEN) && n[0] == '.'))
+      continue;
+    if (!filter || filter(dirfd(d), n, userdata))
+      r = strv_extend(&names, n);
+  }
+  if (r >= 0 && errno)
+    r = -errno;
+  closedir(d);
+  if (r < 0)
+    return r;
+  strv_sort(names);
+  *ret = TAKE_PTR(names);
+  return 0;
 }
 
 int mkdir_p(const char *path, mode_t mode) {

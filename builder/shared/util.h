@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "macro.h"
@@ -15,6 +16,9 @@ size_t strv_length(char *const *v);
 int strv_push(char ***v, char *s);         /* takes s, even on failure */
 int strv_extend(char ***v, const char *s); /* copies s */
 bool strv_contains(char *const *v, const char *s);
+/* Sorts a NULL-terminated vector in place by strcmp (byte order, whatever the locale); NULL is
+ * an empty vector. */
+void strv_sort(char **v);
 
 char *strjoin_path(const char *a, const char *b); /* a/b, or b when b is absolute */
 bool startswith(const char *s, const char *prefix);
@@ -22,6 +26,35 @@ bool endswith(const char *s, const char *suffix);
 char *strstrip(char *s); /* in place, returns s advanced past leading space */
 size_t levenshtein(const char *a, const char *b, size_t limit);
 char *kgb_strdup_printf(const char *fmt, ...) _printf_(1, 2);
+
+/* Sizes in binary units, in the style the message needs. */
+enum format_size_style {
+  /* "32 GiB", "16 KiB", "128 B": rounded down to the largest unit it reaches (B to TiB), for
+   * sizes that are powers of two, such as PCI BARs */
+  FORMAT_SIZE_UNIT,
+  /* "16 MiB", "1536 MiB", "10 bytes": for caps and byte counts in messages: bytes below 1 MiB,
+   * MiB rounded down above, GiB only when whole */
+  FORMAT_SIZE_LIMIT,
+  /* "1.25 GiB", "3.5 MiB", "0.2 KiB": two decimals in GiB, one in MiB and KiB (never bytes),
+   * for the contents of a tree or an image */
+  FORMAT_SIZE_DECIMAL,
+};
+#define FORMAT_SIZE_MAX 32 /* holds any size in any style */
+/* Writes bytes into buf (size FORMAT_SIZE_MAX holds any) and returns buf. */
+char *format_size(char *buf, size_t size, uint64_t bytes, enum format_size_style style);
+/* format_size into a buffer that lives until the end of the enclosing block, for an argument:
+ * kgb_info(ctx, "%s", FORMAT_SIZE(n, FORMAT_SIZE_LIMIT)). */
+#define FORMAT_SIZE(bytes, style)                                                                  \
+  format_size((char[FORMAT_SIZE_MAX]){0}, FORMAT_SIZE_MAX, (bytes), (style))
+
+/* Compares dotted versions as kernels and the allow-list write them, numerically, component
+ * by component: "6.1" < "6.1.5" < "6.10", "6.1" == "6.1.0". A component's non-numeric tail
+ * ("-rc1", "-amd64", "+") ends the comparison there: "6.1.0-17-amd64" == "6.1". Returns <0, 0
+ * or >0 as strcmp. */
+int version_compare(const char *a, const char *b);
+/* version_compare over the components series has: 0 when a lies within the series ("6.1.192"
+ * within "6.1"), else the order of a against it. */
+int version_compare_series(const char *a, const char *series);
 
 /* ---- files a person or a host hands us ----
  *
@@ -93,6 +126,23 @@ int copy_file_metadata(int src_fd, int dst_fd);
 /* Writes all of len bytes to fd, retrying short writes and EINTR. */
 int write_all(int fd, const void *data, size_t len);
 int mkdir_p(const char *path, mode_t mode);
+
+/* ---- directory listings ----
+ *
+ * One way to list a directory (systemd's readdir_all): the names, sorted by strcmp so that
+ * anything derived from them (keys, manifests, reports) does not depend on the file system's
+ * order, "." and ".." left out. */
+enum {
+  READDIR_NO_HIDDEN = 1 << 0, /* leave out every name starting with a dot */
+};
+/* Keeps name (an entry of the directory open as dir_fd, for fstatat) when it returns true. */
+typedef bool (*readdir_filter_fn)(int dir_fd, const char *name, void *userdata);
+/* The sorted names in path that flags and filter (may be NULL) keep, as a NULL-terminated
+ * vector: empty, never NULL, when none is. Returns 0, -ENOMEM, or the -errno of opendir or
+ * readdir (-ENOENT and -ENOTDIR for a missing directory: callers to whom that means "empty"
+ * say so). */
+int readdir_sorted(const char *path, unsigned flags, readdir_filter_fn filter, void *userdata,
+                   char ***ret);
 int rm_rf(const char *path);
 bool is_dir(const char *path);
 bool is_file(const char *path);

@@ -13,34 +13,23 @@
 #include <string.h>
 
 #include "apt-sources.h"
+#include "fixture.h"
 #include "profile.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
 static char dir[] = "/tmp/kgb-test-apt-sources.XXXXXX";
 
-static void put(const char *rel, const char *text) {
-  char p[512];
-  snprintf(p, sizeof(p), "%s/%s", dir, rel);
-  char *slash = strrchr(p, '/');
-  *slash = '\0';
-  assert_int_equal(mkdir_p(p, 0755), 0);
-  *slash = '/';
-  assert_int_equal(write_file_atomic(p, text, strlen(text), 0644), 0);
-}
+static void put(const char *rel, const char *text) { fixture_put(dir, rel, text, 0644); }
 
 static int setup(void **state) {
-  (void)state;
-  if (kgb_ctx_new(&ctx) < 0 || !mkdtemp(dir))
+  if (!mkdtemp(dir))
     return -1;
-  return kgb_ctx_set_string(&ctx->datadir, KGB_TEST_SRCDIR);
+  return fixture_setup_datadir(state);
 }
 
 static int teardown(void **state) {
-  (void)state;
   rm_rf(dir);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
 static void test_sources(void **state) {

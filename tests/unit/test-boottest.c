@@ -13,20 +13,17 @@
 #include <string.h>
 
 #include "boottest.h"
+#include "fixture.h"
 #include "image.h"
 #include "sbuf.h"
 #include "util.h"
 
 #define FAKE_QEMU KGB_TEST_FIXTURES "/fake-qemu.py"
 
-static struct kgb_ctx *ctx;
 static char tmpdir[] = "/tmp/kgb-test-boottest-XXXXXX";
 
 static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
-  if (r == 0)
-    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_FIXTURES "/../..");
+  int r = fixture_setup_datadir(state);
   if (r == 0)
     r = kgb_ctx_set_string(&ctx->sysfs, KGB_TEST_FIXTURES "/host-no-iommu/sys");
   if (r == 0 && !mkdtemp(tmpdir))
@@ -36,10 +33,8 @@ static int setup(void **state) {
   return r;
 }
 static int teardown(void **state) {
-  (void)state;
   rm_rf(tmpdir);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
 static struct kgb_boot_line parse_ok(const char *text) {

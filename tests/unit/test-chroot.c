@@ -29,10 +29,10 @@
 #include <unistd.h>
 
 #include "chroot.h"
+#include "fixture.h"
 #include "sbuf.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
 static char root[] = "/tmp/kgb-test-chroot.XXXXXX";
 /* outside the root: where an escaped command would write */
 static char host[] = "/tmp/kgb-test-chroot-host.XXXXXX";
@@ -47,8 +47,7 @@ static void put(const char *rel, const char *link_target) {
 }
 
 static int setup(void **state) {
-  (void)state;
-  if (kgb_ctx_new(&ctx) < 0 || !mkdtemp(root) || !mkdtemp(host))
+  if (fixture_setup(state) < 0 || !mkdtemp(root) || !mkdtemp(host))
     return -1;
   /* a merged-/usr root with links that try to leave it */
   put("usr/lib/modules", NULL);
@@ -65,11 +64,9 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  (void)state;
   rm_rf(root);
   rm_rf(host);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
 static void resolves(const char *path, bool follow, const char *want_rel) {

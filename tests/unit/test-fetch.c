@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fetch.h"
+#include "fixture.h"
 #include "sbuf.h"
 #include "source.h"
 #include "util.h"
@@ -44,7 +45,6 @@ static struct {
   char wrong_sha[65]; /* of what /wrong/ serves */
 } srv;
 
-static struct kgb_ctx *ctx;
 static unsigned workdirs;
 static struct sbuf messages; /* what the engine logged during the test */
 static volatile sig_atomic_t cancel_flag;
@@ -202,8 +202,7 @@ static void on_progress(void *userdata, const char *stage, const char *what, uin
 }
 
 static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
+  int r = fixture_setup(state);
   if (r < 0)
     return r;
   _cleanup_free_ char *wd = kgb_strdup_printf("%s/work-%u", srv.dir, ++workdirs);
@@ -217,12 +216,6 @@ static int setup(void **state) {
   last_done = last_total = 0;
   progress_calls = 0;
   sbuf_release(&messages);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
   return 0;
 }
 
@@ -262,12 +255,6 @@ static void assert_requests(const char *path, const char *expected) {
   _cleanup_free_ char *got = requests_for(path);
   if (strcmp(got, expected) != 0)
     fail_msg("requests for '%s': expected '%s', got '%s'", path, expected, got);
-}
-
-static void assert_detail(const char *needle) {
-  const char *d = kgb_error_detail(ctx);
-  if (!d || !strstr(d, needle))
-    fail_msg("error detail '%s' lacks '%s'", d ? d : "(none)", needle);
 }
 
 static void assert_logged(const char *needle) {
@@ -754,32 +741,34 @@ static void test_url_for_version(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_success, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_uppercase_sha, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_resume_after_cut, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cut_without_retries_keeps_partial, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_404_at_once, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_403_at_once, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_500_then_success, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_503_retries_bounded, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wrong_checksum, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stall_times_out, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_keeps_partial_for_resume, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_endless_body_stops_at_cap, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_announced_size_over_cap, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_fifo_file_url_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_old_partials_swept, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_complete_partial, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stale_partial_starts_over, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cache_hit_without_request, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sha256sums_beside, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_no_sha256sums, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_file_url_and_local_path, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sha256sums_asc_fallback, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sha256sums_find, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_url_for_version, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_success, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_uppercase_sha, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_resume_after_cut, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_cut_without_retries_keeps_partial, setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_404_at_once, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_403_at_once, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_500_then_success, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_503_retries_bounded, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_checksum, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_stall_times_out, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_keeps_partial_for_resume, setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_endless_body_stops_at_cap, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_announced_size_over_cap, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_fifo_file_url_refused, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_old_partials_swept, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_complete_partial, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_stale_partial_starts_over, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_cache_hit_without_request, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_sha256sums_beside, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_no_sha256sums, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_file_url_and_local_path, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_sha256sums_asc_fallback, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_connection_refused, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_refusals, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_sha256sums_find, setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_url_for_version, setup, fixture_teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

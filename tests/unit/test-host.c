@@ -12,38 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "host.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
-  if (r == 0)
-    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_FIXTURES "/../..");
-  return r;
-}
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
-
-static void use_host(const char *name) {
-  char *s = kgb_strdup_printf("%s/%s/sys", KGB_TEST_FIXTURES, name);
-  char *p = kgb_strdup_printf("%s/%s/proc", KGB_TEST_FIXTURES, name);
-  char *b = kgb_strdup_printf("%s/%s/boot", KGB_TEST_FIXTURES, name);
-  assert_int_equal(kgb_ctx_set_string(&ctx->sysfs, s), 0);
-  assert_int_equal(kgb_ctx_set_string(&ctx->proc, p), 0);
-  assert_int_equal(kgb_ctx_set_string(&ctx->boot, b), 0);
-  free(s);
-  free(p);
-  free(b);
-}
-
 static struct kgb_host_report *check(const char *host, const char *profile) {
-  use_host(host);
+  fixture_use_host(host);
   struct kgb_profile *p = NULL;
   kgb_error_clear(ctx);
   if (profile && kgb_profile_load(ctx, profile, &p) < 0)
@@ -191,7 +165,7 @@ static void test_guards(void **state) {
   assert_true(kgb_uuid_valid("bbc4aafe-5807-11e8-a43e-03533cceae7d"));
   assert_false(kgb_uuid_valid("bbc4aafe-5807-11e8-a43e-03533cceae7"));
   assert_false(kgb_uuid_valid("../../../../etc/passwd-aaaa-aaaaaaaaaaaa"));
-  use_host("host-nvidia-dc");
+  fixture_use_host("host-nvidia-dc");
   assert_int_equal(kgb_host_check_writable(ctx, "host bind"), 0); /* a fixture tree */
   struct kgb_mdev m = {0};
   kgb_error_clear(ctx);
@@ -207,5 +181,5 @@ int main(void) {
       cmocka_unit_test(test_config_gz_bomb), cmocka_unit_test(test_reports),
       cmocka_unit_test(test_guards),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup_datadir, fixture_teardown);
 }

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "ikconfig.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
 static char *expected_config; /* tests/fixtures/kernels/config, what every fixture embeds */
 
 static int setup(void **state) {
@@ -26,27 +26,18 @@ static int setup(void **state) {
   size_t len;
   if (read_full_file(KGB_TEST_FIXTURES "/kernels/config", &expected_config, &len) < 0)
     return -1;
-  return kgb_ctx_new(&ctx);
+  return fixture_setup(state);
 }
 
 static int teardown(void **state) {
-  (void)state;
   free(expected_config);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
 static char *fixture(const char *name) {
   char *p = kgb_strdup_printf("%s/%s", KGB_KERNEL_FIXTURES, name);
   assert_non_null(p);
   return p;
-}
-
-static void assert_detail(const char *part) {
-  const char *d = kgb_error_detail(ctx);
-  assert_non_null(d);
-  if (!strstr(d, part))
-    fail_msg("error '%s' lacks '%s'", d, part);
 }
 
 static void read_ok(const char *name, const char *format, const char *compression) {

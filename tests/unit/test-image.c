@@ -20,25 +20,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "image.h"
 #include "source.h"
 #include "util.h"
 
 #define EPOCH 1700000000LL
 
-static struct kgb_ctx *ctx;
 static char dir[] = "/tmp/kgb-test-image.XXXXXX";
 static char tree_a[512], tree_b[512];
-
-static void put(const char *tree, const char *rel, const char *content, mode_t mode) {
-  char p[1024];
-  snprintf(p, sizeof(p), "%s/%s", tree, rel);
-  char *slash = strrchr(p, '/');
-  *slash = '\0';
-  assert_int_equal(mkdir_p(p, 0755), 0);
-  *slash = '/';
-  assert_int_equal(write_file_atomic(p, content, strlen(content), mode), 0);
-}
 
 static void link_in(const char *tree, const char *target, const char *rel) {
   char p[1024];
@@ -60,7 +50,7 @@ static void make_tree(const char *t, bool reverse) {
   size_t n = sizeof(files) / sizeof(files[0]);
   for (size_t k = 0; k < n; k++) {
     size_t i = reverse ? n - 1 - k : k;
-    put(t, files[i], files[i], i == 0 ? 0755 : 0644);
+    fixture_put(t, files[i], files[i], i == 0 ? 0755 : 0644);
   }
   hard_in(t, "usr/lib/dri/a_dri.so", "usr/lib/dri/b_dri.so");
   hard_in(t, "usr/lib/dri/a_dri.so", "usr/lib/dri/c_dri.so");
@@ -76,8 +66,7 @@ static void make_tree(const char *t, bool reverse) {
 }
 
 static int setup(void **state) {
-  (void)state;
-  if (kgb_ctx_new(&ctx) < 0 || !mkdtemp(dir))
+  if (fixture_setup(state) < 0 || !mkdtemp(dir))
     return -1;
   snprintf(tree_a, sizeof(tree_a), "%s/a", dir);
   snprintf(tree_b, sizeof(tree_b), "%s/b", dir);
@@ -88,10 +77,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  (void)state;
   rm_rf(dir);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
 static char *hash(const char *path) {
@@ -197,7 +184,7 @@ static void test_init_check(void **state) {
   free(init);
   char *empty = out("empty-root");
   assert_int_equal(mkdir_p(empty, 0755), 0);
-  put(empty, "init", "not executable", 0644);
+  fixture_put(empty, "init", "not executable", 0644);
   kgb_error_clear(ctx);
   assert_int_equal(kgb_image_check_init(ctx, empty, &init), -ENOENT);
   assert_non_null(strstr(kgb_error_detail(ctx),
@@ -290,7 +277,7 @@ static void test_erofs_reproducible(void **state) {
 static void test_no_init_refused(void **state) {
   (void)state;
   char *root = out("noinit");
-  put(root, "etc/x", "x", 0644);
+  fixture_put(root, "etc/x", "x", 0644);
   char *img = out("noinit.img");
   struct kgb_image_opts o = {.format = KGB_IMAGE_INITRD, .epoch = EPOCH, .seed = "k"};
   struct kgb_image_info info = {0};

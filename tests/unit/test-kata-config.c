@@ -12,35 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "kata-config.h"
 #include "toml.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
-  if (r == 0)
-    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_FIXTURES "/../..");
-  return r;
-}
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
-
-static void use_host(const char *name) {
-  char *p = kgb_strdup_printf("%s/%s/sys", KGB_TEST_FIXTURES, name);
-  assert_int_equal(kgb_ctx_set_string(&ctx->sysfs, p), 0);
-  free(p);
-}
-
 static struct kgb_kata_plan *plan_for(const char *profile, const char *version, const char *host) {
   struct kgb_profile *p = NULL;
   kgb_error_clear(ctx);
-  use_host(host);
+  fixture_use_host(host);
   if (kgb_profile_load(ctx, profile, &p) < 0)
     fail_msg("profile: %s", kgb_error_detail(ctx));
   struct kgb_kata_opts o = {.kata_version = version};
@@ -144,7 +124,7 @@ static void test_topology(void **state) {
 
   /* Large BARs before Kata 1.11 are refused. */
   struct kgb_profile *p = NULL;
-  use_host("host-nvidia-dc");
+  fixture_use_host("host-nvidia-dc");
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
   struct kgb_kata_opts o = {.kata_version = "1.10"};
   kgb_error_clear(ctx);
@@ -159,5 +139,5 @@ int main(void) {
       cmocka_unit_test(test_plans),
       cmocka_unit_test(test_topology),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup_datadir, fixture_teardown);
 }

@@ -14,20 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "fixture.h"
 #include "kconfig.h"
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  return kgb_ctx_new(&ctx);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
 
 /* ---- helpers ---- */
 
@@ -850,5 +838,5 @@ int main(void) {
       cmocka_unit_test(test_fixture_tree),
       cmocka_unit_test(test_real_tree),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

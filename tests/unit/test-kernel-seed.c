@@ -16,37 +16,27 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fixture.h"
 #include "kernel-seed.h"
 #include "util.h"
 
-static struct kgb_ctx *ctx;
 static char *top;
 
 static int setup(void **state) {
-  (void)state;
   char tmpl[] = "/tmp/kgb-seed-XXXXXX";
   if (!mkdtemp(tmpl))
     return -1;
   top = strdup(tmpl);
-  return top ? kgb_ctx_new(&ctx) : -1;
+  return top ? fixture_setup(state) : -1;
 }
 
 static int teardown(void **state) {
-  (void)state;
   rm_rf(top);
   free(top);
-  ctx = kgb_ctx_free(ctx);
-  return 0;
+  return fixture_teardown(state);
 }
 
-static void put(const char *rel, const char *text) {
-  _cleanup_free_ char *p = kgb_strdup_printf("%s/%s", top, rel);
-  assert_non_null(p);
-  _cleanup_free_ char *dir = strdup(p);
-  *strrchr(dir, '/') = '\0';
-  assert_int_equal(mkdir_p(dir, 0755), 0);
-  assert_int_equal(write_file_atomic(p, text, strlen(text), 0644), 0);
-}
+static void put(const char *rel, const char *text) { fixture_put(top, rel, text, 0644); }
 
 static char *path(const char *rel) {
   char *p = kgb_strdup_printf("%s/%s", top, rel);

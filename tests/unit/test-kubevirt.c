@@ -10,24 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "kubevirt.h"
 #include "oci-devices.h"
 #include "util.h"
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
-  if (r == 0)
-    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_FIXTURES "/../..");
-  return r;
-}
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
 
 static void expect_pci(const char *name, const char *want) {
   char *got = kgb_kubevirt_pci_resource(name);
@@ -93,5 +79,5 @@ int main(void) {
       cmocka_unit_test(test_render),
       cmocka_unit_test(test_oci),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup_datadir, fixture_teardown);
 }

@@ -12,23 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "modcheck.h"
 #include "util.h"
 
 #define FIX KGB_ROOTFS_FIXTURES
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  return kgb_ctx_new(&ctx);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
 
 static char *const libs[] = {"libalpha.so=alpha", NULL};
 
@@ -137,5 +125,5 @@ int main(void) {
       cmocka_unit_test(test_no_moddir),
       cmocka_unit_test(test_bad_release),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

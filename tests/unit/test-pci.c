@@ -10,26 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "pci.h"
 #include "util.h"
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  return kgb_ctx_new(&ctx);
-}
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
-
-static void use_host(const char *name) {
-  char *p = kgb_strdup_printf("%s/%s/sys", KGB_TEST_FIXTURES, name);
-  assert_int_equal(kgb_ctx_set_string(&ctx->sysfs, p), 0);
-  free(p);
-}
 
 static void test_resource(void **state) {
   (void)state;
@@ -141,7 +124,7 @@ static void test_pci_ids(void **state) {
 
 static void test_scan(void **state) {
   (void)state;
-  use_host("host-nvidia-dc");
+  fixture_use_host("host-nvidia-dc");
   struct kgb_pci_list *l = NULL;
   assert_int_equal(kgb_pci_scan(ctx, true, NULL, &l), 0);
   assert_int_equal(l->n, 1);
@@ -161,7 +144,7 @@ static void test_scan(void **state) {
   assert_int_equal(l->n, 3);
   l = kgb_pci_list_free(l);
 
-  use_host("host-nvidia-sriov");
+  fixture_use_host("host-nvidia-sriov");
   assert_int_equal(kgb_pci_scan(ctx, true, NULL, &l), 0);
   assert_int_equal(l->n, 5);
   assert_true(l->devs[0].sriov);
@@ -175,7 +158,7 @@ static void test_scan(void **state) {
   assert_int_equal(l->devs[4].mdev_types[0].available, 0);
   l = kgb_pci_list_free(l);
 
-  use_host("host-intel-gvt");
+  fixture_use_host("host-intel-gvt");
   assert_int_equal(kgb_pci_scan(ctx, true, NULL, &l), 0);
   assert_int_equal(l->devs[0].n_mdev_types, 4);
   assert_null(l->devs[0].mdev_types[3].name);
@@ -187,7 +170,7 @@ static void test_scan(void **state) {
   l = kgb_pci_list_free(l);
 
   char **members = NULL;
-  use_host("host-geforce");
+  fixture_use_host("host-geforce");
   assert_int_equal(kgb_pci_group_devices(ctx, 40, &members), 0);
   assert_int_equal(strv_length(members), 2);
   assert_string_equal(members[1], "0000:86:00.1");
@@ -235,5 +218,5 @@ int main(void) {
       cmocka_unit_test(test_bdf_and_size), cmocka_unit_test(test_pci_ids),
       cmocka_unit_test(test_scan),         cmocka_unit_test(test_control_characters),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

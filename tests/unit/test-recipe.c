@@ -11,24 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "recipe.h"
 #include "util.h"
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  int r = kgb_ctx_new(&ctx);
-  if (r == 0)
-    r = kgb_ctx_set_string(&ctx->datadir, KGB_TEST_SRCDIR);
-  return r;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
 
 static struct kgb_recipe *parse_ok(const char *text) {
   struct kgb_recipe *r = NULL;
@@ -46,9 +31,7 @@ static void expect_error(const char *text, const char *detail) {
   if (rc != -EINVAL)
     fail_msg("'%s' gave %d, not -EINVAL", text, rc);
   assert_null(r);
-  assert_non_null(kgb_error_detail(ctx));
-  if (!strstr(kgb_error_detail(ctx), detail))
-    fail_msg("error '%s' lacks '%s'", kgb_error_detail(ctx), detail);
+  assert_detail(detail);
 }
 
 static const char full[] =
@@ -307,5 +290,5 @@ int main(void) {
       cmocka_unit_test(test_expand),        cmocka_unit_test(test_missing_setting),
       cmocka_unit_test(test_resolve_order), cmocka_unit_test(test_shipped),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup_datadir, fixture_teardown);
 }

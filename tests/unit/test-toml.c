@@ -11,19 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "toml.h"
-
-static struct kgb_ctx *ctx;
-
-static int setup(void **state) {
-  (void)state;
-  return kgb_ctx_new(&ctx);
-}
-static int teardown(void **state) {
-  (void)state;
-  ctx = kgb_ctx_free(ctx);
-  return 0;
-}
 
 static struct kgb_toml_doc *parse_ok(const char *text) {
   struct kgb_toml_doc *d = NULL;
@@ -39,9 +28,7 @@ static void expect_error(const char *text, const char *detail) {
   kgb_error_clear(ctx);
   assert_int_equal(kgb_toml_parse(ctx, "t.toml", text, strlen(text), &d), -EINVAL);
   assert_null(d);
-  assert_non_null(kgb_error_detail(ctx));
-  if (!strstr(kgb_error_detail(ctx), detail))
-    fail_msg("error '%s' lacks '%s'", kgb_error_detail(ctx), detail);
+  assert_detail(detail);
 }
 
 static const char *value_of(const struct kgb_toml_doc *d, const char *table, const char *key) {
@@ -337,5 +324,5 @@ int main(void) {
       cmocka_unit_test(test_patch_no_final_newline),
       cmocka_unit_test(test_patch_same_point),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

@@ -1,4 +1,5 @@
-/* builder/shared/util.c: what the file helpers refuse to read and how -o FILE is written. */
+/* builder/shared: what the file helpers refuse to read and how -o FILE is written; the sorted
+ * directory listing, strv_sort, sizes, version order and the enum string tables. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "string-table.h"
 #include "util.h"
 
 static char dir[] = "/tmp/kgb-test-util-XXXXXX";
@@ -211,6 +213,121 @@ static void test_output_directory_refused(void **state) {
   assert_int_equal(write_file_output(dir, "x", 1, 0644), -EISDIR);
 }
 
+/* ---- primitives ---- */
+
+static void test_strv_sort(void **state) {
+  (void)state;
+  _cleanup_strv_free_ char **v = NULL;
+  const char *in[] = {"b", "a-b", "a", "B", "a.cfg"};
+  for (size_t i = 0; i < ELEMENTSOF(in); i++)
+    assert_int_equal(strv_extend(&v, in[i]), 0);
+  strv_sort(v);
+  /* byte order, not the locale's: upper case first, '-' before '.' */
+  const char *want[] = {"B", "a", "a-b", "a.cfg", "b"};
+  for (size_t i = 0; i < ELEMENTSOF(want); i++)
+    assert_string_equal(v[i], want[i]);
+  assert_null(v[ELEMENTSOF(want)]);
+  strv_sort(NULL);
+}
+
+static bool only_files(int dir_fd, const char *name, void *userdata) {
+  struct stat st;
+  (*(unsigned *)userdata)++;
+  return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static void test_readdir_sorted(void **state) {
+  (void)state;
+  _cleanup_free_ char *top = path_in("listing"), *sub = path_in("listing/sub");
+  assert_int_equal(mkdir_p(sub, 0755), 0);
+  const char *files[] = {"zeta", ".hidden", "alpha", "Beta", "mid.list"};
+  for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+    _cleanup_free_ char *p = strjoin_path(top, files[i]);
+    put(p, "x", 0644);
+  }
+  _cleanup_strv_free_ char **all = NULL, **visible = NULL, **regular = NULL, **none = NULL;
+  assert_int_equal(readdir_sorted(top, 0, NULL, NULL, &all), 0);
+  const char *want_all[] = {".hidden", "Beta", "alpha", "mid.list", "sub", "zeta"};
+  assert_int_equal(strv_length(all), ELEMENTSOF(want_all));
+  for (size_t i = 0; i < ELEMENTSOF(want_all); i++)
+    assert_string_equal(all[i], want_all[i]);
+  assert_int_equal(readdir_sorted(top, READDIR_NO_HIDDEN, NULL, NULL, &visible), 0);
+  assert_int_equal(strv_length(visible), 5);
+  assert_string_equal(visible[0], "Beta");
+  unsigned seen = 0;
+  assert_int_equal(readdir_sorted(top, READDIR_NO_HIDDEN, only_files, &seen, &regular), 0);
+  assert_int_equal(seen, 5); /* the hidden file never reaches the filter */
+  assert_int_equal(strv_length(regular), 4);
+  assert_string_equal(regular[3], "zeta");
+  /* an empty directory is an empty vector; a missing one, its errno */
+  assert_int_equal(readdir_sorted(sub, 0, NULL, NULL, &none), 0);
+  assert_non_null(none);
+  assert_null(none[0]);
+  char **untouched = NULL;
+  _cleanup_free_ char *missing = path_in("listing/missing");
+  assert_int_equal(readdir_sorted(missing, 0, NULL, NULL, &untouched), -ENOENT);
+  assert_null(untouched);
+}
+
+static void test_format_size(void **state) {
+  (void)state;
+  char buf[FORMAT_SIZE_MAX];
+  assert_string_equal(format_size(buf, sizeof(buf), (uint64_t)32 << 30, FORMAT_SIZE_UNIT),
+                      "32 GiB");
+  assert_string_equal(FORMAT_SIZE(128, FORMAT_SIZE_UNIT), "128 B");
+  assert_string_equal(FORMAT_SIZE(16 << 10, FORMAT_SIZE_UNIT), "16 KiB");
+  assert_string_equal(FORMAT_SIZE(((uint64_t)3 << 30) - 1, FORMAT_SIZE_UNIT), "2 GiB");
+  assert_string_equal(FORMAT_SIZE((uint64_t)5 << 40, FORMAT_SIZE_UNIT), "5 TiB");
+  assert_string_equal(FORMAT_SIZE(UINT64_MAX, FORMAT_SIZE_UNIT), "16777215 TiB");
+  assert_string_equal(FORMAT_SIZE(10, FORMAT_SIZE_LIMIT), "10 bytes");
+  assert_string_equal(FORMAT_SIZE(300 << 10, FORMAT_SIZE_LIMIT), "307200 bytes");
+  assert_string_equal(FORMAT_SIZE(16 << 20, FORMAT_SIZE_LIMIT), "16 MiB");
+  assert_string_equal(FORMAT_SIZE((uint64_t)2 << 30, FORMAT_SIZE_LIMIT), "2 GiB");
+  assert_string_equal(FORMAT_SIZE((uint64_t)3 << 29, FORMAT_SIZE_LIMIT), "1536 MiB");
+  assert_string_equal(FORMAT_SIZE(200, FORMAT_SIZE_DECIMAL), "0.2 KiB");
+  assert_string_equal(FORMAT_SIZE(7 << 19, FORMAT_SIZE_DECIMAL), "3.5 MiB");
+  assert_string_equal(FORMAT_SIZE((uint64_t)5 << 28, FORMAT_SIZE_DECIMAL), "1.25 GiB");
+  /* the longest text fits, cut rather than overrun in a smaller buffer */
+  assert_true(strlen(FORMAT_SIZE(UINT64_MAX, FORMAT_SIZE_LIMIT)) < FORMAT_SIZE_MAX);
+  char small[4];
+  assert_string_equal(format_size(small, sizeof(small), 1000, FORMAT_SIZE_LIMIT), "100");
+}
+
+static void test_version_compare(void **state) {
+  (void)state;
+  assert_true(version_compare("6.1", "6.1.5") < 0);
+  assert_true(version_compare("6.10", "6.9") > 0);
+  assert_int_equal(version_compare("6.1.0", "6.1.0"), 0);
+  assert_int_equal(version_compare("6.1", "6.1.0"), 0);
+  assert_true(version_compare("5.4.0", "5.13") < 0);
+  assert_int_equal(version_compare("6.1.0-17-amd64", "6.1"), 0);
+  assert_true(version_compare("6.1.0-17-amd64", "6.2") < 0);
+  assert_true(version_compare("535.104.05", "535.54.03") > 0);
+  /* a series holds every release below it, and nothing else */
+  assert_int_equal(version_compare_series("6.1.192", "6.1"), 0);
+  assert_int_equal(version_compare_series("6.1", "6.1"), 0);
+  assert_true(version_compare_series("6.2", "6.1") > 0);
+  assert_true(version_compare_series("6.0.9", "6.1") < 0);
+  assert_true(version_compare("6.1.192", "6.1") > 0);
+}
+
+enum color { COLOR_RED, COLOR_GREEN, COLOR_BLUE, _COLOR_MAX, _COLOR_INVALID = -EINVAL };
+static const char *const color_table[_COLOR_MAX] = {
+    [COLOR_RED] = "red", [COLOR_GREEN] = "green", [COLOR_BLUE] = "blue"};
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP(color, enum color);
+
+static void test_string_table(void **state) {
+  (void)state;
+  for (int i = 0; i < _COLOR_MAX; i++)
+    assert_int_equal(color_from_string(color_to_string((enum color)i)), i);
+  assert_string_equal(color_to_string(COLOR_BLUE), "blue");
+  assert_null(color_to_string(_COLOR_MAX));
+  assert_null(color_to_string(_COLOR_INVALID));
+  assert_int_equal(color_from_string("Red"), _COLOR_INVALID);
+  assert_int_equal(color_from_string(""), _COLOR_INVALID);
+  assert_int_equal(color_from_string(NULL), _COLOR_INVALID);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_regular),
@@ -225,6 +342,11 @@ int main(void) {
       cmocka_unit_test(test_output_named_descriptor),
       cmocka_unit_test(test_output_fifo_in_place),
       cmocka_unit_test(test_output_directory_refused),
+      cmocka_unit_test(test_strv_sort),
+      cmocka_unit_test(test_readdir_sorted),
+      cmocka_unit_test(test_format_size),
+      cmocka_unit_test(test_version_compare),
+      cmocka_unit_test(test_string_table),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
