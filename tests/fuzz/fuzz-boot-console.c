@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot-console.h"
 #include "boottest.h"
 #include "fuzz.h"
 
