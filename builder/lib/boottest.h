@@ -23,29 +23,6 @@ enum kgb_accel {
 enum kgb_accel kgb_accel_from_string(const char *s);
 const char *kgb_accel_to_string(enum kgb_accel a);
 
-/* ---- QMP ---- */
-
-enum kgb_qmp_kind {
-  KGB_QMP_GREETING, /* {"QMP": {...}} */
-  KGB_QMP_RETURN,   /* {"return": ...} */
-  KGB_QMP_ERROR,    /* {"error": {"class": ..., "desc": ...}} */
-  KGB_QMP_EVENT,    /* {"event": "NAME", ...} */
-  _KGB_QMP_KIND_MAX,
-  _KGB_QMP_KIND_INVALID = -22,
-};
-
-struct kgb_qmp_reply {
-  enum kgb_qmp_kind kind;
-  char *error_class; /* ERROR */
-  char *desc;        /* ERROR: QEMU's message */
-  char *event;       /* EVENT: its name */
-};
-void kgb_qmp_reply_release(struct kgb_qmp_reply *r);
-
-/* Parses one line of QMP (one JSON object). -EBADMSG: not JSON or not an object; -ENOMSG: an
- * object without any of the keys above. */
-int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret);
-
 /* ---- a root disk image ---- */
 
 struct kgb_root_image {

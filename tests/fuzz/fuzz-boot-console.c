@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "boot-console.h"
+#include "boot-qmp.h"
 #include "boottest.h"
 #include "fuzz.h"
 
