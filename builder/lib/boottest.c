@@ -1,7 +1,9 @@
-/* boot-test: the plan of checks for a profile, the initrd that carries kgb-guest-check, the
- * QEMU command line, the run (console lines parsed as they come, a device hot-plugged over QMP
- * when the guest asks, a watchdog thread that kills a hung guest), KVM probed with TCG as the
- * fallback, and the result table. */
+/* boot-test, the orchestration: the inputs (the bzImage's release, the modules' load order),
+ * what the test needs from the profile, the root disk, the plan of checks, the run (console
+ * lines parsed as they come, a device hot-plugged when the guest asks, a watchdog thread that
+ * kills a hung guest), KVM probed with TCG as the fallback, and the result table. Its parts
+ * live beside it: the console protocol (boot-protocol.h, boot-console.c), the initrd
+ * (boot-initrd.c), the QEMU command line (boot-qemu.c) and the QMP client (boot-qmp.c). */
 #define _GNU_SOURCE
 #include "boottest.h"
 
@@ -30,19 +32,6 @@
 #define MAX_MEMORY 2048 /* MiB: more only slows the boot of a guest that runs no workload */
 #define HOTPLUG_WAIT 20 /* seconds the guest waits for the hot-plugged device */
 #define LOG_TAIL_LINES 20
-
-static const char *const accel_names[_KGB_ACCEL_MAX] = {"auto", "kvm", "tcg"};
-
-enum kgb_accel kgb_accel_from_string(const char *s) {
-  for (size_t i = 0; s && i < _KGB_ACCEL_MAX; i++)
-    if (STREQ(s, accel_names[i]))
-      return (enum kgb_accel)i;
-  return _KGB_ACCEL_INVALID;
-}
-
-const char *kgb_accel_to_string(enum kgb_accel a) {
-  return a >= 0 && a < _KGB_ACCEL_MAX ? accel_names[a] : NULL;
-}
 
 /* ---- inputs ---- */
 
@@ -371,103 +360,6 @@ static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
                   strdup("the driver recipe's modules live in the profile's image; this boot "
                          "has no image ('build' first, or --image FILE)"));
   return r;
-}
-
-/* ---- QEMU ---- */
-
-struct qemu_cmd {
-  const char *qemu;
-  const char *name;
-  const char *kernel, *initrd;
-  const char *image; /* the root disk, read-only on virtio-blk; NULL: none */
-  const char *cmdline;
-  const struct machine *m;
-  enum kgb_accel accel;
-  bool virtio_gpu;
-  const char *qmp_path; /* NULL: no QMP */
-};
-
-/* -drive for the image; a comma in QEMU's option syntax is doubled. */
-static char *qemu_drive(const char *image) {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "file=");
-  for (const char *c = image; *c; c++) {
-    if (*c == ',')
-      sbuf_addc(&sb, ',');
-    sbuf_addc(&sb, *c);
-  }
-  sbuf_adds(&sb, ",if=none,id=kgb-root,format=raw,readonly=on");
-  return sbuf_steal(&sb);
-}
-
-static char **qemu_argv(const struct qemu_cmd *q) {
-  char **v = NULL;
-  int r = 0;
-  _cleanup_free_ char *mem = kgb_strdup_printf("%u", q->m->memory);
-  _cleanup_free_ char *name = kgb_strdup_printf("kgb-boot-test-%s", q->name);
-  const char *fixed[] = {q->qemu,
-                         "-name",
-                         name,
-                         "-machine",
-                         q->m->type,
-                         "-accel",
-                         kgb_accel_to_string(q->accel),
-                         "-m",
-                         mem,
-                         "-smp",
-                         "1",
-                         "-nodefaults",
-                         "-no-user-config",
-                         "-display",
-                         "none",
-                         "-serial",
-                         "stdio",
-                         "-no-reboot",
-                         "-kernel",
-                         q->kernel,
-                         "-initrd",
-                         q->initrd,
-                         "-append",
-                         q->cmdline};
-  if (!mem || !name)
-    return NULL;
-  for (size_t i = 0; i < ELEMENTSOF(fixed) && r >= 0; i++)
-    r = strv_extend(&v, fixed[i]);
-  /* Kata runs KVM guests with the host's CPU model */
-  if (r >= 0 && q->accel == KGB_ACCEL_KVM)
-    r = strv_extend(&v, "-cpu") < 0 ? -ENOMEM : strv_extend(&v, "host");
-  bool q35 = STREQ(q->m->type, "q35");
-  if (r >= 0 && q35 && q->m->root_ports)
-    /* QEMU 6.1 and later hand q35's root ports to ACPI hotplug; Kata's large-BAR path is
-     * native PCIe hotplug (pciehp) */
-    r = strv_extend(&v, "-global") < 0
-            ? -ENOMEM
-            : strv_extend(&v, "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off");
-  for (unsigned i = 0; q35 && i < q->m->root_ports && r >= 0; i++) {
-    _cleanup_free_ char *dev =
-        kgb_strdup_printf("pcie-root-port,id=rp%u,bus=pcie.0,chassis=%u,slot=%u", i, i + 1, i + 1);
-    r = dev && strv_extend(&v, "-device") >= 0 ? strv_extend(&v, dev) : -ENOMEM;
-  }
-  static const char *const devices[] = {"virtio-rng-pci", "virtio-serial-pci"};
-  for (size_t i = 0; i < ELEMENTSOF(devices) && r >= 0; i++)
-    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, devices[i]);
-  if (r >= 0 && q->virtio_gpu)
-    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, "virtio-gpu-pci");
-  if (r >= 0 && q->image) {
-    /* Kata's disable_image_nvdimm = true path: the image on virtio-blk, never written */
-    _cleanup_free_ char *drive = qemu_drive(q->image);
-    r = drive && strv_extend(&v, "-drive") >= 0 && strv_extend(&v, drive) >= 0 &&
-                strv_extend(&v, "-device") >= 0
-            ? strv_extend(&v, "virtio-blk-pci,drive=kgb-root")
-            : -ENOMEM;
-  }
-  if (r >= 0 && q->qmp_path) {
-    _cleanup_free_ char *qmp = kgb_strdup_printf("unix:%s,server=on,wait=off", q->qmp_path);
-    r = qmp && strv_extend(&v, "-qmp") >= 0 ? strv_extend(&v, qmp) : -ENOMEM;
-  }
-  if (r < 0)
-    return strv_free(v);
-  return v;
 }
 
 /* ---- the watchdog: ends the run at its deadline or when the caller is interrupted ---- */
@@ -921,13 +813,15 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
 }
 
 /* One boot under accel; label for the progress line. */
-static int boot_run(struct kgb_ctx *ctx, struct boot *b, struct qemu_cmd *q, enum kgb_accel accel,
-                    const char *label, struct kgb_boot_result *res, int *ret_status) {
+static int boot_run(struct kgb_ctx *ctx, struct boot *b, struct kgb_qemu_cmd *q,
+                    enum kgb_accel accel, const char *label, struct kgb_boot_result *res,
+                    int *ret_status) {
   q->accel = accel;
   strv_free(res->qemu_argv);
-  res->qemu_argv = qemu_argv(q);
-  if (!res->qemu_argv)
-    return -ENOMEM;
+  res->qemu_argv = NULL;
+  int r = kgb_qemu_argv(q, &res->qemu_argv);
+  if (r < 0)
+    return r;
   b->run.label = label;
   return run_qemu(ctx, res->qemu_argv, res->log_path, &b->run, ret_status);
 }
@@ -938,15 +832,17 @@ static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
   struct run *run = &b->run;
   run->timeout = o->timeout ? o->timeout : DEFAULT_TIMEOUT;
   run->qmp_path = b->qmp_path;
-  struct qemu_cmd q = {.qemu = o->qemu ? o->qemu : "qemu-system-x86_64",
-                       .name = p->name,
-                       .kernel = o->kernel,
-                       .initrd = res->initrd,
-                       .image = o->image,
-                       .cmdline = b->cmdline,
-                       .m = &b->m,
-                       .virtio_gpu = vendor_is(p, "virgl"),
-                       .qmp_path = b->qmp_path};
+  struct kgb_qemu_cmd q = {.qemu = o->qemu ? o->qemu : "qemu-system-x86_64",
+                           .name = p->name,
+                           .kernel = o->kernel,
+                           .initrd = res->initrd,
+                           .image = o->image,
+                           .cmdline = b->cmdline,
+                           .machine = b->m.type,
+                           .memory = b->m.memory,
+                           .root_ports = b->m.root_ports,
+                           .virtio_gpu = vendor_is(p, "virgl"),
+                           .qmp_path = b->qmp_path};
   _cleanup_free_ char *no_kvm = NULL, *probe_label = NULL, *label = NULL, *why = NULL;
   enum kgb_accel accel = o->accel;
   int r, status = 0;

@@ -1,8 +1,9 @@
 /* `boot-test`: the built kernel booted in QEMU on a Kata-like machine (q35, the PCIe root ports
- * of the profile's Kata settings, virtio devices, a serial console), with kgb-guest-check as
- * early userspace in an initrd written here (or appended to the image's), its result lines
- * read from the console into a table, a device hot-plugged over QMP when the profile needs
- * it, KVM probed and TCG taken when KVM fails or is slow, and a hung guest killed. */
+ * of the profile's Kata settings, virtio devices, a serial console; boot-qemu.h), with
+ * kgb-guest-check as early userspace in an initrd written for the test (or appended to the
+ * image's; boot-initrd.h), its result lines read from the console into a table
+ * (boot-console.h), a device hot-plugged over QMP when the profile needs it (boot-qmp.h), KVM
+ * probed and TCG taken when KVM fails or is slow, and a hung guest killed. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,18 +11,9 @@
 #include <stdint.h>
 
 #include "boot-console.h"
+#include "boot-qemu.h"
 #include "kgb.h"
 #include "profile.h"
-
-enum kgb_accel {
-  KGB_ACCEL_AUTO,
-  KGB_ACCEL_KVM,
-  KGB_ACCEL_TCG,
-  _KGB_ACCEL_MAX,
-  _KGB_ACCEL_INVALID = -22,
-};
-enum kgb_accel kgb_accel_from_string(const char *s);
-const char *kgb_accel_to_string(enum kgb_accel a);
 
 /* ---- a root disk image ---- */
 

@@ -41,14 +41,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void test_strings(void **state) {
-  (void)state;
-  assert_int_equal(kgb_accel_from_string("auto"), KGB_ACCEL_AUTO);
-  assert_int_equal(kgb_accel_from_string("tcg"), KGB_ACCEL_TCG);
-  assert_int_equal(kgb_accel_from_string("hvf"), _KGB_ACCEL_INVALID);
-  assert_string_equal(kgb_accel_to_string(KGB_ACCEL_KVM), "kvm");
-}
-
 static void test_load_order(void **state) {
   (void)state;
   char **order = NULL;
@@ -424,10 +416,10 @@ static void test_boot_failures(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_strings),         cmocka_unit_test(test_load_order),
-      cmocka_unit_test(test_bzimage_release), cmocka_unit_test(test_boot_nvidia),
-      cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_modules),
-      cmocka_unit_test(test_boot_failures),   cmocka_unit_test(test_root_image),
+      cmocka_unit_test(test_load_order),   cmocka_unit_test(test_bzimage_release),
+      cmocka_unit_test(test_boot_nvidia),  cmocka_unit_test(test_boot_virgl),
+      cmocka_unit_test(test_boot_modules), cmocka_unit_test(test_boot_failures),
+      cmocka_unit_test(test_root_image),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
