@@ -1,13 +1,8 @@
 /* kgb-guest-check: the first process of a boot-test guest. It mounts /proc, /sys and /dev,
  * runs the checks that the plan file (/kgb/plan, written by the host) lists, prints one
  * machine-readable line per check on the console and powers the VM off. Linked statically:
- * the guest has nothing else. Its line format is parsed by builder/lib/boottest.c:
- *
- *   KGB-CHECK begin uptime=0.84
- *   KGB-CHECK name=uname status=pass detail="6.1.192-virgl-gpu"
- *   KGB-CHECK hotplug                 (asks the host to hot-plug a device over QMP)
- *   KGB-CHECK end uptime=0.91 pass=5 fail=0 skip=1
- */
+ * the guest has nothing else. Its line format is defined in builder/lib/boot-protocol.h, which
+ * the host's parser (builder/lib/boot-console.c) includes too. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -30,6 +25,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../lib/boot-protocol.h"
 #include "../shared/macro.h"
 
 #define PLAN_PATH "/kgb/plan"
@@ -66,21 +62,13 @@ static void result(const char *name, const char *status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(detail, sizeof(detail), fmt, ap);
   va_end(ap);
-  size_t n =
-      (size_t)snprintf(line, sizeof(line), "KGB-CHECK name=%s status=%s detail=\"", name, status);
-  for (const char *c = detail; *c && n + 4 < sizeof(line); c++) {
-    if (*c == '"' || *c == '\\')
-      line[n++] = '\\', line[n++] = *c;
-    else if (*c == '\n')
-      line[n++] = '\\', line[n++] = 'n';
-    else
-      line[n++] = (unsigned char)*c < 0x20 ? '?' : *c;
-  }
-  snprintf(line + n, sizeof(line) - n, "\"\n");
+  size_t n = (size_t)snprintf(line, sizeof(line), KGB_CONSOLE_RESULT_OPEN, name, status);
+  n = kgb_console_quote(line, n, sizeof(line), detail);
+  snprintf(line + n, sizeof(line) - n, KGB_CONSOLE_RESULT_CLOSE);
   out(line);
-  if (STREQ(status, "pass"))
+  if (STREQ(status, KGB_CONSOLE_STATUS_PASS))
     n_pass++;
-  else if (STREQ(status, "fail"))
+  else if (STREQ(status, KGB_CONSOLE_STATUS_FAIL))
     n_fail++;
   else
     n_skip++;
@@ -135,11 +123,11 @@ static void open_console(void) {
 static void check_uname(const char *want) {
   struct utsname u;
   if (uname(&u) < 0)
-    result("uname", "fail", "uname: %s", strerror(errno));
+    result("uname", KGB_CONSOLE_STATUS_FAIL, "uname: %s", strerror(errno));
   else if (!STREQ(u.release, want))
-    result("uname", "fail", "running %s, the build is %s", u.release, want);
+    result("uname", KGB_CONSOLE_STATUS_FAIL, "running %s, the build is %s", u.release, want);
   else
-    result("uname", "pass", "%s", u.release);
+    result("uname", KGB_CONSOLE_STATUS_PASS, "%s", u.release);
 }
 
 /* "CONFIG_X=y" or "# CONFIG_X is not set": the symbol and the wanted value ("n" for off). */
@@ -163,7 +151,7 @@ static void check_config(char **required, size_t n) {
     return;
   gzFile gz = gzopen("/proc/config.gz", "rb");
   if (!gz) {
-    result("config", "fail", "/proc/config.gz: %s (CONFIG_IKCONFIG_PROC is off?)",
+    result("config", KGB_CONSOLE_STATUS_FAIL, "/proc/config.gz: %s (CONFIG_IKCONFIG_PROC is off?)",
            errno ? strerror(errno) : "cannot open");
     return;
   }
@@ -187,7 +175,7 @@ static void check_config(char **required, size_t n) {
   }
   gzclose(gz);
   if (!found || !lines) {
-    result("config", "fail", "/proc/config.gz could not be read");
+    result("config", KGB_CONSOLE_STATUS_FAIL, "/proc/config.gz could not be read");
     free(found);
     return;
   }
@@ -209,10 +197,10 @@ static void check_config(char **required, size_t n) {
   }
   free(found);
   if (n_bad)
-    result("config", "fail", "%zu of %zu required values differ in /proc/config.gz: %s", n_bad, n,
-           bad);
+    result("config", KGB_CONSOLE_STATUS_FAIL,
+           "%zu of %zu required values differ in /proc/config.gz: %s", n_bad, n, bad);
   else
-    result("config", "pass", "%zu required values in /proc/config.gz", n);
+    result("config", KGB_CONSOLE_STATUS_PASS, "%zu required values in /proc/config.gz", n);
 }
 
 static void check_modules(char **paths, size_t n) {
@@ -246,12 +234,13 @@ static void check_modules(char **paths, size_t n) {
     }
   }
   if (n_bad)
-    result("modules", "fail", "%zu of %zu modules did not load: %s", n_bad, n, failed);
+    result("modules", KGB_CONSOLE_STATUS_FAIL, "%zu of %zu modules did not load: %s", n_bad, n,
+           failed);
   else if (n_nodev)
-    result("modules", "pass", "%zu modules loaded (%s), %zu more linked but found no device", n_ok,
-           loaded, n_nodev);
+    result("modules", KGB_CONSOLE_STATUS_PASS,
+           "%zu modules loaded (%s), %zu more linked but found no device", n_ok, loaded, n_nodev);
   else
-    result("modules", "pass", "%zu module%s loaded with finit_module: %s", n_ok,
+    result("modules", KGB_CONSOLE_STATUS_PASS, "%zu module%s loaded with finit_module: %s", n_ok,
            n_ok == 1 ? "" : "s", loaded);
 }
 
@@ -274,7 +263,7 @@ static bool first_entry(const char *dir, const char *prefix, char *name, size_t 
 static void check_virtio_gpu(void) {
   char dev[NAME_MAX + 1], link[PATH_MAX + 64], target[PATH_MAX];
   if (!first_entry("/sys/bus/virtio/drivers/virtio_gpu", "virtio", dev, sizeof(dev))) {
-    result("virtio-gpu", "fail",
+    result("virtio-gpu", KGB_CONSOLE_STATUS_FAIL,
            exists("/sys/bus/virtio/drivers/virtio_gpu")
                ? "the virtio_gpu driver is bound to no device (is -device virtio-gpu-pci there?)"
                : "no virtio_gpu driver in the kernel (CONFIG_DRM_VIRTIO_GPU)");
@@ -287,7 +276,8 @@ static void check_virtio_gpu(void) {
     if (slash)
       *slash = '\0';
     const char *pci = strrchr(target, '/');
-    result("virtio-gpu", "pass", "virtio_gpu drives %s (PCI %s)", dev, pci ? pci + 1 : "?");
+    result("virtio-gpu", KGB_CONSOLE_STATUS_PASS, "virtio_gpu drives %s (PCI %s)", dev,
+           pci ? pci + 1 : "?");
   }
   /* devtmpfs creates nodes as drivers register them: give a late probe a moment. */
   static const char *const nodes[] = {"/dev/dri/card0", "/dev/dri/renderD128"};
@@ -309,7 +299,7 @@ static void check_virtio_gpu(void) {
                               nodes[i]);
     len = MIN(len, sizeof(detail) - 1);
   }
-  result("dri-nodes", ok ? "pass" : "fail", "%s", detail);
+  result("dri-nodes", ok ? KGB_CONSOLE_STATUS_PASS : KGB_CONSOLE_STATUS_FAIL, "%s", detail);
 }
 
 static size_t count_entries(const char *dir, const char *prefix, char *names, size_t size) {
@@ -335,13 +325,15 @@ static void check_pciehp(unsigned want) {
   size_t n = count_entries("/sys/bus/pci_express/drivers/pciehp", "0000:", ports, sizeof(ports));
   size_t s = count_entries("/sys/bus/pci/slots", "", slots, sizeof(slots));
   if (!exists("/sys/bus/pci_express/drivers/pciehp"))
-    result("pciehp", "fail", "no pciehp driver (CONFIG_HOTPLUG_PCI_PCIE) or no PCIe port bus");
+    result("pciehp", KGB_CONSOLE_STATUS_FAIL,
+           "no pciehp driver (CONFIG_HOTPLUG_PCI_PCIE) or no PCIe port bus");
   else if (n < want)
-    result("pciehp", "fail", "pciehp runs on %zu port%s, %u expected (%s); ACPI hotplug took them?",
-           n, n == 1 ? "" : "s", want, n ? ports : "none");
+    result("pciehp", KGB_CONSOLE_STATUS_FAIL,
+           "pciehp runs on %zu port%s, %u expected (%s); ACPI hotplug took them?", n,
+           n == 1 ? "" : "s", want, n ? ports : "none");
   else
-    result("pciehp", "pass", "pciehp on %zu root port%s (%s), slots: %s", n, n == 1 ? "" : "s",
-           ports, s ? slots : "none");
+    result("pciehp", KGB_CONSOLE_STATUS_PASS, "pciehp on %zu root port%s (%s), slots: %s", n,
+           n == 1 ? "" : "s", ports, s ? slots : "none");
 }
 
 static const char *skip_0x(const char *s) { return strncmp(s, "0x", 2) == 0 ? s + 2 : s; }
@@ -369,7 +361,7 @@ static void check_hotplug(const char *want_id, unsigned wait_s) {
   struct pci_id before[MAX_DEV], now[MAX_DEV];
   size_t nb = list_pci(before, MAX_DEV);
   double t0 = uptime();
-  out("KGB-CHECK hotplug\n");
+  out(KGB_CONSOLE_HOTPLUG_LINE);
   char seen[PATH_MAX] = "";
   while (uptime() - t0 < wait_s) {
     size_t nn = list_pci(now, MAX_DEV);
@@ -401,21 +393,23 @@ static void check_hotplug(const char *want_id, unsigned wait_s) {
         const char *p = strrchr(target, '/');
         snprintf(parent, sizeof(parent), "%s", p ? p + 1 : target);
       }
-      result("hotplug", "pass", "%s (%s) appeared %.1f s after the request, behind %s", now[i].name,
-             id, uptime() - t0, parent);
+      result("hotplug", KGB_CONSOLE_STATUS_PASS,
+             "%s (%s) appeared %.1f s after the request, behind %s", now[i].name, id, uptime() - t0,
+             parent);
       return;
     }
     usleep(50 * 1000);
   }
-  result("hotplug", "fail", "no %s device appeared within %u s of the request%s%s", want_id, wait_s,
-         seen[0] ? "; new: " : "", seen);
+  result("hotplug", KGB_CONSOLE_STATUS_FAIL, "no %s device appeared within %u s of the request%s%s",
+         want_id, wait_s, seen[0] ? "; new: " : "", seen);
 }
 
 static void check_driver(const char *driver) {
   char path[PATH_MAX], bound[512] = "";
   snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s", driver);
   if (!exists(path)) {
-    result(driver, "fail", "no PCI driver %s in the kernel (%s missing)", driver, path);
+    result(driver, KGB_CONSOLE_STATUS_FAIL, "no PCI driver %s in the kernel (%s missing)", driver,
+           path);
     return;
   }
   size_t n = count_entries(path, "0000:", bound, sizeof(bound));
@@ -423,9 +417,11 @@ static void check_driver(const char *driver) {
   snprintf(path, sizeof(path), "/sys/module/%s/initstate", driver);
   const char *how = exists(path) ? "loaded as a module" : "built in";
   if (n)
-    result(driver, "pass", "the %s driver is %s and drives %s", driver, how, bound);
+    result(driver, KGB_CONSOLE_STATUS_PASS, "the %s driver is %s and drives %s", driver, how,
+           bound);
   else
-    result(driver, "pass", "the %s driver is %s (no device of its own in this VM)", driver, how);
+    result(driver, KGB_CONSOLE_STATUS_PASS, "the %s driver is %s (no device of its own in this VM)",
+           driver, how);
 }
 
 static void check_absent(const char *driver) {
@@ -433,9 +429,10 @@ static void check_absent(const char *driver) {
   snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s", driver);
   snprintf(mod, sizeof(mod), "/sys/module/%s", driver);
   if (exists(path) || exists(mod))
-    result(driver, "fail", "%s is in the kernel (%s)", driver, exists(path) ? path : mod);
+    result(driver, KGB_CONSOLE_STATUS_FAIL, "%s is in the kernel (%s)", driver,
+           exists(path) ? path : mod);
   else
-    result(driver, "pass", "%s is neither built in nor loaded", driver);
+    result(driver, KGB_CONSOLE_STATUS_PASS, "%s is neither built in nor loaded", driver);
 }
 
 /* ---- the image as the root disk ---- */
@@ -515,22 +512,22 @@ static void os_release(char *buf, size_t size) {
 static void check_root(const char *arg) {
   char dev[256], fstype[32];
   if (sscanf(arg, "%255s %31s", dev, fstype) != 2) {
-    result("rootfs", "fail", "a malformed plan line 'root %s'", arg);
+    result("rootfs", KGB_CONSOLE_STATUS_FAIL, "a malformed plan line 'root %s'", arg);
     return;
   }
   double t0 = uptime();
   while (!exists(dev) && uptime() - t0 < ROOT_WAIT)
     usleep(20 * 1000);
   if (!exists(dev)) {
-    result("rootfs", "fail",
+    result("rootfs", KGB_CONSOLE_STATUS_FAIL,
            "%s did not appear within %d s (virtio-blk not built in, or no partition table read)",
            dev, ROOT_WAIT);
     return;
   }
   mkdir(SYSROOT, 0755);
   if (mount(dev, SYSROOT, fstype, MS_RDONLY, NULL) < 0) {
-    result("rootfs", "fail", "mounting %s (%s) read-only: %s%s", dev, fstype, strerror(errno),
-           errno == ENODEV ? " (the kernel lacks this file system)" : "");
+    result("rootfs", KGB_CONSOLE_STATUS_FAIL, "mounting %s (%s) read-only: %s%s", dev, fstype,
+           strerror(errno), errno == ENODEV ? " (the kernel lacks this file system)" : "");
     return;
   }
   root_mounted = true;
@@ -544,10 +541,11 @@ static void check_root(const char *arg) {
             stat(init, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
   }
   if (!found)
-    result("rootfs", "fail", "%s on %s mounted, but it has no executable /sbin/init or /init",
-           fstype, dev);
+    result("rootfs", KGB_CONSOLE_STATUS_FAIL,
+           "%s on %s mounted, but it has no executable /sbin/init or /init", fstype, dev);
   else
-    result("rootfs", "pass", "%s on %s mounted read-only: %s; init %s", fstype, dev, pretty, shown);
+    result("rootfs", KGB_CONSOLE_STATUS_PASS, "%s on %s mounted read-only: %s; init %s", fstype,
+           dev, pretty, shown);
 }
 
 /* The module names in modules.dep ("kernel/drivers/x/foo-bar.ko.xz: ..." -> "foo-bar"). */
@@ -638,12 +636,13 @@ static int image_module_names(const char *release) {
  * kmod and the kernel must agree, as they must for the Kata agent. */
 static void check_image_modules(const char *release) {
   if (!root_mounted) {
-    result("modules", "fail", "the image's root is not mounted (see the rootfs check)");
+    result("modules", KGB_CONSOLE_STATUS_FAIL,
+           "the image's root is not mounted (see the rootfs check)");
     return;
   }
   int found = image_module_names(release);
   if (found < 0) {
-    result("modules", "fail",
+    result("modules", KGB_CONSOLE_STATUS_FAIL,
            "the image has no /lib/modules/%s/modules.dep: its modules are not for this kernel, "
            "or depmod did not run",
            release);
@@ -652,7 +651,7 @@ static void check_image_modules(const char *release) {
   size_t n = (size_t)found;
   char(*names)[64] = image_mods.names;
   if (!n) {
-    result("modules", "skipped",
+    result("modules", KGB_CONSOLE_STATUS_SKIP,
            "the image's /lib/modules/%s has no loadable modules: every driver is built in",
            release);
     return;
@@ -665,7 +664,8 @@ static void check_image_modules(const char *release) {
       prog = progs[i];
   }
   if (!prog) {
-    result("modules", "fail", "the image has %zu modules but no modprobe (the kmod package)", n);
+    result("modules", KGB_CONSOLE_STATUS_FAIL,
+           "the image has %zu modules but no modprobe (the kmod package)", n);
     return;
   }
   static const char *const api[] = {"/proc", "/sys", "/dev"};
@@ -673,7 +673,7 @@ static void check_image_modules(const char *release) {
     char where[64];
     snprintf(where, sizeof(where), SYSROOT "%s", api[i]);
     if (mount(api[i], where, NULL, MS_BIND | MS_REC, NULL) < 0) {
-      result("modules", "fail", "cannot bind %s into the image's root: %s", api[i],
+      result("modules", KGB_CONSOLE_STATUS_FAIL, "cannot bind %s into the image's root: %s", api[i],
              strerror(errno));
       return;
     }
@@ -703,12 +703,12 @@ static void check_image_modules(const char *release) {
     }
   }
   if (n_bad)
-    result("modules", "fail", "%zu of %zu modules of the image did not load with its modprobe: %s",
-           n_bad, n, failed);
+    result("modules", KGB_CONSOLE_STATUS_FAIL,
+           "%zu of %zu modules of the image did not load with its modprobe: %s", n_bad, n, failed);
   else
-    result("modules", "pass", "%zu module%s of the image loaded with its modprobe%s%s%s", n_ok,
-           n_ok == 1 ? "" : "s", n_ok ? ": " : "", loaded,
-           n_nodev ? " (more linked but found no device)" : "");
+    result("modules", KGB_CONSOLE_STATUS_PASS,
+           "%zu module%s of the image loaded with its modprobe%s%s%s", n_ok, n_ok == 1 ? "" : "s",
+           n_ok ? ": " : "", loaded, n_nodev ? " (more linked but found no device)" : "");
 }
 
 /* "image-driver NAME MODULE": the driver's module is in the image and loaded, or the image was
@@ -716,7 +716,7 @@ static void check_image_modules(const char *release) {
 static void check_image_driver(const char *arg) {
   char name[64], module[64];
   if (sscanf(arg, "%63s %63s", name, module) != 2) {
-    result("image-driver", "fail", "a malformed plan line 'image-driver %s'", arg);
+    result("image-driver", KGB_CONSOLE_STATUS_FAIL, "a malformed plan line 'image-driver %s'", arg);
     return;
   }
   struct utsname u;
@@ -728,12 +728,13 @@ static void check_image_driver(const char *arg) {
   char sys[PATH_MAX];
   snprintf(sys, sizeof(sys), "/sys/module/%s", module);
   if (!present)
-    result(name, "skipped", "the image has no %s module (built without the %s recipe)", module,
-           name);
+    result(name, KGB_CONSOLE_STATUS_SKIP,
+           "the image has no %s module (built without the %s recipe)", module, name);
   else if (exists(sys))
-    result(name, "pass", "%s from the image is loaded", module);
+    result(name, KGB_CONSOLE_STATUS_PASS, "%s from the image is loaded", module);
   else
-    result(name, "fail", "the image has %s, but it did not load (see modules)", module);
+    result(name, KGB_CONSOLE_STATUS_FAIL, "the image has %s, but it did not load (see modules)",
+           module);
 }
 
 /* ---- the plan ---- */
@@ -816,7 +817,8 @@ static void run_plan(FILE *f) {
     else if (STREQ(s, "image-driver"))
       check_image_driver(arg);
     else
-      result(s, "fail", "kgb-guest-check does not know the check '%s' (older than the tool?)", s);
+      result(s, KGB_CONSOLE_STATUS_FAIL,
+             "kgb-guest-check does not know the check '%s' (older than the tool?)", s);
     free(steps[i]);
   }
   free(steps);
@@ -837,17 +839,16 @@ int main(int argc, char **argv) {
    * here on (the boot log before this point stays in the serial log). */
   klogctl(8 /* SYSLOG_ACTION_CONSOLE_LEVEL */, NULL, 1);
   char line[128];
-  snprintf(line, sizeof(line), "KGB-CHECK begin uptime=%.3f\n", uptime());
+  snprintf(line, sizeof(line), KGB_CONSOLE_BEGIN_FMT, uptime());
   out(line);
   FILE *f = fopen(PLAN_PATH, "re");
   if (!f) {
-    result("plan", "fail", "%s: %s", PLAN_PATH, strerror(errno));
+    result("plan", KGB_CONSOLE_STATUS_FAIL, "%s: %s", PLAN_PATH, strerror(errno));
   } else {
     run_plan(f);
     fclose(f);
   }
-  snprintf(line, sizeof(line), "KGB-CHECK end uptime=%.3f pass=%u fail=%u skip=%u\n", uptime(),
-           n_pass, n_fail, n_skip);
+  snprintf(line, sizeof(line), KGB_CONSOLE_END_FMT, uptime(), n_pass, n_fail, n_skip);
   out(line);
   klogctl(8, NULL, 7);
   sync();

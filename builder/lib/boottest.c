@@ -1,23 +1,19 @@
-/* boot-test: the plan of checks for a profile, the initrd that carries kgb-guest-check, the
- * QEMU command line, the run (console lines parsed as they come, a device hot-plugged over QMP
- * when the guest asks, a watchdog thread that kills a hung guest), KVM probed with TCG as the
- * fallback, and the result table. */
+/* boot-test, the orchestration: the inputs (the bzImage's release, the modules' load order),
+ * what the test needs from the profile, the root disk, the plan of checks, the run (console
+ * lines parsed as they come, a device hot-plugged when the guest asks, a watchdog thread that
+ * kills a hung guest), KVM probed with TCG as the fallback, and the result table. Its parts
+ * live beside it: the console protocol (boot-protocol.h, boot-console.c), the initrd
+ * (boot-initrd.c), the QEMU command line (boot-qemu.c) and the QMP client (boot-qmp.c). */
 #define _GNU_SOURCE
 #include "boottest.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,408 +21,18 @@
 #include "../shared/sbuf.h"
 #include "../shared/string-table.h"
 #include "../shared/util.h"
+#include "boot-initrd.h"
+#include "boot-qmp.h"
 #include "exec.h"
-#include "ikconfig.h"
 #include "kata-config.h"
 
 #define DEFAULT_TIMEOUT 60
 /* A working KVM reaches the guest's userspace in about a second, TCG in two to three here:
  * KVM that has not got there in this time is slower than TCG would be. */
 #define KVM_PROBE_SECONDS 5.0
-#define MAX_MEMORY 2048        /* MiB: more only slows the boot of a guest that runs no workload */
-#define HOTPLUG_WAIT 20        /* seconds the guest waits for the hot-plugged device */
-#define HOTPLUG_ID "1af4:1041" /* virtio-net-pci behind a PCIe port (modern only) */
+#define MAX_MEMORY 2048 /* MiB: more only slows the boot of a guest that runs no workload */
+#define HOTPLUG_WAIT 20 /* seconds the guest waits for the hot-plugged device */
 #define LOG_TAIL_LINES 20
-
-static const char *const kgb_accel_table[_KGB_ACCEL_MAX] = {"auto", "kvm", "tcg"};
-DEFINE_STRING_TABLE_LOOKUP(kgb_accel, enum kgb_accel);
-
-static const char *const kgb_check_status_table[_KGB_CHECK_STATUS_MAX] = {"pass", "fail",
-                                                                          "skipped"};
-DEFINE_STRING_TABLE_TO_STRING(kgb_check_status, enum kgb_check_status);
-
-enum kgb_check_status kgb_check_status_from_string(const char *s) {
-  if (s && STREQ(s, "skip"))
-    return KGB_CHECK_SKIP;
-  return (enum kgb_check_status)string_table_lookup_from_string(
-      kgb_check_status_table, ELEMENTSOF(kgb_check_status_table), s);
-}
-
-/* ---- console lines ---- */
-
-void kgb_boot_line_release(struct kgb_boot_line *l) {
-  free(l->name);
-  free(l->detail);
-  l->name = l->detail = NULL;
-}
-
-/* A value: bare up to a space, or "quoted" with \" \\ \n escapes. */
-static int line_value(const char **p, char **ret) {
-  const char *s = *p;
-  struct sbuf sb = SBUF_INIT;
-  if (*s == '"') {
-    for (s++; *s && *s != '"'; s++) {
-      char c = *s;
-      if (c == '\\') {
-        s++;
-        if (!*s)
-          break;
-        c = *s == 'n' ? '\n' : *s;
-      }
-      sbuf_addc(&sb, c);
-    }
-    if (*s != '"') {
-      sbuf_release(&sb);
-      return -EBADMSG;
-    }
-    s++;
-  } else {
-    size_t n = strcspn(s, " \t\r\n");
-    sbuf_add(&sb, s, n);
-    s += n;
-  }
-  *ret = sbuf_steal(&sb);
-  *p = s;
-  return *ret ? 0 : -ENOMEM;
-}
-
-static int parse_int(const char *s, int *ret) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 0 || v > 100000)
-    return -EBADMSG;
-  *ret = (int)v;
-  return 0;
-}
-
-int kgb_boot_line_parse(const char *line, struct kgb_boot_line *ret) {
-  static const char marker[] = "KGB-CHECK ";
-  const char *s = strstr(line, marker);
-  if (!s)
-    return -ENOMSG;
-  s += strlen(marker);
-  struct kgb_boot_line l = {.kind = _KGB_BOOT_LINE_KIND_INVALID,
-                            .status = _KGB_CHECK_STATUS_INVALID,
-                            .uptime = -1,
-                            .n_pass = -1,
-                            .n_fail = -1,
-                            .n_skip = -1};
-  bool first = true, has_status = false;
-  int r = 0;
-  for (;;) {
-    s += strspn(s, " \t\r\n");
-    if (!*s)
-      break;
-    size_t klen = strcspn(s, "= \t\r\n");
-    if (s[klen] != '=') {
-      /* a bare word: only the first token, the kind of the line */
-      _cleanup_free_ char *word = strndup(s, klen);
-      s += klen;
-      if (!word) {
-        r = -ENOMEM;
-        break;
-      }
-      if (!first) {
-        r = -EBADMSG;
-        break;
-      }
-      if (STREQ(word, "begin"))
-        l.kind = KGB_BOOT_LINE_BEGIN;
-      else if (STREQ(word, "end"))
-        l.kind = KGB_BOOT_LINE_END;
-      else if (STREQ(word, "hotplug"))
-        l.kind = KGB_BOOT_LINE_HOTPLUG;
-      else {
-        r = -EBADMSG;
-        break;
-      }
-      first = false;
-      continue;
-    }
-    first = false;
-    _cleanup_free_ char *key = strndup(s, klen);
-    _cleanup_free_ char *value = NULL;
-    s += klen + 1;
-    if (!key) {
-      r = -ENOMEM;
-      break;
-    }
-    if ((r = line_value(&s, &value)) < 0)
-      break;
-    if (STREQ(key, "name")) {
-      free(l.name);
-      l.name = TAKE_PTR(value);
-    } else if (STREQ(key, "status")) {
-      l.status = kgb_check_status_from_string(value);
-      has_status = true;
-    } else if (STREQ(key, "detail")) {
-      free(l.detail);
-      l.detail = TAKE_PTR(value);
-    } else if (STREQ(key, "uptime")) {
-      char *end;
-      l.uptime = strtod(value, &end);
-      if (end == value || *end)
-        r = -EBADMSG;
-    } else if (STREQ(key, "pass")) {
-      r = parse_int(value, &l.n_pass);
-    } else if (STREQ(key, "fail")) {
-      r = parse_int(value, &l.n_fail);
-    } else if (STREQ(key, "skip")) {
-      r = parse_int(value, &l.n_skip);
-    }
-    /* other keys: from a newer guest program, ignored */
-    if (r < 0)
-      break;
-  }
-  if (r >= 0 && l.kind == _KGB_BOOT_LINE_KIND_INVALID) {
-    if (l.name && *l.name && has_status && l.status >= 0)
-      l.kind = KGB_BOOT_LINE_RESULT;
-    else
-      r = -EBADMSG;
-  }
-  if (r >= 0 && l.kind == KGB_BOOT_LINE_RESULT && !l.detail)
-    l.detail = strdup("");
-  if (r >= 0 && l.kind == KGB_BOOT_LINE_RESULT && !l.detail)
-    r = -ENOMEM;
-  if (r < 0) {
-    kgb_boot_line_release(&l);
-    return r;
-  }
-  *ret = l;
-  return 0;
-}
-
-/* ---- QMP: just enough JSON to tell a return from an error and keep its text ---- */
-
-void kgb_qmp_reply_release(struct kgb_qmp_reply *r) {
-  free(r->error_class);
-  free(r->desc);
-  free(r->event);
-  r->error_class = r->desc = r->event = NULL;
-}
-
-static void json_ws(const char **p) { *p += strspn(*p, " \t\r\n"); }
-
-static int json_hex4(const char *s, unsigned *ret) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                 : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                 : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                        : 16;
-    if (d > 15)
-      return -EBADMSG;
-    v = v * 16 + d;
-  }
-  *ret = v;
-  return 0;
-}
-
-/* A string; ret may be NULL to skip it. \uXXXX beyond ASCII becomes '?': the texts we keep
- * are messages for a person. */
-static int json_string(const char **p, char **ret) {
-  const char *s = *p;
-  if (*s != '"')
-    return -EBADMSG;
-  struct sbuf sb = SBUF_INIT;
-  for (s++; *s && *s != '"'; s++) {
-    char c = *s;
-    if ((unsigned char)c < 0x20)
-      break;
-    if (c == '\\') {
-      s++;
-      switch (*s) {
-      case 'n':
-        c = '\n';
-        break;
-      case 't':
-        c = '\t';
-        break;
-      case 'r':
-        c = '\r';
-        break;
-      case 'b':
-        c = '\b';
-        break;
-      case 'f':
-        c = '\f';
-        break;
-      case '"':
-      case '\\':
-      case '/':
-        c = *s;
-        break;
-      case 'u': {
-        unsigned u;
-        if (json_hex4(s + 1, &u) < 0) {
-          sbuf_release(&sb);
-          return -EBADMSG;
-        }
-        s += 4;
-        c = u < 0x80 && u >= 0x20 ? (char)u : '?';
-        break;
-      }
-      default:
-        sbuf_release(&sb);
-        return -EBADMSG;
-      }
-    }
-    if (ret)
-      sbuf_addc(&sb, c);
-  }
-  if (*s != '"') {
-    sbuf_release(&sb);
-    return -EBADMSG;
-  }
-  *p = s + 1;
-  if (ret) {
-    *ret = sbuf_steal(&sb);
-    if (!*ret)
-      return -ENOMEM;
-  }
-  return 0;
-}
-
-static int json_skip(const char **p, unsigned depth) {
-  if (depth > 64)
-    return -EBADMSG;
-  json_ws(p);
-  const char *s = *p;
-  if (*s == '"')
-    return json_string(p, NULL);
-  if (*s == '{' || *s == '[') {
-    char close = *s == '{' ? '}' : ']';
-    *p = s + 1;
-    json_ws(p);
-    if (**p == close) {
-      (*p)++;
-      return 0;
-    }
-    for (;;) {
-      int r;
-      if (close == '}') {
-        json_ws(p);
-        if ((r = json_string(p, NULL)) < 0)
-          return r;
-        json_ws(p);
-        if (**p != ':')
-          return -EBADMSG;
-        (*p)++;
-      }
-      if ((r = json_skip(p, depth + 1)) < 0)
-        return r;
-      json_ws(p);
-      if (**p == ',') {
-        (*p)++;
-        continue;
-      }
-      if (**p != close)
-        return -EBADMSG;
-      (*p)++;
-      return 0;
-    }
-  }
-  static const char *const words[] = {"true", "false", "null"};
-  for (size_t i = 0; i < ELEMENTSOF(words); i++)
-    if (startswith(s, words[i])) {
-      *p = s + strlen(words[i]);
-      return 0;
-    }
-  size_t n = strspn(s, "+-0123456789.eE");
-  if (!n)
-    return -EBADMSG;
-  *p = s + n;
-  return 0;
-}
-
-/* Calls fn for each member of the object at *p; fn parses or skips the value. */
-static int json_object(const char **p, int (*fn)(const char **p, const char *key, void *ud),
-                       void *ud) {
-  json_ws(p);
-  if (**p != '{')
-    return -EBADMSG;
-  (*p)++;
-  json_ws(p);
-  if (**p == '}') {
-    (*p)++;
-    return 0;
-  }
-  for (;;) {
-    _cleanup_free_ char *key = NULL;
-    json_ws(p);
-    int r = json_string(p, &key);
-    if (r < 0)
-      return r;
-    json_ws(p);
-    if (**p != ':')
-      return -EBADMSG;
-    (*p)++;
-    json_ws(p);
-    if ((r = fn(p, key, ud)) < 0)
-      return r;
-    json_ws(p);
-    if (**p == ',') {
-      (*p)++;
-      continue;
-    }
-    if (**p != '}')
-      return -EBADMSG;
-    (*p)++;
-    return 0;
-  }
-}
-
-static int qmp_error_member(const char **p, const char *key, void *ud) {
-  struct kgb_qmp_reply *r = ud;
-  char **field = STREQ(key, "class") ? &r->error_class : STREQ(key, "desc") ? &r->desc : NULL;
-  if (field && **p == '"') {
-    free(*field);
-    *field = NULL;
-    return json_string(p, field);
-  }
-  return json_skip(p, 1);
-}
-
-static int qmp_member(const char **p, const char *key, void *ud) {
-  struct kgb_qmp_reply *r = ud;
-  if (STREQ(key, "error")) {
-    r->kind = KGB_QMP_ERROR;
-    return json_object(p, qmp_error_member, r);
-  }
-  if (STREQ(key, "event") && **p == '"') {
-    if (r->kind != KGB_QMP_ERROR && r->kind != KGB_QMP_RETURN)
-      r->kind = KGB_QMP_EVENT;
-    free(r->event);
-    r->event = NULL;
-    return json_string(p, &r->event);
-  }
-  if (STREQ(key, "return") && r->kind != KGB_QMP_ERROR)
-    r->kind = KGB_QMP_RETURN;
-  else if (STREQ(key, "QMP") && r->kind == _KGB_QMP_KIND_INVALID)
-    r->kind = KGB_QMP_GREETING;
-  return json_skip(p, 1);
-}
-
-int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret) {
-  struct kgb_qmp_reply r = {.kind = _KGB_QMP_KIND_INVALID};
-  const char *p = line;
-  int e = json_object(&p, qmp_member, &r);
-  if (e >= 0) {
-    json_ws(&p);
-    if (*p)
-      e = -EBADMSG;
-  }
-  if (e >= 0 && r.kind == _KGB_QMP_KIND_INVALID)
-    e = -ENOMSG;
-  if (e < 0) {
-    kgb_qmp_reply_release(&r);
-    return e;
-  }
-  *ret = r;
-  return 0;
-}
 
 /* ---- inputs ---- */
 
@@ -583,20 +189,6 @@ static void machine_release(struct machine *m) {
   free(m->params);
 }
 
-/* The text of a TOML basic string value ("q35" -> q35). */
-static char *toml_unquote(const char *v) {
-  size_t n = strlen(v);
-  if (n < 2 || v[0] != '"' || v[n - 1] != '"')
-    return strdup(v);
-  struct sbuf sb = SBUF_INIT;
-  for (size_t i = 1; i + 1 < n; i++) {
-    if (v[i] == '\\' && i + 2 < n)
-      i++;
-    sbuf_addc(&sb, v[i]);
-  }
-  return sbuf_steal(&sb);
-}
-
 static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, unsigned memory,
                              struct machine *ret) {
   _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *plan = NULL;
@@ -604,24 +196,13 @@ static int machine_from_kata(struct kgb_ctx *ctx, const struct kgb_profile *p, u
   int r = kgb_kata_plan(ctx, p, &ko, &plan);
   if (r < 0)
     return r;
-  struct machine m = {0};
-  bool oom = false; /* toml_unquote failed: no default may stand in for the plan's value */
-  for (size_t i = 0; i < plan->n_settings; i++) {
-    const struct kgb_kata_setting *s = &plan->settings[i];
-    if (!STREQ(s->table, "hypervisor.qemu") || s->clear)
-      continue;
-    if (STREQ(s->key, "machine_type") && !m.type)
-      oom |= !(m.type = toml_unquote(s->value));
-    else if (STREQ(s->key, "kernel_params") && !m.params)
-      oom |= !(m.params = toml_unquote(s->value));
-    else if (STREQ(s->key, "pcie_root_port"))
-      m.root_ports = (unsigned)strtoul(s->value, NULL, 10);
-    else if (STREQ(s->key, "default_memory"))
-      m.profile_memory = (unsigned)strtoul(s->value, NULL, 10);
-  }
-  if (!m.type && !oom)
-    m.type = strdup("q35");
-  if (!m.type || oom) {
+  /* the plan's typed values: what Kata's settings launch */
+  struct machine m = {.root_ports = plan->qemu.pcie_root_port,
+                      .profile_memory = (unsigned)plan->qemu.default_memory};
+  m.type = strdup(plan->qemu.machine_type ? plan->qemu.machine_type : "q35");
+  if (plan->qemu.kernel_params)
+    m.params = strdup(plan->qemu.kernel_params);
+  if (!m.type || (plan->qemu.kernel_params && !m.params)) {
     machine_release(&m);
     return -ENOMEM;
   }
@@ -678,168 +259,6 @@ int kgb_root_image_probe(struct kgb_ctx *ctx, const char *path, struct kgb_root_
                    path);
 }
 
-/* ---- the initrd ---- */
-
-struct cpio {
-  struct archive *a;
-  long long epoch;
-  unsigned ino;
-};
-
-static int cpio_fail(struct kgb_ctx *ctx, struct cpio *c, const char *what) {
-  return kgb_error(ctx, -EIO, "writing the boot-test initrd (%s): %s", what,
-                   archive_error_string(c->a) ? archive_error_string(c->a) : "unknown error");
-}
-
-static int cpio_add(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_t type, mode_t perm,
-                    dev_t rdev, const void *data, size_t len) {
-  struct archive_entry *e = archive_entry_new();
-  if (!e)
-    return -ENOMEM;
-  archive_entry_set_pathname(e, path);
-  archive_entry_set_filetype(e, type);
-  archive_entry_set_perm(e, perm);
-  archive_entry_set_uid(e, 0);
-  archive_entry_set_gid(e, 0);
-  archive_entry_set_mtime(e, c->epoch, 0);
-  archive_entry_set_ino(e, ++c->ino);
-  archive_entry_set_nlink(e, type == AE_IFDIR ? 2 : 1);
-  archive_entry_set_size(e, type == AE_IFREG ? (la_int64_t)len : 0);
-  if (type == AE_IFCHR)
-    archive_entry_set_rdev(e, rdev);
-  int r = 0;
-  if (archive_write_header(c->a, e) < ARCHIVE_WARN)
-    r = cpio_fail(ctx, c, path);
-  else if (type == AE_IFREG && len && archive_write_data(c->a, data, len) != (la_ssize_t)len)
-    r = cpio_fail(ctx, c, path);
-  archive_entry_free(e);
-  return r;
-}
-
-/* What one file of the boot-test initrd may be: modules such as nvidia.ko are tens of MiB. */
-#define CPIO_FILE_MAX ((size_t)1 << 30)
-
-static int cpio_add_file(struct kgb_ctx *ctx, struct cpio *c, const char *path, mode_t perm,
-                         const char *src) {
-  _cleanup_free_ char *data = NULL;
-  size_t len;
-  int r = read_full_file_max(src, CPIO_FILE_MAX, &data, &len);
-  if (r < 0)
-    return kgb_error(ctx, r, "cannot read '%s': %s", src, file_error_reason(src, r, CPIO_FILE_MAX));
-  return cpio_add(ctx, c, path, AE_IFREG, perm, 0, data, len);
-}
-
-/* A module as the kernel loads it: decompressed when kbuild compressed it. */
-static int cpio_add_module(struct kgb_ctx *ctx, struct cpio *c, const char *path, const char *src) {
-  _cleanup_free_ char *data = NULL, *plain = NULL;
-  size_t len, plain_len;
-  int r = read_full_file_max(src, CPIO_FILE_MAX, &data, &len);
-  if (r < 0)
-    return kgb_error(ctx, r, "cannot read module '%s': %s", src,
-                     file_error_reason(src, r, CPIO_FILE_MAX));
-  if (endswith(src, ".ko"))
-    return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, data, len);
-  const char *fmt;
-  r = kgb_decompress(ctx, src, data, len, (size_t)1 << 30, 0, &plain, &plain_len, &fmt);
-  if (r < 0)
-    return r;
-  return cpio_add(ctx, c, path, AE_IFREG, 0644, 0, plain, plain_len);
-}
-
-/* Which compression the kernel unpacks: gzip when its config says so (or is unknown), else
- * zstd, else none. */
-static const char *initrd_filter(const char *config_text) {
-  if (!config_text || strstr(config_text, "\nCONFIG_RD_GZIP=y\n"))
-    return "gzip";
-  if (strstr(config_text, "\nCONFIG_RD_ZSTD=y\n"))
-    return "zstd";
-  return NULL;
-}
-
-struct overlay {
-  const char *guest_check;
-  const char *plan;
-  const char *modules_dir; /* sources of modules[] */
-  char **modules;          /* relative to modules_dir, in load order */
-  char **module_paths;     /* their paths in the initrd */
-  const char *filter;
-  long long epoch;
-};
-
-static int write_overlay(struct kgb_ctx *ctx, const struct overlay *o, int fd) {
-  struct cpio c = {.a = archive_write_new(), .epoch = o->epoch};
-  if (!c.a)
-    return -ENOMEM;
-  int r = 0;
-  archive_write_set_format_cpio_newc(c.a);
-  if (o->filter && STREQ(o->filter, "gzip")) {
-    if (archive_write_add_filter_gzip(c.a) != ARCHIVE_OK ||
-        archive_write_set_filter_option(c.a, "gzip", "timestamp", NULL) < ARCHIVE_WARN)
-      r = cpio_fail(ctx, &c, "gzip");
-  } else if (o->filter && archive_write_add_filter_zstd(c.a) != ARCHIVE_OK) {
-    r = cpio_fail(ctx, &c, "zstd");
-  }
-  archive_write_set_bytes_per_block(c.a, 512);
-  if (r >= 0 && archive_write_open_fd(c.a, fd) != ARCHIVE_OK)
-    r = cpio_fail(ctx, &c, "open");
-  static const char *const dirs[] = {"dev", "kgb", "kgb/modules", "proc", "sys"};
-  for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
-    r = cpio_add(ctx, &c, dirs[i], AE_IFDIR, 0755, 0, NULL, 0);
-  /* so that the kernel can give the first process its console before devtmpfs is mounted */
-  if (r >= 0)
-    r = cpio_add(ctx, &c, "dev/console", AE_IFCHR, 0600, makedev(5, 1), NULL, 0);
-  if (r >= 0)
-    r = cpio_add_file(ctx, &c, "kgb/check", 0755, o->guest_check);
-  if (r >= 0)
-    r = cpio_add(ctx, &c, "kgb/plan", AE_IFREG, 0644, 0, o->plan, strlen(o->plan));
-  for (size_t i = 0; o->modules && o->modules[i] && r >= 0; i++) {
-    _cleanup_free_ char *src = strjoin_path(o->modules_dir, o->modules[i]);
-    r = src ? cpio_add_module(ctx, &c, o->module_paths[i] + 1, src) : -ENOMEM;
-  }
-  if (r >= 0 && archive_write_close(c.a) != ARCHIVE_OK)
-    r = cpio_fail(ctx, &c, "close");
-  archive_write_free(c.a);
-  return r;
-}
-
-/* The image's initrd (if any) followed by ours: the kernel unpacks concatenated archives in
- * order, so ours adds /kgb without touching the image's files. */
-static int write_initrd(struct kgb_ctx *ctx, const char *base, const struct overlay *o,
-                        const char *path) {
-  _cleanup_free_ char *tmp = kgb_strdup_printf("%s.tmp.XXXXXX", path);
-  if (!tmp)
-    return -ENOMEM;
-  _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0)
-    return kgb_error(ctx, -errno, "cannot create '%s': %m", tmp);
-  int r = 0;
-  if (base) {
-    _cleanup_close_ int in = open(base, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-      r = kgb_error(ctx, -errno, "cannot open initrd '%s': %m", base);
-    char buf[65536];
-    ssize_t n;
-    while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0) {
-      if (n < 0 || write(fd, buf, (size_t)n) != n)
-        r = kgb_error(ctx, -errno, "copying initrd '%s': %m", base);
-    }
-    /* the next archive starts on a 4-byte boundary, as the kernel's unpacker expects */
-    off_t end = lseek(fd, 0, SEEK_END);
-    static const char zeros[4];
-    if (r >= 0 && end % 4 && write(fd, zeros, (size_t)(4 - end % 4)) < 0)
-      r = -errno;
-  }
-  if (r >= 0)
-    r = write_overlay(ctx, o, fd);
-  if (r >= 0 && fsync(fd) < 0)
-    r = -errno;
-  if (r >= 0 && rename(tmp, path) < 0)
-    r = kgb_error(ctx, -errno, "cannot rename '%s': %m", tmp);
-  if (r < 0)
-    unlink(tmp);
-  return r;
-}
-
 /* ---- the plan ---- */
 
 static bool vendor_is(const struct kgb_profile *p, const char *v) {
@@ -872,7 +291,7 @@ static char *render_plan(const struct kgb_profile *p, const char *release, const
     if (m->root_ports && STREQ(m->type, "q35"))
       sbuf_addf(&sb, "pciehp %u\n", m->root_ports);
     if (hotplug_planned(p, m))
-      sbuf_addf(&sb, "hotplug %s %u\n", HOTPLUG_ID, HOTPLUG_WAIT);
+      sbuf_addf(&sb, "hotplug %s %u\n", KGB_QMP_HOTPLUG_ID, HOTPLUG_WAIT);
     sbuf_adds(&sb, "absent nouveau\n");
     if (image_modules)
       sbuf_adds(&sb, "image-driver nvidia-driver nvidia\n");
@@ -920,103 +339,6 @@ static int host_rows(const struct kgb_profile *p, const struct kgb_boot_opts *o,
   return r;
 }
 
-/* ---- QEMU ---- */
-
-struct qemu_cmd {
-  const char *qemu;
-  const char *name;
-  const char *kernel, *initrd;
-  const char *image; /* the root disk, read-only on virtio-blk; NULL: none */
-  const char *cmdline;
-  const struct machine *m;
-  enum kgb_accel accel;
-  bool virtio_gpu;
-  const char *qmp_path; /* NULL: no QMP */
-};
-
-/* -drive for the image; a comma in QEMU's option syntax is doubled. */
-static char *qemu_drive(const char *image) {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "file=");
-  for (const char *c = image; *c; c++) {
-    if (*c == ',')
-      sbuf_addc(&sb, ',');
-    sbuf_addc(&sb, *c);
-  }
-  sbuf_adds(&sb, ",if=none,id=kgb-root,format=raw,readonly=on");
-  return sbuf_steal(&sb);
-}
-
-static char **qemu_argv(const struct qemu_cmd *q) {
-  char **v = NULL;
-  int r = 0;
-  _cleanup_free_ char *mem = kgb_strdup_printf("%u", q->m->memory);
-  _cleanup_free_ char *name = kgb_strdup_printf("kgb-boot-test-%s", q->name);
-  const char *fixed[] = {q->qemu,
-                         "-name",
-                         name,
-                         "-machine",
-                         q->m->type,
-                         "-accel",
-                         kgb_accel_to_string(q->accel),
-                         "-m",
-                         mem,
-                         "-smp",
-                         "1",
-                         "-nodefaults",
-                         "-no-user-config",
-                         "-display",
-                         "none",
-                         "-serial",
-                         "stdio",
-                         "-no-reboot",
-                         "-kernel",
-                         q->kernel,
-                         "-initrd",
-                         q->initrd,
-                         "-append",
-                         q->cmdline};
-  if (!mem || !name)
-    return NULL;
-  for (size_t i = 0; i < ELEMENTSOF(fixed) && r >= 0; i++)
-    r = strv_extend(&v, fixed[i]);
-  /* Kata runs KVM guests with the host's CPU model */
-  if (r >= 0 && q->accel == KGB_ACCEL_KVM)
-    r = strv_extend(&v, "-cpu") < 0 ? -ENOMEM : strv_extend(&v, "host");
-  bool q35 = STREQ(q->m->type, "q35");
-  if (r >= 0 && q35 && q->m->root_ports)
-    /* QEMU 6.1 and later hand q35's root ports to ACPI hotplug; Kata's large-BAR path is
-     * native PCIe hotplug (pciehp) */
-    r = strv_extend(&v, "-global") < 0
-            ? -ENOMEM
-            : strv_extend(&v, "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off");
-  for (unsigned i = 0; q35 && i < q->m->root_ports && r >= 0; i++) {
-    _cleanup_free_ char *dev =
-        kgb_strdup_printf("pcie-root-port,id=rp%u,bus=pcie.0,chassis=%u,slot=%u", i, i + 1, i + 1);
-    r = dev && strv_extend(&v, "-device") >= 0 ? strv_extend(&v, dev) : -ENOMEM;
-  }
-  static const char *const devices[] = {"virtio-rng-pci", "virtio-serial-pci"};
-  for (size_t i = 0; i < ELEMENTSOF(devices) && r >= 0; i++)
-    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, devices[i]);
-  if (r >= 0 && q->virtio_gpu)
-    r = strv_extend(&v, "-device") < 0 ? -ENOMEM : strv_extend(&v, "virtio-gpu-pci");
-  if (r >= 0 && q->image) {
-    /* Kata's disable_image_nvdimm = true path: the image on virtio-blk, never written */
-    _cleanup_free_ char *drive = qemu_drive(q->image);
-    r = drive && strv_extend(&v, "-drive") >= 0 && strv_extend(&v, drive) >= 0 &&
-                strv_extend(&v, "-device") >= 0
-            ? strv_extend(&v, "virtio-blk-pci,drive=kgb-root")
-            : -ENOMEM;
-  }
-  if (r >= 0 && q->qmp_path) {
-    _cleanup_free_ char *qmp = kgb_strdup_printf("unix:%s,server=on,wait=off", q->qmp_path);
-    r = qmp && strv_extend(&v, "-qmp") >= 0 ? strv_extend(&v, qmp) : -ENOMEM;
-  }
-  if (r < 0)
-    return strv_free(v);
-  return v;
-}
-
 /* ---- the watchdog: ends the run at its deadline or when the caller is interrupted ---- */
 
 struct watch {
@@ -1055,111 +377,6 @@ static void watch_set_deadline(struct watch *w, double deadline) {
   pthread_mutex_lock(&w->lock);
   w->deadline = deadline;
   pthread_mutex_unlock(&w->lock);
-}
-
-/* ---- QMP client ---- */
-
-struct qmp {
-  int fd;
-  struct sbuf in;
-};
-
-/* The next reply that is not an event, within timeout seconds. */
-static int qmp_read(struct qmp *q, double timeout, struct kgb_qmp_reply *ret) {
-  double end = monotonic_seconds() + timeout;
-  for (;;) {
-    char *nl = q->in.buf ? memchr(q->in.buf, '\n', q->in.len) : NULL;
-    if (nl) {
-      *nl = '\0';
-      struct kgb_qmp_reply rep;
-      int r = kgb_qmp_parse(q->in.buf, &rep);
-      size_t rest = q->in.len - (size_t)(nl + 1 - q->in.buf);
-      memmove(q->in.buf, nl + 1, rest);
-      q->in.len = rest;
-      q->in.buf[rest] = '\0';
-      if (r < 0)
-        return r;
-      if (rep.kind == KGB_QMP_EVENT) {
-        kgb_qmp_reply_release(&rep);
-        continue;
-      }
-      *ret = rep;
-      return 0;
-    }
-    double left = end - monotonic_seconds();
-    if (left <= 0)
-      return -ETIMEDOUT;
-    struct pollfd p = {.fd = q->fd, .events = POLLIN};
-    int pr = poll(&p, 1, (int)(left * 1000) + 1);
-    if (pr < 0 && errno != EINTR)
-      return -errno;
-    if (pr <= 0)
-      continue;
-    char buf[4096];
-    ssize_t n = read(q->fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return n == 0 ? -ECONNRESET : -errno;
-    if (sbuf_add(&q->in, buf, (size_t)n) < 0)
-      return -ENOMEM;
-  }
-}
-
-static int qmp_execute(struct qmp *q, const char *json, char **ret_error) {
-  size_t len = strlen(json);
-  if (write(q->fd, json, len) != (ssize_t)len || write(q->fd, "\n", 1) != 1)
-    return -errno;
-  struct kgb_qmp_reply rep;
-  int r = qmp_read(q, 5, &rep);
-  if (r < 0)
-    return r;
-  if (rep.kind == KGB_QMP_ERROR) {
-    *ret_error = kgb_strdup_printf("%s%s%s", rep.error_class ? rep.error_class : "",
-                                   rep.error_class ? ": " : "", rep.desc ? rep.desc : "?");
-    r = -EIO;
-  } else if (rep.kind != KGB_QMP_RETURN) {
-    r = -EPROTO;
-  }
-  kgb_qmp_reply_release(&rep);
-  return r;
-}
-
-/* device_add of a virtio-net-pci function into root port rp0: what a large-BAR GPU goes
- * through in Kata. ret_error: why it failed, for the table. */
-static int qmp_hotplug(const char *sock_path, char **ret_error) {
-  struct qmp q = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), .in = SBUF_INIT};
-  if (q.fd < 0)
-    return -errno;
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-  int r = -ENOENT;
-  for (int i = 0; i < 50 && r < 0; i++) {
-    r = connect(q.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-    if (r < 0)
-      usleep(20 * 1000);
-  }
-  struct kgb_qmp_reply rep = {0};
-  if (r < 0) {
-    *ret_error = kgb_strdup_printf("cannot connect to QMP at '%s': %s", sock_path, strerror(-r));
-  } else if ((r = qmp_read(&q, 5, &rep)) < 0 || rep.kind != KGB_QMP_GREETING) {
-    *ret_error = strdup("QMP sent no greeting");
-    r = r < 0 ? r : -EPROTO;
-  } else if ((r = qmp_execute(&q, "{\"execute\": \"qmp_capabilities\"}", ret_error)) < 0) {
-    if (!*ret_error)
-      *ret_error = kgb_strdup_printf("qmp_capabilities: %s", strerror(-r));
-  } else if ((r = qmp_execute(&q,
-                              "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
-                              "\"virtio-net-pci\", \"bus\": \"rp0\", \"id\": \"kgb-hotplug0\", "
-                              "\"romfile\": \"\"}}",
-                              ret_error)) < 0) {
-    if (!*ret_error)
-      *ret_error = kgb_strdup_printf("device_add: %s", strerror(-r));
-  }
-  kgb_qmp_reply_release(&rep);
-  sbuf_release(&q.in);
-  close(q.fd);
-  return r;
 }
 
 /* ---- one QEMU run ---- */
@@ -1242,7 +459,7 @@ static void on_line(void *ud, const char *raw) {
     r->t_hotplug = t;
     if (!r->qmp_path)
       r->hotplug_error = strdup("the host planned no hot-plug (no QMP socket)");
-    else if (qmp_hotplug(r->qmp_path, &r->hotplug_error) < 0 && !r->hotplug_error)
+    else if (kgb_qmp_hotplug(r->qmp_path, &r->hotplug_error) < 0 && !r->hotplug_error)
       r->hotplug_error = strdup("QMP failed");
     if (r->hotplug_error)
       kgb_debug(r->ctx, "boot-test: hot-plug over QMP failed: %s", r->hotplug_error);
@@ -1379,32 +596,6 @@ static int make_rundir(struct kgb_ctx *ctx, const char *profile, char **ret) {
     return r;
   }
   *ret = dir;
-  return 0;
-}
-
-/* The socket QEMU listens on; a path that does not fit in sun_path moves to the temporary
- * directory. ret_tmpdir: a directory to remove afterwards, or NULL. */
-static int qmp_socket_path(struct kgb_ctx *ctx, const char *rundir, char **ret, char **ret_tmpdir) {
-  _cleanup_free_ char *path = strjoin_path(rundir, "qmp.sock");
-  if (!path)
-    return -ENOMEM;
-  if (strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
-    *ret = TAKE_PTR(path);
-    *ret_tmpdir = NULL;
-    return 0;
-  }
-  const char *tmp = getenv("TMPDIR");
-  _cleanup_free_ char *dir = kgb_strdup_printf("%s/kgb-qmp-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!dir)
-    return -ENOMEM;
-  if (!mkdtemp(dir))
-    return kgb_error(ctx, -errno, "cannot create a directory for the QMP socket: %m");
-  *ret = strjoin_path(dir, "qmp.sock");
-  if (!*ret) {
-    rmdir(dir);
-    return -ENOMEM;
-  }
-  *ret_tmpdir = TAKE_PTR(dir);
   return 0;
 }
 
@@ -1570,14 +761,14 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (o->config && (r = read_full_file(o->config, &b->config, &len)) < 0)
     return kgb_error(ctx, r, "cannot read '%s': %s", o->config,
                      file_error_reason(o->config, r, READ_TEXT_MAX));
-  struct overlay ov = {.guest_check = o->guest_check,
-                       .plan = b->plan,
-                       .modules_dir = o->modules_dir,
-                       .modules = b->modules,
-                       .module_paths = b->module_paths,
-                       .filter = initrd_filter(b->config),
-                       .epoch = o->epoch};
-  if ((r = write_initrd(ctx, o->initrd, &ov, res->initrd)) < 0)
+  struct kgb_boot_initrd ov = {.guest_check = o->guest_check,
+                               .plan = b->plan,
+                               .modules_dir = o->modules_dir,
+                               .modules = b->modules,
+                               .module_paths = b->module_paths,
+                               .filter = kgb_boot_initrd_filter(b->config),
+                               .epoch = o->epoch};
+  if ((r = kgb_boot_initrd_write(ctx, o->initrd, &ov, res->initrd)) < 0)
     return r;
   if ((r = host_rows(p, o, &b->m, strv_length(b->modules), &res->checks, &res->n_checks)) < 0)
     return r;
@@ -1594,18 +785,20 @@ static int boot_prepare(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (!b->cmdline)
     return -ENOMEM;
   if (hotplug_planned(p, &b->m))
-    return qmp_socket_path(ctx, res->rundir, &b->qmp_path, &b->qmp_tmpdir);
+    return kgb_qmp_socket_path(ctx, res->rundir, &b->qmp_path, &b->qmp_tmpdir);
   return 0;
 }
 
 /* One boot under accel; label for the progress line. */
-static int boot_run(struct kgb_ctx *ctx, struct boot *b, struct qemu_cmd *q, enum kgb_accel accel,
-                    const char *label, struct kgb_boot_result *res, int *ret_status) {
+static int boot_run(struct kgb_ctx *ctx, struct boot *b, struct kgb_qemu_cmd *q,
+                    enum kgb_accel accel, const char *label, struct kgb_boot_result *res,
+                    int *ret_status) {
   q->accel = accel;
   strv_free(res->qemu_argv);
-  res->qemu_argv = qemu_argv(q);
-  if (!res->qemu_argv)
-    return -ENOMEM;
+  res->qemu_argv = NULL;
+  int r = kgb_qemu_argv(q, &res->qemu_argv);
+  if (r < 0)
+    return r;
   b->run.label = label;
   return run_qemu(ctx, res->qemu_argv, res->log_path, &b->run, ret_status);
 }
@@ -1616,15 +809,17 @@ static int boot_execute(struct kgb_ctx *ctx, const struct kgb_profile *p,
   struct run *run = &b->run;
   run->timeout = o->timeout ? o->timeout : DEFAULT_TIMEOUT;
   run->qmp_path = b->qmp_path;
-  struct qemu_cmd q = {.qemu = o->qemu ? o->qemu : "qemu-system-x86_64",
-                       .name = p->name,
-                       .kernel = o->kernel,
-                       .initrd = res->initrd,
-                       .image = o->image,
-                       .cmdline = b->cmdline,
-                       .m = &b->m,
-                       .virtio_gpu = vendor_is(p, "virgl"),
-                       .qmp_path = b->qmp_path};
+  struct kgb_qemu_cmd q = {.qemu = o->qemu ? o->qemu : "qemu-system-x86_64",
+                           .name = p->name,
+                           .kernel = o->kernel,
+                           .initrd = res->initrd,
+                           .image = o->image,
+                           .cmdline = b->cmdline,
+                           .machine = b->m.type,
+                           .memory = b->m.memory,
+                           .root_ports = b->m.root_ports,
+                           .virtio_gpu = vendor_is(p, "virgl"),
+                           .qmp_path = b->qmp_path};
   _cleanup_free_ char *no_kvm = NULL, *probe_label = NULL, *label = NULL, *why = NULL;
   enum kgb_accel accel = o->accel;
   int r, status = 0;

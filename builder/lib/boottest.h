@@ -1,86 +1,19 @@
 /* `boot-test`: the built kernel booted in QEMU on a Kata-like machine (q35, the PCIe root ports
- * of the profile's Kata settings, virtio devices, a serial console), with kgb-guest-check as
- * early userspace in an initrd written here (or appended to the image's), its result lines
- * read from the console into a table, a device hot-plugged over QMP when the profile needs
- * it, KVM probed and TCG taken when KVM fails or is slow, and a hung guest killed. */
+ * of the profile's Kata settings, virtio devices, a serial console; boot-qemu.h), with
+ * kgb-guest-check as early userspace in an initrd written for the test (or appended to the
+ * image's; boot-initrd.h), its result lines read from the console into a table
+ * (boot-console.h), a device hot-plugged over QMP when the profile needs it (boot-qmp.h), KVM
+ * probed and TCG taken when KVM fails or is slow, and a hung guest killed. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "boot-console.h"
+#include "boot-qemu.h"
 #include "kgb.h"
 #include "profile.h"
-
-enum kgb_accel {
-  KGB_ACCEL_AUTO,
-  KGB_ACCEL_KVM,
-  KGB_ACCEL_TCG,
-  _KGB_ACCEL_MAX,
-  _KGB_ACCEL_INVALID = -22,
-};
-enum kgb_accel kgb_accel_from_string(const char *s);
-const char *kgb_accel_to_string(enum kgb_accel a);
-
-enum kgb_check_status {
-  KGB_CHECK_PASS,
-  KGB_CHECK_FAIL,
-  KGB_CHECK_SKIP,
-  _KGB_CHECK_STATUS_MAX,
-  _KGB_CHECK_STATUS_INVALID = -22,
-};
-/* "pass", "fail", "skipped" ("skip" is accepted too, as the guest writes it). */
-enum kgb_check_status kgb_check_status_from_string(const char *s);
-const char *kgb_check_status_to_string(enum kgb_check_status s);
-
-/* ---- the guest's console lines ---- */
-
-enum kgb_boot_line_kind {
-  KGB_BOOT_LINE_BEGIN,   /* KGB-CHECK begin uptime=0.84 */
-  KGB_BOOT_LINE_RESULT,  /* KGB-CHECK name=uname status=pass detail="..." */
-  KGB_BOOT_LINE_HOTPLUG, /* KGB-CHECK hotplug: the guest waits for a device in a root port */
-  KGB_BOOT_LINE_END,     /* KGB-CHECK end uptime=0.91 pass=5 fail=0 skip=1 */
-  _KGB_BOOT_LINE_KIND_MAX,
-  _KGB_BOOT_LINE_KIND_INVALID = -22,
-};
-
-struct kgb_boot_line {
-  enum kgb_boot_line_kind kind;
-  char *name; /* RESULT */
-  enum kgb_check_status status;
-  char *detail;
-  double uptime;              /* BEGIN, END: seconds since the guest's boot; -1 unknown */
-  int n_pass, n_fail, n_skip; /* END: the guest's own counts, -1 unknown */
-};
-void kgb_boot_line_release(struct kgb_boot_line *l);
-
-/* Parses one console line. The marker may follow other text on the line (a kernel message
- * that was not ended). -ENOMSG: not a check line; -EBADMSG: a check line that is malformed
- * (cut short, an unknown status). */
-int kgb_boot_line_parse(const char *line, struct kgb_boot_line *ret);
-
-/* ---- QMP ---- */
-
-enum kgb_qmp_kind {
-  KGB_QMP_GREETING, /* {"QMP": {...}} */
-  KGB_QMP_RETURN,   /* {"return": ...} */
-  KGB_QMP_ERROR,    /* {"error": {"class": ..., "desc": ...}} */
-  KGB_QMP_EVENT,    /* {"event": "NAME", ...} */
-  _KGB_QMP_KIND_MAX,
-  _KGB_QMP_KIND_INVALID = -22,
-};
-
-struct kgb_qmp_reply {
-  enum kgb_qmp_kind kind;
-  char *error_class; /* ERROR */
-  char *desc;        /* ERROR: QEMU's message */
-  char *event;       /* EVENT: its name */
-};
-void kgb_qmp_reply_release(struct kgb_qmp_reply *r);
-
-/* Parses one line of QMP (one JSON object). -EBADMSG: not JSON or not an object; -ENOMSG: an
- * object without any of the keys above. */
-int kgb_qmp_parse(const char *line, struct kgb_qmp_reply *ret);
 
 /* ---- a root disk image ---- */
 

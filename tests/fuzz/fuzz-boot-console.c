@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot-console.h"
+#include "boot-qmp.h"
 #include "boottest.h"
 #include "fuzz.h"
 

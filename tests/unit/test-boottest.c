@@ -1,6 +1,6 @@
-/* boot-test: the guest's console lines, QMP replies, module load order, the bzImage's release,
- * and whole runs against a stand-in QEMU (tests/fixtures/fake-qemu.py) that reads the plan from
- * the initrd, prints what the guest would, serves QMP and can hang, fail or panic. */
+/* boot-test: module load order, the bzImage's release, and whole runs against a stand-in QEMU
+ * (tests/fixtures/fake-qemu.py) that reads the plan from the initrd, prints what the guest
+ * would, serves QMP and can hang, fail or panic. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,6 @@
 #include "boottest.h"
 #include "fixture.h"
 #include "image.h"
-#include "sbuf.h"
 #include "util.h"
 
 #define FAKE_QEMU KGB_TEST_FIXTURES "/fake-qemu.py"
@@ -35,147 +34,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
   rm_rf(tmpdir);
   return fixture_teardown(state);
-}
-
-static struct kgb_boot_line parse_ok(const char *text) {
-  struct kgb_boot_line l;
-  int r = kgb_boot_line_parse(text, &l);
-  if (r < 0)
-    fail_msg("'%s': %s", text, strerror(-r));
-  return l;
-}
-
-static void test_lines(void **state) {
-  (void)state;
-  struct kgb_boot_line l = parse_ok("KGB-CHECK begin uptime=0.842\r");
-  assert_int_equal(l.kind, KGB_BOOT_LINE_BEGIN);
-  assert_true(l.uptime > 0.841 && l.uptime < 0.843);
-  kgb_boot_line_release(&l);
-
-  l = parse_ok("KGB-CHECK name=uname status=pass detail=\"6.1.192-virgl-gpu\"");
-  assert_int_equal(l.kind, KGB_BOOT_LINE_RESULT);
-  assert_string_equal(l.name, "uname");
-  assert_int_equal(l.status, KGB_CHECK_PASS);
-  assert_string_equal(l.detail, "6.1.192-virgl-gpu");
-  kgb_boot_line_release(&l);
-
-  /* escapes, a key from a newer guest, the marker after an unfinished kernel message */
-  l = parse_ok("[    1.20] pciehp: Slot(1)KGB-CHECK name=config status=fail "
-               "detail=\"say \\\"y\\\"\\nC:\\\\\" future=1");
-  assert_int_equal(l.status, KGB_CHECK_FAIL);
-  assert_string_equal(l.detail, "say \"y\"\nC:\\");
-  kgb_boot_line_release(&l);
-
-  l = parse_ok("KGB-CHECK name=modules status=skip");
-  assert_int_equal(l.status, KGB_CHECK_SKIP);
-  assert_string_equal(l.detail, "");
-  kgb_boot_line_release(&l);
-
-  l = parse_ok("KGB-CHECK end uptime=1.5 pass=5 fail=1 skip=2");
-  assert_int_equal(l.kind, KGB_BOOT_LINE_END);
-  assert_int_equal(l.n_pass, 5);
-  assert_int_equal(l.n_fail, 1);
-  assert_int_equal(l.n_skip, 2);
-  kgb_boot_line_release(&l);
-
-  l = parse_ok("KGB-CHECK hotplug");
-  assert_int_equal(l.kind, KGB_BOOT_LINE_HOTPLUG);
-  kgb_boot_line_release(&l);
-
-  struct kgb_boot_line bad;
-  assert_int_equal(kgb_boot_line_parse("Run /kgb/check as init process", &bad), -ENOMSG);
-  assert_int_equal(kgb_boot_line_parse("KGB-CHECKS begin", &bad), -ENOMSG);
-  static const char *const malformed[] = {
-      "KGB-CHECK name=virtio-gpu status=pa",                     /* cut by a kernel message */
-      "KGB-CHECK name=config status=pass detail=\"no end quote", /* cut short */
-      "KGB-CHECK status=pass detail=\"x\"",                      /* no name */
-      "KGB-CHECK name=x detail=\"no status\"",                   /* no status */
-      "KGB-CHECK name=x status=maybe",                           /* unknown status */
-      "KGB-CHECK begin end",                                     /* two kinds */
-      "KGB-CHECK reboot",                                        /* unknown kind */
-      "KGB-CHECK end pass=-1",                                   /* a count below 0 */
-      "KGB-CHECK begin uptime=soon",                             /* not a number */
-      "KGB-CHECK ",                                              /* nothing */
-  };
-  for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
-    if (kgb_boot_line_parse(malformed[i], &bad) != -EBADMSG)
-      fail_msg("'%s' was accepted", malformed[i]);
-}
-
-static void test_qmp(void **state) {
-  (void)state;
-  struct kgb_qmp_reply r;
-  assert_int_equal(kgb_qmp_parse("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, "
-                                 "\"major\": 7}, \"package\": \"Debian 1:7.2\"}, "
-                                 "\"capabilities\": [\"oob\"]}}\r",
-                                 &r),
-                   0);
-  assert_int_equal(r.kind, KGB_QMP_GREETING);
-  kgb_qmp_reply_release(&r);
-
-  assert_int_equal(kgb_qmp_parse("{\"return\": {}}", &r), 0);
-  assert_int_equal(r.kind, KGB_QMP_RETURN);
-  kgb_qmp_reply_release(&r);
-
-  assert_int_equal(kgb_qmp_parse("{\"return\": [{\"a\": [1, -2.5e3, true, null]}], \"id\": 7}", &r),
-                   0);
-  assert_int_equal(r.kind, KGB_QMP_RETURN);
-  kgb_qmp_reply_release(&r);
-
-  assert_int_equal(kgb_qmp_parse("{\"id\": \"x\", \"error\": {\"class\": \"GenericError\", "
-                                 "\"desc\": \"Bus \\u0027rp0\\u0027 not found\\u00e9\"}}",
-                                 &r),
-                   0);
-  assert_int_equal(r.kind, KGB_QMP_ERROR);
-  assert_string_equal(r.error_class, "GenericError");
-  assert_string_equal(r.desc, "Bus 'rp0' not found?");
-  kgb_qmp_reply_release(&r);
-
-  assert_int_equal(kgb_qmp_parse("{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
-                                 "\"event\": \"DEVICE_ADDED\", \"data\": {\"path\": \"/x\"}}",
-                                 &r),
-                   0);
-  assert_int_equal(r.kind, KGB_QMP_EVENT);
-  assert_string_equal(r.event, "DEVICE_ADDED");
-  kgb_qmp_reply_release(&r);
-
-  assert_int_equal(kgb_qmp_parse("{\"greeting\": 1}", &r), -ENOMSG);
-  static const char *const bad[] = {
-      "",
-      "[]",
-      "{\"return\": {}",
-      "{\"return\": {}} x",
-      "{\"return\" {}}",
-      "{return: 1}",
-      "{\"error\": \"text\"}",
-      "{\"a\": \"\\q\"}",
-      "{\"a\": tru}",
-  };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-    if (kgb_qmp_parse(bad[i], &r) != -EBADMSG)
-      fail_msg("'%s' was accepted", bad[i]);
-  /* nesting has a limit */
-  struct sbuf deep = SBUF_INIT;
-  sbuf_adds(&deep, "{\"return\": ");
-  for (int i = 0; i < 100; i++)
-    sbuf_adds(&deep, "[");
-  for (int i = 0; i < 100; i++)
-    sbuf_adds(&deep, "]");
-  sbuf_adds(&deep, "}");
-  assert_int_equal(kgb_qmp_parse(sbuf_str(&deep), &r), -EBADMSG);
-  sbuf_release(&deep);
-}
-
-static void test_strings(void **state) {
-  (void)state;
-  assert_int_equal(kgb_accel_from_string("auto"), KGB_ACCEL_AUTO);
-  assert_int_equal(kgb_accel_from_string("tcg"), KGB_ACCEL_TCG);
-  assert_int_equal(kgb_accel_from_string("hvf"), _KGB_ACCEL_INVALID);
-  assert_string_equal(kgb_accel_to_string(KGB_ACCEL_KVM), "kvm");
-  assert_int_equal(kgb_check_status_from_string("skip"), KGB_CHECK_SKIP);
-  assert_int_equal(kgb_check_status_from_string("skipped"), KGB_CHECK_SKIP);
-  assert_string_equal(kgb_check_status_to_string(KGB_CHECK_SKIP), "skipped");
-  assert_null(kgb_check_status_to_string(_KGB_CHECK_STATUS_INVALID));
 }
 
 static void test_load_order(void **state) {
@@ -553,11 +411,10 @@ static void test_boot_failures(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lines),           cmocka_unit_test(test_qmp),
-      cmocka_unit_test(test_strings),         cmocka_unit_test(test_load_order),
-      cmocka_unit_test(test_bzimage_release), cmocka_unit_test(test_boot_nvidia),
-      cmocka_unit_test(test_boot_virgl),      cmocka_unit_test(test_boot_modules),
-      cmocka_unit_test(test_boot_failures),   cmocka_unit_test(test_root_image),
+      cmocka_unit_test(test_load_order),   cmocka_unit_test(test_bzimage_release),
+      cmocka_unit_test(test_boot_nvidia),  cmocka_unit_test(test_boot_virgl),
+      cmocka_unit_test(test_boot_modules), cmocka_unit_test(test_boot_failures),
+      cmocka_unit_test(test_root_image),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
