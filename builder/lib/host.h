@@ -61,7 +61,6 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
                    struct kgb_host_report **ret);
 struct kgb_host_report *kgb_host_report_free(struct kgb_host_report *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_host_report *, kgb_host_report_free)
-char *kgb_host_report_json(const struct kgb_host_report *r);
 
 /* Reads the host kernel's config: <boot>/config-<release>, else <proc>/config.gz. Returns
  * the lines; ret_source names the file. -ENOENT when there is neither. */
