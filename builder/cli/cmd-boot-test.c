@@ -9,6 +9,7 @@
 
 #include "boottest.h"
 #include "cli.h"
+#include "json.h"
 #include "kernel-build.h"
 #include "pipeline.h"
 #include "sbuf.h"
@@ -46,39 +47,35 @@ static int parse_unsigned(struct cli *cli, const char *opt, const char *arg, uns
   return EXIT_OK;
 }
 
+enum {
+  O_ACCEL = 0x100,
+  O_TIMEOUT,
+  O_KERNEL,
+  O_INITRD,
+  O_APPEND,
+  O_MEMORY,
+  O_QEMU,
+  O_MODULES,
+  O_IMAGE,
+  O_NO_IMAGE
+};
+static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
+                                        {"kernel-source", required_argument, NULL, 'k'},
+                                        {"accel", required_argument, NULL, O_ACCEL},
+                                        {"timeout", required_argument, NULL, O_TIMEOUT},
+                                        {"kernel", required_argument, NULL, O_KERNEL},
+                                        {"initrd", required_argument, NULL, O_INITRD},
+                                        {"append", required_argument, NULL, O_APPEND},
+                                        {"memory", required_argument, NULL, O_MEMORY},
+                                        {"qemu", required_argument, NULL, O_QEMU},
+                                        {"modules", required_argument, NULL, O_MODULES},
+                                        {"image", required_argument, NULL, O_IMAGE},
+                                        {"no-image", no_argument, NULL, O_NO_IMAGE},
+                                        {}};
+
 static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
-  enum {
-    O_ACCEL = 0x100,
-    O_TIMEOUT,
-    O_KERNEL,
-    O_INITRD,
-    O_APPEND,
-    O_MEMORY,
-    O_QEMU,
-    O_MODULES,
-    O_IMAGE,
-    O_NO_IMAGE
-  };
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"kernel-source", required_argument, NULL, 'k'},
-                                       {"accel", required_argument, NULL, O_ACCEL},
-                                       {"timeout", required_argument, NULL, O_TIMEOUT},
-                                       {"kernel", required_argument, NULL, O_KERNEL},
-                                       {"initrd", required_argument, NULL, O_INITRD},
-                                       {"append", required_argument, NULL, O_APPEND},
-                                       {"memory", required_argument, NULL, O_MEMORY},
-                                       {"qemu", required_argument, NULL, O_QEMU},
-                                       {"modules", required_argument, NULL, O_MODULES},
-                                       {"image", required_argument, NULL, O_IMAGE},
-                                       {"no-image", no_argument, NULL, O_NO_IMAGE},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {
-      "--profile", "--kernel-source", "--accel",  "--timeout", "--kernel",
-      "--initrd",  "--append",        "--memory", "--qemu",    "--modules",
-      "--image",   "--no-image",      "--help",   NULL};
   int c, r;
-  while ((c = getopt_long(argc, argv, "p:k:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:k:", options, NULL)) != -1) {
     switch (c) {
     case 'p':
       o->profile = optarg;
@@ -120,10 +117,8 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
     case O_NO_IMAGE:
       o->no_image = true;
       break;
-    case 'h':
-      return -1;
     default:
-      return cli_bad_option(cli, "boot-test", argv[optind - 1], known);
+      return cli_bad_option(cli, "boot-test", argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -138,72 +133,56 @@ static int parse(struct cli *cli, int argc, char **argv, struct boot_opts *o) {
   return EXIT_OK;
 }
 
-static void json_seconds(struct sbuf *sb, const char *key, double v, bool last) {
-  sbuf_addf(sb, "\"%s\": ", key);
+/* A time that was not measured (the guest never got there) is null. */
+static void seconds_json(struct json *j, const char *key, double v) {
   if (v < 0)
-    sbuf_adds(sb, "null");
+    json_null(j, key);
   else
-    sbuf_addf(sb, "%.3f", v);
-  sbuf_adds(sb, last ? "" : ", ");
+    json_double(j, key, v);
 }
 
-static void json_string_or_null(struct sbuf *sb, const char *s) {
-  if (s)
-    sbuf_add_json(sb, s);
-  else
-    sbuf_adds(sb, "null");
-}
-
-static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char *kernel,
+static void render_json(struct json *j, const struct kgb_profile *p, const char *kernel,
                         const struct kgb_boot_result *res) {
-  sbuf_adds(sb, "{\n  \"profile\": ");
-  sbuf_add_json(sb, p->name);
-  sbuf_adds(sb, ",\n  \"release\": ");
-  sbuf_add_json(sb, res->release);
-  sbuf_adds(sb, ",\n  \"kernel\": ");
-  sbuf_add_json(sb, kernel);
-  sbuf_adds(sb, ",\n  \"accel\": ");
-  sbuf_add_json(sb, kgb_accel_to_string(res->accel));
-  sbuf_adds(sb, ",\n  \"accel_why\": ");
-  sbuf_add_json(sb, res->accel_why);
-  sbuf_addf(sb, ",\n  \"memory_mib\": %u,\n  \"log\": ", res->memory);
-  sbuf_add_json(sb, res->log_path);
-  sbuf_adds(sb, ",\n  \"root\": ");
-  json_string_or_null(sb, res->root);
-  sbuf_adds(sb, ",\n  \"initrd\": ");
-  json_string_or_null(sb, res->initrd);
-  sbuf_adds(sb, ",\n  \"qemu\": [");
-  for (size_t i = 0; res->qemu_argv && res->qemu_argv[i]; i++) {
-    sbuf_adds(sb, i ? ", " : "");
-    sbuf_add_json(sb, res->qemu_argv[i]);
-  }
-  sbuf_adds(sb, "],\n  \"checks\": [");
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "profile", p->name);
+  json_string(j, "release", res->release);
+  json_string(j, "kernel", kernel);
+  json_string(j, "accel", kgb_accel_to_string(res->accel));
+  json_string(j, "accel_why", res->accel_why);
+  json_uint(j, "memory_mib", res->memory);
+  json_string(j, "log", res->log_path);
+  json_string_or_null(j, "root", res->root);
+  json_string_or_null(j, "initrd", res->initrd);
+  json_strv(j, "qemu", res->qemu_argv);
+  json_array_begin(j, "checks", JSON_BLOCK);
   for (size_t i = 0; i < res->n_checks; i++) {
     const struct kgb_boot_check *c = &res->checks[i];
-    sbuf_adds(sb, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
-    sbuf_add_json(sb, c->name);
-    sbuf_adds(sb, ", \"status\": ");
-    sbuf_add_json(sb, kgb_check_status_to_string(c->status));
-    sbuf_adds(sb, ", \"detail\": ");
-    sbuf_add_json(sb, c->detail);
-    sbuf_adds(sb, "}");
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_string(j, "name", c->name);
+    json_string(j, "status", kgb_check_status_to_string(c->status));
+    json_string(j, "detail", c->detail);
+    json_object_end(j);
   }
-  sbuf_addf(sb, "%s],\n  \"passed\": %zu,\n  \"failed\": %zu,\n  \"skipped\": %zu,\n",
-            res->n_checks ? "\n  " : "", res->n_pass, res->n_fail, res->n_skip);
-  sbuf_addf(sb, "  \"timed_out\": %s,\n  \"seconds\": {", res->timed_out ? "true" : "false");
-  json_seconds(sb, "boot", res->boot_seconds, false);
-  json_seconds(sb, "boot_to_check", res->check_seconds, false);
-  json_seconds(sb, "total", res->total_seconds, false);
-  json_seconds(sb, "kvm_probe", res->kvm_probe_seconds, true);
-  sbuf_adds(sb, "},\n  \"guest_uptime\": {");
-  json_seconds(sb, "begin", res->uptime_begin, false);
-  json_seconds(sb, "end", res->uptime_end, true);
-  sbuf_adds(sb, "},\n  \"log_tail\": [");
-  for (size_t i = 0; res->log_tail && res->log_tail[i]; i++) {
-    sbuf_adds(sb, i ? ",\n    " : "\n    ");
-    sbuf_add_json(sb, res->log_tail[i]);
-  }
-  sbuf_adds(sb, res->log_tail && res->log_tail[0] ? "\n  ]\n}\n" : "]\n}\n");
+  json_array_end(j);
+  json_uint(j, "passed", res->n_pass);
+  json_uint(j, "failed", res->n_fail);
+  json_uint(j, "skipped", res->n_skip);
+  json_bool(j, "timed_out", res->timed_out);
+  json_object_begin(j, "seconds", JSON_INLINE);
+  seconds_json(j, "boot", res->boot_seconds);
+  seconds_json(j, "boot_to_check", res->check_seconds);
+  seconds_json(j, "total", res->total_seconds);
+  seconds_json(j, "kvm_probe", res->kvm_probe_seconds);
+  json_object_end(j);
+  json_object_begin(j, "guest_uptime", JSON_INLINE);
+  seconds_json(j, "begin", res->uptime_begin);
+  seconds_json(j, "end", res->uptime_end);
+  json_object_end(j);
+  json_array_begin(j, "log_tail", JSON_BLOCK);
+  for (size_t i = 0; res->log_tail && res->log_tail[i]; i++)
+    json_string(j, NULL, res->log_tail[i]);
+  json_array_end(j);
+  json_object_end(j);
 }
 
 static void render_table(struct sbuf *sb, const struct kgb_profile *p,
@@ -282,10 +261,6 @@ static int last_image(struct cli *cli, const struct kgb_profile *p,
 static int run_boot_test(struct cli *cli, int argc, char **argv) {
   struct boot_opts o = {.engine = {.accel = KGB_ACCEL_AUTO}};
   int r = parse(cli, argc, argv, &o);
-  if (r < 0) {
-    fputs(cli_cmd_boot_test.help, stdout);
-    return EXIT_OK;
-  }
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
@@ -318,25 +293,27 @@ static int run_boot_test(struct cli *cli, int argc, char **argv) {
   if (r < 0)
     return cli_fail(cli, r, "boot-test");
   if (res->log_tail && res->log_tail[0] && !cli->json) {
-    fprintf(stderr, "kata-gpu-builder: the guest did not finish its checks; the serial log "
-                    "ends with:\n");
+    cli_err(cli, "kata-gpu-builder: the guest did not finish its checks; the serial log ends "
+                 "with:\n");
     for (size_t i = 0; res->log_tail[i]; i++)
-      fprintf(stderr, "  | %s\n", res->log_tail[i]);
+      cli_err(cli, "  | %s\n", res->log_tail[i]);
   }
-  struct sbuf sb = SBUF_INIT;
-  if (cli->json)
-    render_json(&sb, p, o.engine.kernel, res);
-  else
+  if (cli->json) {
+    struct json j = JSON_INIT;
+    render_json(&j, p, o.engine.kernel, res);
+    r = cli_out_json(&j);
+  } else {
+    struct sbuf sb = SBUF_INIT;
     render_table(&sb, p, res);
-  r = cli_out_sbuf(&sb);
-  sbuf_release(&sb);
+    r = cli_out_sbuf(&sb);
+    sbuf_release(&sb);
+  }
   if (r < 0)
     return EXIT_FAIL;
   return res->n_fail ? EXIT_MISMATCH : EXIT_OK;
 }
 
-const struct cli_command cli_cmd_boot_test = {
-    "boot-test", run_boot_test, "boot the kernel in QEMU and check it from inside",
+static const char boot_test_help[] =
     "usage: kata-gpu-builder boot-test [-p PROFILE] [--accel auto|kvm|tcg] [--timeout S]\n"
     "                                  [--kernel FILE] [--initrd FILE] [--append PARAMS]\n"
     "                                  [--image FILE | --no-image] [--modules DIR]\n"
@@ -384,4 +361,14 @@ const struct cli_command cli_cmd_boot_test = {
     "  kata-gpu-builder boot-test -p virgl\n"
     "  kata-gpu-builder --json boot-test -p nvidia-gpu --accel tcg --timeout 120\n"
     "  kata-gpu-builder boot-test -p virgl --kernel vmlinuz-6.1.192-1-virgl-gpu\n"
-    "  kata-gpu-builder boot-test -p virgl --image kata-containers-virgl.img\n"};
+    "  kata-gpu-builder boot-test -p virgl --image kata-containers-virgl.img\n";
+
+const struct cli_command cli_cmd_boot_test = {
+    .name = "boot-test",
+    .run = run_boot_test,
+    .summary = "boot the kernel in QEMU and check it from inside",
+    .options = options,
+    .shortopts = "p:k:",
+    .flags = CLI_LOCKS_WORKDIR,
+    .help = boot_test_help,
+};

@@ -6,80 +6,66 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "pipeline.h"
 #include "sbuf.h"
 #include "util.h"
 
 static void print_table(struct cli *cli, const struct kgb_pipeline_result *res) {
-  if (cli->verbosity < 0)
-    return;
   cli_progress_done();
-  fprintf(stderr, "%-8s %-9s %8s  %s\n", "STAGE", "RESULT", "TIME", "OUTPUT / WHY");
+  cli_msg(cli, "%-8s %-9s %8s  %s\n", "STAGE", "RESULT", "TIME", "OUTPUT / WHY");
   for (int i = 0; i < _KGB_STAGE_MAX; i++) {
     const struct kgb_stage_report *s = &res->stages[i];
-    fprintf(stderr, "%-8s %-9s %7.1fs  %s%s%s\n", kgb_stage_to_string(i),
+    cli_msg(cli, "%-8s %-9s %7.1fs  %s%s%s\n", kgb_stage_to_string(i),
             kgb_stage_state_to_string(s->state), s->seconds, s->output ? s->output : "",
             s->output && s->why ? "\n                            " : "", s->why ? s->why : "");
   }
-  fprintf(stderr, "total %.1f s\n", res->seconds);
+  cli_msg(cli, "total %.1f s\n", res->seconds);
 }
 
-static void json_opt(struct sbuf *sb, const char *v) {
-  if (v)
-    sbuf_add_json(sb, v);
-  else
-    sbuf_adds(sb, "null");
-}
-
-static void render_json(struct sbuf *sb, const struct kgb_profile *p,
+static void render_json(struct json *j, const struct kgb_profile *p,
                         const struct kgb_pipeline_result *res, int status) {
-  sbuf_adds(sb, "{\n  \"profile\": ");
-  sbuf_add_json(sb, p->name);
-  sbuf_addf(sb, ",\n  \"status\": %d,\n  \"seconds\": %.3f,\n  \"destdir\": ", status,
-            res->seconds);
-  json_opt(sb, res->destdir);
-  sbuf_adds(sb, ",\n  \"stages\": [");
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "profile", p->name);
+  json_int(j, "status", status);
+  json_double(j, "seconds", res->seconds);
+  json_string_or_null(j, "destdir", res->destdir);
+  json_array_begin(j, "stages", JSON_BLOCK);
   for (int i = 0; i < _KGB_STAGE_MAX; i++) {
     const struct kgb_stage_report *s = &res->stages[i];
-    sbuf_adds(sb, i ? ",\n    {\"stage\": " : "\n    {\"stage\": ");
-    sbuf_add_json(sb, kgb_stage_to_string(i));
-    sbuf_adds(sb, ", \"result\": ");
-    sbuf_add_json(sb, kgb_stage_state_to_string(s->state));
-    sbuf_addf(sb, ", \"seconds\": %.3f, \"key\": ", s->seconds);
-    json_opt(sb, s->key);
-    sbuf_adds(sb, ", \"output\": ");
-    json_opt(sb, s->output);
-    sbuf_adds(sb, ", \"why\": ");
-    json_opt(sb, s->why);
-    sbuf_adds(sb, "}");
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_string(j, "stage", kgb_stage_to_string(i));
+    json_string(j, "result", kgb_stage_state_to_string(s->state));
+    json_double(j, "seconds", s->seconds);
+    json_string_or_null(j, "key", s->key);
+    json_string_or_null(j, "output", s->output);
+    json_string_or_null(j, "why", s->why);
+    json_object_end(j);
   }
-  sbuf_adds(sb, "\n  ]\n}\n");
+  json_array_end(j);
+  json_object_end(j);
 }
 
+static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
+                                        {"kernel-source", required_argument, NULL, 'k'},
+                                        {"fragment", required_argument, NULL, 'F'},
+                                        {"format", required_argument, NULL, 'T'},
+                                        {"destdir", required_argument, NULL, 'D'},
+                                        {"prefix", required_argument, NULL, 'P'},
+                                        {"kata-version", required_argument, NULL, 'K'},
+                                        {"without", required_argument, NULL, 'W'},
+                                        {"set", required_argument, NULL, 'S'},
+                                        {"no-ccache", no_argument, NULL, 'N'},
+                                        {"force", no_argument, NULL, 'f'},
+                                        {}};
+
 static int run_build(struct cli *cli, int argc, char **argv) {
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"kernel-source", required_argument, NULL, 'k'},
-                                       {"fragment", required_argument, NULL, 'F'},
-                                       {"format", required_argument, NULL, 'T'},
-                                       {"destdir", required_argument, NULL, 'D'},
-                                       {"prefix", required_argument, NULL, 'P'},
-                                       {"kata-version", required_argument, NULL, 'K'},
-                                       {"without", required_argument, NULL, 'W'},
-                                       {"set", required_argument, NULL, 'S'},
-                                       {"no-ccache", no_argument, NULL, 'N'},
-                                       {"force", no_argument, NULL, 'f'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {"--profile", "--kernel-source", "--fragment",     "--format",
-                                      "--destdir", "--prefix",        "--kata-version", "--without",
-                                      "--set",     "--no-ccache",     "--force",        "--help",
-                                      NULL};
   const char *profile = "virgl", *source = NULL, *format = NULL, *destdir = NULL, *prefix = NULL,
              *kata_version = NULL;
   _cleanup_strv_free_ char **fragments = NULL, **without = NULL, **set = NULL;
   bool no_ccache = false;
   int c;
-  while ((c = getopt_long(argc, argv, "p:k:fh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:k:f", options, NULL)) != -1) {
     switch (c) {
     case 'p':
       profile = optarg;
@@ -121,11 +107,8 @@ static int run_build(struct cli *cli, int argc, char **argv) {
     case 'f':
       cli->ctx->force = true;
       break;
-    case 'h':
-      fputs(cli_cmd_build.help, stdout);
-      return EXIT_OK;
     default:
-      return cli_bad_option(cli, "build", argv[optind - 1], known);
+      return cli_bad_option(cli, "build", argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -150,23 +133,24 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   if (r < 0 && r != -EBADE)
     cli_fail(cli, r, NULL);
   else if (r == -EBADE)
-    fprintf(stderr, "kata-gpu-builder: %s\n",
+    cli_err(cli, "kata-gpu-builder: %s\n",
             kgb_error_detail(cli->ctx) ? kgb_error_detail(cli->ctx) : "a verification failed");
   if (res)
     print_table(cli, res);
-  struct sbuf sb = SBUF_INIT;
-  if (cli->json && res && !(r < 0 && r != -EBADE))
-    render_json(&sb, p, res, status);
-  else if (!cli->json && r == 0 && !cli->dry_run)
-    sbuf_addf(&sb, "%s\n", res->destdir);
-  if (sb.len && cli_out_sbuf(&sb) < 0)
-    status = EXIT_FAIL;
-  sbuf_release(&sb);
+  if (cli->json && res && !(r < 0 && r != -EBADE)) {
+    struct json j = JSON_INIT;
+    render_json(&j, p, res, status);
+    if (cli_out_json(&j) < 0)
+      status = EXIT_FAIL;
+  } else if (!cli->json && r == 0 && !cli->dry_run) {
+    _cleanup_free_ char *line = kgb_strdup_printf("%s\n", res->destdir);
+    if (!line || cli_out(line) < 0)
+      status = EXIT_FAIL;
+  }
   return status;
 }
 
-const struct cli_command cli_cmd_build = {
-    "build", run_build, "the whole pipeline for a profile, every stage cached",
+static const char build_help[] =
     "usage: kata-gpu-builder [--dry-run] build [-p PROFILE] [options]\n\n"
     "Runs the stages of a profile in order, each cached under a key of everything it reads:\n"
     "config (fragments resolved and verified), kernel (bzImage, vmlinux, modules), rootfs\n"
@@ -192,4 +176,14 @@ const struct cli_command cli_cmd_build = {
     "examples:\n"
     "  kata-gpu-builder build -p virgl\n"
     "  kata-gpu-builder --dry-run build -p nvidia-gpu\n"
-    "  kata-gpu-builder build -p nvidia-gpu --without nvidia-driver --destdir /tmp/root\n"};
+    "  kata-gpu-builder build -p nvidia-gpu --without nvidia-driver --destdir /tmp/root\n";
+
+const struct cli_command cli_cmd_build = {
+    .name = "build",
+    .run = run_build,
+    .summary = "the whole pipeline for a profile, every stage cached",
+    .options = options,
+    .shortopts = "p:k:f",
+    .flags = CLI_LOCKS_WORKDIR,
+    .help = build_help,
+};

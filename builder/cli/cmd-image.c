@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "rootfs-cli.h"
 #include "sbuf.h"
 #include "util.h"
@@ -25,9 +26,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   int r = rootfs_args_parse(cli, "image build", true, argc, argv, &a);
   if (r != EXIT_OK) {
     rootfs_args_release(&a);
-    if (r < 0)
-      fputs(cli_cmd_image.help, stdout);
-    return r < 0 ? EXIT_OK : r;
+    return r;
   }
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
@@ -66,57 +65,44 @@ static int run_build(struct cli *cli, int argc, char **argv) {
       return r;
     path = output;
   }
-  struct sbuf sb = SBUF_INIT;
   if (cli->json) {
-    sbuf_adds(&sb, "{\n  \"profile\": ");
-    sbuf_add_json(&sb, p->name);
-    sbuf_adds(&sb, ",\n  \"release\": ");
-    sbuf_add_json(&sb, rootfs->kernel->release);
-    sbuf_addf(&sb, ",\n  \"format\": \"%s\",\n  \"image\": ", format_s);
-    sbuf_add_json(&sb, path);
-    sbuf_adds(&sb, ",\n  \"stage\": ");
-    sbuf_add_json(&sb, img->stage_dir);
-    sbuf_addf(&sb, ",\n  \"cached\": %s,\n  \"size\": %llu,\n  \"fs_size\": %llu,\n  \"uuid\": ",
-              img->cached ? "true" : "false", (unsigned long long)img->info.size,
-              (unsigned long long)img->info.fs_size);
-    if (img->info.uuid)
-      sbuf_add_json(&sb, img->info.uuid);
-    else
-      sbuf_adds(&sb, "null");
-    sbuf_addf(&sb, ",\n  \"compression\": ");
-    if (format == KGB_IMAGE_INITRD)
-      sbuf_add_json(&sb, kgb_compression_to_string(comp));
-    else
-      sbuf_adds(&sb, "null");
-    sbuf_addf(&sb, ",\n  \"kata_agent\": %s,\n  \"files\": %llu,\n  \"bytes\": %llu,\n",
-              rootfs->kata_agent ? "true" : "false", (unsigned long long)rootfs->report.files,
-              (unsigned long long)rootfs->report.bytes);
-    sbuf_adds(&sb, "  \"largest_directories\": [");
-    for (size_t i = 0; i < rootfs->report.n_top; i++) {
-      sbuf_adds(&sb, i ? ", {\"path\": " : "{\"path\": ");
-      sbuf_add_json(&sb, rootfs->report.top[i].path);
-      sbuf_addf(&sb, ", \"bytes\": %llu}", (unsigned long long)rootfs->report.top[i].bytes);
-    }
-    sbuf_addf(&sb, "],\n  \"seconds\": %.3f,\n  \"rootfs_cached\": %s\n}\n", img->seconds,
-              rootfs->cached ? "true" : "false");
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_BLOCK);
+    json_string(&j, "profile", p->name);
+    json_string(&j, "release", rootfs->kernel->release);
+    json_string(&j, "format", format_s);
+    json_string(&j, "image", path);
+    json_string(&j, "stage", img->stage_dir);
+    json_bool(&j, "cached", img->cached);
+    json_uint(&j, "size", img->info.size);
+    json_uint(&j, "fs_size", img->info.fs_size);
+    json_string_or_null(&j, "uuid", img->info.uuid);
+    json_string_or_null(&j, "compression",
+                        format == KGB_IMAGE_INITRD ? kgb_compression_to_string(comp) : NULL);
+    json_bool(&j, "kata_agent", rootfs->kata_agent);
+    json_uint(&j, "files", rootfs->report.files);
+    json_uint(&j, "bytes", rootfs->report.bytes);
+    rootfs_json_largest(&j, &rootfs->report);
+    json_double(&j, "seconds", img->seconds);
+    json_bool(&j, "rootfs_cached", rootfs->cached);
+    json_object_end(&j);
+    r = cli_out_json(&j);
   } else {
-    sbuf_addf(&sb, "%s\n", path);
+    _cleanup_free_ char *line = kgb_strdup_printf("%s\n", path);
+    r = line ? cli_out(line) : -ENOMEM;
   }
-  r = cli_out_sbuf(&sb);
-  sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 static const struct cli_command image_verbs[] = {
-    {"build", run_build, "the root file system as ext4, erofs or initrd (cached)", NULL},
+    {.name = "build",
+     .run = run_build,
+     .summary = "the root file system as ext4, erofs or initrd (cached)",
+     .options = image_build_options,
+     .shortopts = IMAGE_BUILD_SHORTOPTS},
 };
 
-static int run_image(struct cli *cli, int argc, char **argv) {
-  return cli_dispatch(cli, "image", image_verbs, ELEMENTSOF(image_verbs), argc - 1, argv + 1);
-}
-
-const struct cli_command cli_cmd_image = {
-    "image", run_image, "guest image: ext4 or erofs disk, or initrd",
+static const char image_help[] =
     "usage: kata-gpu-builder image build -p PROFILE [--format ext4|erofs|initrd] [-o FILE]\n"
     "                                    [--compress zstd|gzip] [rootfs build options]\n\n"
     "Builds (or takes from the stage cache) the profile's root file system as 'rootfs build'\n"
@@ -140,4 +126,13 @@ const struct cli_command cli_cmd_image = {
     "  and every option of 'rootfs build' (--without, --set, -k, --fragment, -f, ...)\n\n"
     "examples:\n"
     "  kata-gpu-builder image build -p virgl --format ext4 -o kata-containers-virgl.img\n"
-    "  kata-gpu-builder image build -p virgl --format initrd --compress gzip\n"};
+    "  kata-gpu-builder image build -p virgl --format initrd --compress gzip\n";
+
+const struct cli_command cli_cmd_image = {
+    .name = "image",
+    .summary = "guest image: ext4 or erofs disk, or initrd",
+    .verbs = image_verbs,
+    .n_verbs = ELEMENTSOF(image_verbs),
+    .flags = CLI_LOCKS_WORKDIR,
+    .help = image_help,
+};

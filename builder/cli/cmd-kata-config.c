@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "kata-config.h"
 #include "sbuf.h"
 #include "util.h"
@@ -22,46 +23,33 @@ struct kata_opts {
   struct kgb_kata_opts engine;
 };
 
+enum {
+  O_VERSION = 0x100,
+  O_SYSFS,
+  O_GPU,
+  O_PREFIX,
+  O_DROP_IN,
+  O_PRIORITY,
+  O_PATCH,
+  O_CHECK,
+  O_VIRGL
+};
+static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
+                                        {"kata-version", required_argument, NULL, O_VERSION},
+                                        {"sysfs", required_argument, NULL, O_SYSFS},
+                                        {"gpu", required_argument, NULL, O_GPU},
+                                        {"prefix", required_argument, NULL, O_PREFIX},
+                                        {"output", required_argument, NULL, 'o'},
+                                        {"drop-in", required_argument, NULL, O_DROP_IN},
+                                        {"priority", required_argument, NULL, O_PRIORITY},
+                                        {"patch", required_argument, NULL, O_PATCH},
+                                        {"check", no_argument, NULL, O_CHECK},
+                                        {"experimental-virgl", no_argument, NULL, O_VIRGL},
+                                        {}};
+
 static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
-  enum {
-    O_VERSION = 0x100,
-    O_SYSFS,
-    O_GPU,
-    O_PREFIX,
-    O_DROP_IN,
-    O_PRIORITY,
-    O_PATCH,
-    O_CHECK,
-    O_VIRGL
-  };
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"kata-version", required_argument, NULL, O_VERSION},
-                                       {"sysfs", required_argument, NULL, O_SYSFS},
-                                       {"gpu", required_argument, NULL, O_GPU},
-                                       {"prefix", required_argument, NULL, O_PREFIX},
-                                       {"output", required_argument, NULL, 'o'},
-                                       {"drop-in", required_argument, NULL, O_DROP_IN},
-                                       {"priority", required_argument, NULL, O_PRIORITY},
-                                       {"patch", required_argument, NULL, O_PATCH},
-                                       {"check", no_argument, NULL, O_CHECK},
-                                       {"experimental-virgl", no_argument, NULL, O_VIRGL},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {"--profile",
-                                      "--kata-version",
-                                      "--sysfs",
-                                      "--gpu",
-                                      "--prefix",
-                                      "--output",
-                                      "--drop-in",
-                                      "--priority",
-                                      "--patch",
-                                      "--check",
-                                      "--experimental-virgl",
-                                      "--help",
-                                      NULL};
   int c;
-  while ((c = getopt_long(argc, argv, "p:o:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:o:", options, NULL)) != -1) {
     switch (c) {
     case 'p':
       o->profile = optarg;
@@ -107,10 +95,8 @@ static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
     case O_VIRGL:
       o->engine.experimental_virgl = true;
       break;
-    case 'h':
-      return -1;
     default:
-      return cli_bad_option(cli, "kata-config", argv[optind - 1], known);
+      return cli_bad_option(cli, "kata-config", argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -129,64 +115,46 @@ static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
   return EXIT_OK;
 }
 
-static void json_strv(struct sbuf *sb, char *const *v) {
-  sbuf_adds(sb, "[");
-  for (size_t i = 0; v && v[i]; i++) {
-    sbuf_adds(sb, i ? ", " : "");
-    sbuf_add_json(sb, v[i]);
+static void render_json(struct json *j, const struct kgb_kata_plan *plan, const char *toml,
+                        const char *written, const struct kgb_kata_patch_result *patch,
+                        bool check) {
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "profile", plan->profile);
+  json_string(j, "kata_version", plan->version);
+  json_strv(j, "gpus", plan->gpus);
+  json_string_or_null(j, "large_bar", plan->large_bar);
+  json_strv(j, "header", plan->header);
+  json_array_begin(j, "settings", JSON_BLOCK);
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_string(j, "table", s->table);
+    json_string(j, "key", s->key);
+    json_string(j, "value", s->value); /* TOML text */
+    json_string(j, "why", s->why);
+    json_bool(j, "clear", s->clear);
+    json_object_end(j);
   }
-  sbuf_adds(sb, "]");
-}
-
-static void json_or_null(struct sbuf *sb, const char *s) {
-  if (s)
-    sbuf_add_json(sb, s);
-  else
-    sbuf_adds(sb, "null");
-}
-
-static char *render_json(const struct kgb_kata_plan *plan, const char *toml, const char *written,
-                         const struct kgb_kata_patch_result *patch, bool check) {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "{\n  \"profile\": ");
-  sbuf_add_json(&sb, plan->profile);
-  sbuf_adds(&sb, ",\n  \"kata_version\": ");
-  sbuf_add_json(&sb, plan->version);
-  sbuf_adds(&sb, ",\n  \"gpus\": ");
-  json_strv(&sb, plan->gpus);
-  sbuf_adds(&sb, ",\n  \"large_bar\": ");
-  json_or_null(&sb, plan->large_bar);
-  sbuf_adds(&sb, ",\n  \"header\": ");
-  json_strv(&sb, plan->header);
-  sbuf_adds(&sb, ",\n  \"settings\": ");
-  kgb_kata_settings_json(plan, &sb);
-  sbuf_adds(&sb, ",\n  \"toml\": ");
-  sbuf_add_json(&sb, toml);
-  sbuf_adds(&sb, ",\n  \"written\": ");
-  json_or_null(&sb, written);
+  json_array_end(j);
+  json_string(j, "toml", toml);
+  json_string_or_null(j, "written", written);
   if (patch) {
-    sbuf_adds(&sb, ",\n  \"patch\": {\"path\": ");
-    sbuf_add_json(&sb, patch->path);
-    sbuf_addf(&sb, ", \"check\": %s, \"changes\": %u, \"backup\": ", check ? "true" : "false",
-              patch->changes);
-    json_or_null(&sb, patch->backup);
-    sbuf_adds(&sb, ", \"diff\": ");
-    sbuf_add_json(&sb, patch->diff);
-    sbuf_adds(&sb, "}");
+    json_object_begin(j, "patch", JSON_INLINE);
+    json_string(j, "path", patch->path);
+    json_bool(j, "check", check);
+    json_uint(j, "changes", patch->changes);
+    json_string_or_null(j, "backup", patch->backup);
+    json_string(j, "diff", patch->diff);
+    json_object_end(j);
   } else {
-    sbuf_adds(&sb, ",\n  \"patch\": null");
+    json_null(j, "patch");
   }
-  sbuf_adds(&sb, "\n}\n");
-  return sbuf_steal(&sb);
+  json_object_end(j);
 }
 
 static int run_kata_config(struct cli *cli, int argc, char **argv) {
   struct kata_opts o = {0};
   int r = parse(cli, argc, argv, &o);
-  if (r < 0) {
-    fputs(cli_cmd_kata_config.help, stdout);
-    return EXIT_OK;
-  }
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
@@ -201,8 +169,8 @@ static int run_kata_config(struct cli *cli, int argc, char **argv) {
   if (!toml)
     return cli_fail(cli, -ENOMEM, "kata-config");
   if (o.engine.experimental_virgl && (o.drop_in || o.patch))
-    fprintf(stderr, "kata-gpu-builder: warning: writing virgl's experimental settings into a "
-                    "file the runtime reads: a stock Kata runtime does not know them\n");
+    cli_warn(cli, "writing virgl's experimental settings into a file the runtime reads: a stock "
+                  "Kata runtime does not know them");
   _cleanup_free_ char *written = NULL;
   struct kgb_kata_patch_result patch = {0};
   int status = EXIT_OK;
@@ -242,22 +210,18 @@ static int run_kata_config(struct cli *cli, int argc, char **argv) {
     sbuf_adds(&out, toml);
   }
   if (cli->json) {
-    _cleanup_free_ char *j = render_json(plan, toml, written, o.patch ? &patch : NULL, o.check);
-    if (!j) {
-      kgb_kata_patch_result_release(&patch);
-      sbuf_release(&out);
-      return cli_fail(cli, -ENOMEM, "kata-config");
-    }
-    sbuf_adds(&out, j);
+    struct json j = JSON_INIT;
+    render_json(&j, plan, toml, written, o.patch ? &patch : NULL, o.check);
+    r = cli_out_json(&j);
+  } else {
+    r = cli_out_sbuf(&out);
   }
   kgb_kata_patch_result_release(&patch);
-  r = cli_out_sbuf(&out);
   sbuf_release(&out);
   return r < 0 ? EXIT_FAIL : status;
 }
 
-const struct cli_command cli_cmd_kata_config = {
-    "kata-config", run_kata_config, "Kata configuration.toml settings for a profile and host",
+static const char kata_config_help[] =
     "usage: kata-gpu-builder kata-config -p PROFILE [--kata-version V] [--sysfs DIR]\n"
     "         [--gpu BDF] [--prefix DIR] [-o FILE | --drop-in DIR [--priority N] |\n"
     "         --patch FILE [--check]] [--experimental-virgl]\n\n"
@@ -295,4 +259,13 @@ const struct cli_command cli_cmd_kata_config = {
     "examples:\n"
     "  kata-gpu-builder kata-config -p nvidia-gpu --kata-version 2.x\n"
     "  sudo kata-gpu-builder kata-config -p nvidia-gpu --drop-in /etc/kata-containers/config.d\n"
-    "  kata-gpu-builder kata-config -p intel-gvt-d --patch configuration.toml --check\n"};
+    "  kata-gpu-builder kata-config -p intel-gvt-d --patch configuration.toml --check\n";
+
+const struct cli_command cli_cmd_kata_config = {
+    .name = "kata-config",
+    .run = run_kata_config,
+    .summary = "Kata configuration.toml settings for a profile and host",
+    .help = kata_config_help,
+    .options = options,
+    .shortopts = "p:o:",
+};

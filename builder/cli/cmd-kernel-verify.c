@@ -10,15 +10,36 @@
 
 #include "cli.h"
 #include "ikconfig.h"
+#include "json.h"
 #include "profile.h"
 #include "sbuf.h"
 #include "util.h"
 
-int cli_kernel_verify(struct cli *cli, int argc, char **argv);
+#define VERIFY_USAGE                                                                               \
+  "usage: kata-gpu-builder kernel verify -p PROFILE [-o CONFIG] FILE\n"                            \
+  "       kata-gpu-builder kernel verify --modules DIR --release KVER\n"
 
-static const char verify_usage[] =
-    "usage: kata-gpu-builder kernel verify -p PROFILE [-o CONFIG] FILE\n"
-    "       kata-gpu-builder kernel verify --modules DIR --release KVER\n";
+const char cli_kernel_verify_help[] = VERIFY_USAGE
+    "\n"
+    "Reads the config that CONFIG_IKCONFIG embeds in a built kernel (a vmlinux, or a\n"
+    "bzImage whose payload is gzip, xz, zstd, lz4, lzma, bzip2 or lzo) and checks the\n"
+    "profile's required values in it; or checks that every module under DIR (.ko,\n"
+    ".ko.gz, .ko.xz, .ko.zst) was built for release KVER. Exit 3 on any mismatch.\n\n"
+    "options:\n"
+    "  -p, --profile NAME|FILE   the profile whose kernel.required values must be present\n"
+    "  -o, --output FILE         also write the embedded config to FILE\n"
+    "      --modules DIR         check the vermagic of the modules under DIR\n"
+    "      --release KVER        the release they must match ('uname -r' of the guest)\n\n"
+    "examples:\n"
+    "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n"
+    "  kata-gpu-builder kernel verify --modules rootfs/lib/modules/6.1.192-virgl-gpu \\\n"
+    "      --release 6.1.192-virgl-gpu\n";
+
+const struct option cli_kernel_verify_options[] = {{"profile", required_argument, NULL, 'p'},
+                                                   {"output", required_argument, NULL, 'o'},
+                                                   {"modules", required_argument, NULL, 'M'},
+                                                   {"release", required_argument, NULL, 'r'},
+                                                   {}};
 
 struct verify_opts {
   const char *profile;
@@ -29,14 +50,8 @@ struct verify_opts {
 };
 
 static int parse_verify_opts(struct cli *cli, int argc, char **argv, struct verify_opts *o) {
-  static const struct option opts[] = {
-      {"profile", required_argument, NULL, 'p'}, {"output", required_argument, NULL, 'o'},
-      {"modules", required_argument, NULL, 'M'}, {"release", required_argument, NULL, 'r'},
-      {"help", no_argument, NULL, 'h'},          {}};
-  static const char *const known[] = {"--profile", "--output", "--modules",
-                                      "--release", "--help",   NULL};
   int c;
-  while ((c = getopt_long(argc, argv, "p:o:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:o:", cli_kernel_verify_options, NULL)) != -1) {
     switch (c) {
     case 'p':
       o->profile = optarg;
@@ -50,10 +65,8 @@ static int parse_verify_opts(struct cli *cli, int argc, char **argv, struct veri
     case 'r':
       o->release = optarg;
       break;
-    case 'h':
-      return -1;
     default:
-      return cli_bad_option(cli, "kernel verify", argv[optind - 1], known);
+      return cli_bad_option(cli, "kernel verify", argv[optind - 1], cli_kernel_verify_options);
     }
   }
   if (optind < argc)
@@ -73,22 +86,13 @@ static int parse_verify_opts(struct cli *cli, int argc, char **argv, struct veri
     return cli_usage(cli, "kernel verify: --release goes with --modules DIR");
   if (!o->file)
     return cli_usage(cli, "kernel verify: which kernel? give a vmlinux or bzImage FILE\n%s",
-                     verify_usage);
+                     VERIFY_USAGE);
   if (!o->profile)
     return cli_usage(cli,
                      "kernel verify: -p PROFILE is required (the profile whose required "
                      "values '%s' must have)",
                      o->file);
   return EXIT_OK;
-}
-
-static void json_field(struct sbuf *sb, const char *key, const char *value, bool last) {
-  sbuf_addf(sb, "  \"%s\": ", key);
-  if (value)
-    sbuf_add_json(sb, value);
-  else
-    sbuf_adds(sb, "null");
-  sbuf_adds(sb, last ? "\n" : ",\n");
 }
 
 static int verify_kernel(struct cli *cli, const struct verify_opts *o) {
@@ -104,8 +108,7 @@ static int verify_kernel(struct cli *cli, const struct verify_opts *o) {
   if (o->output) {
     r = write_file_output(o->output, config, strlen(config), 0644);
     if (r < 0) {
-      fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", o->output,
-              file_error_reason(o->output, r, 0));
+      cli_error(cli, "cannot write '%s': %s", o->output, file_error_reason(o->output, r, 0));
       return EXIT_FAIL;
     }
   }
@@ -126,38 +129,36 @@ static int verify_kernel(struct cli *cli, const struct verify_opts *o) {
   for (size_t i = 0; i < check->n_mismatches; i++) {
     const struct kgb_required_mismatch *m = &check->mismatches[i];
     bool want_off = STREQ(m->required, "n");
-    fprintf(stderr, "%s: %s is %s%s, but profile '%s' requires %s%s\n", o->file, m->symbol,
-            m->actual, m->absent ? " (not in the kernel's config)" : "", p->name,
-            want_off ? "it off" : "", want_off ? "" : m->required);
+    cli_err(cli, "%s: %s is %s%s, but profile '%s' requires %s%s\n", o->file, m->symbol, m->actual,
+            m->absent ? " (not in the kernel's config)" : "", p->name, want_off ? "it off" : "",
+            want_off ? "" : m->required);
   }
   if (check->n_mismatches)
-    fprintf(stderr, "kata-gpu-builder: %zu of %zu required value%s missing from '%s'\n",
+    cli_err(cli, "kata-gpu-builder: %zu of %zu required value%s missing from '%s'\n",
             check->n_mismatches, check->n_checked, check->n_checked == 1 ? "" : "s", o->file);
   else
     cli_msg(cli, "  all %zu required values present\n", check->n_checked);
 
   if (cli->json) {
-    struct sbuf sb = SBUF_INIT;
-    sbuf_adds(&sb, "{\n");
-    json_field(&sb, "file", o->file, false);
-    json_field(&sb, "profile", p->name, false);
-    json_field(&sb, "format", info.format, false);
-    json_field(&sb, "compression", info.compression, false);
-    sbuf_addf(&sb, "  \"checked\": %zu,\n  \"mismatches\": [", check->n_checked);
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_BLOCK);
+    json_string_or_null(&j, "file", o->file);
+    json_string_or_null(&j, "profile", p->name);
+    json_string_or_null(&j, "format", info.format);
+    json_string_or_null(&j, "compression", info.compression);
+    json_uint(&j, "checked", check->n_checked);
+    json_array_begin(&j, "mismatches", JSON_BLOCK);
     for (size_t i = 0; i < check->n_mismatches; i++) {
       const struct kgb_required_mismatch *m = &check->mismatches[i];
-      sbuf_adds(&sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
-      sbuf_add_json(&sb, m->symbol);
-      sbuf_adds(&sb, ", \"required\": ");
-      sbuf_add_json(&sb, m->required);
-      sbuf_adds(&sb, ", \"actual\": ");
-      sbuf_add_json(&sb, m->actual);
-      sbuf_adds(&sb, "}");
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "symbol", m->symbol);
+      json_string(&j, "required", m->required);
+      json_string(&j, "actual", m->actual);
+      json_object_end(&j);
     }
-    sbuf_adds(&sb, check->n_mismatches ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out_sbuf(&sb);
-    sbuf_release(&sb);
-    if (r < 0)
+    json_array_end(&j);
+    json_object_end(&j);
+    if (cli_out_json(&j) < 0)
       return EXIT_FAIL;
   }
   return check->n_mismatches ? EXIT_MISMATCH : EXIT_OK;
@@ -174,43 +175,35 @@ static int verify_modules(struct cli *cli, const struct verify_opts *o) {
     const struct kgb_module_mismatch *m = &check->mismatches[i];
     _cleanup_free_ char *path = strjoin_path(o->modules, m->path);
     if (m->problem)
-      fprintf(stderr, "%s: %s\n", path ? path : m->path, m->problem);
+      cli_err(cli, "%s: %s\n", path ? path : m->path, m->problem);
     else
-      fprintf(stderr, "%s: vermagic '%s' is not for release '%s'\n", path ? path : m->path,
+      cli_err(cli, "%s: vermagic '%s' is not for release '%s'\n", path ? path : m->path,
               m->vermagic, o->release);
   }
   if (check->n_mismatches)
-    fprintf(stderr, "kata-gpu-builder: %zu of %zu modules do not match release '%s'\n",
+    cli_err(cli, "kata-gpu-builder: %zu of %zu modules do not match release '%s'\n",
             check->n_mismatches, check->n_checked, o->release);
   else
     cli_msg(cli, "  every module matches\n");
 
   if (cli->json) {
-    struct sbuf sb = SBUF_INIT;
-    sbuf_adds(&sb, "{\n");
-    json_field(&sb, "modules", o->modules, false);
-    json_field(&sb, "release", o->release, false);
-    sbuf_addf(&sb, "  \"checked\": %zu,\n  \"mismatches\": [", check->n_checked);
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_BLOCK);
+    json_string_or_null(&j, "modules", o->modules);
+    json_string_or_null(&j, "release", o->release);
+    json_uint(&j, "checked", check->n_checked);
+    json_array_begin(&j, "mismatches", JSON_BLOCK);
     for (size_t i = 0; i < check->n_mismatches; i++) {
       const struct kgb_module_mismatch *m = &check->mismatches[i];
-      sbuf_adds(&sb, i ? ",\n    {\"module\": " : "\n    {\"module\": ");
-      sbuf_add_json(&sb, m->path);
-      sbuf_adds(&sb, ", \"vermagic\": ");
-      if (m->vermagic)
-        sbuf_add_json(&sb, m->vermagic);
-      else
-        sbuf_adds(&sb, "null");
-      sbuf_adds(&sb, ", \"problem\": ");
-      if (m->problem)
-        sbuf_add_json(&sb, m->problem);
-      else
-        sbuf_adds(&sb, "null");
-      sbuf_adds(&sb, "}");
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "module", m->path);
+      json_string_or_null(&j, "vermagic", m->vermagic);
+      json_string_or_null(&j, "problem", m->problem);
+      json_object_end(&j);
     }
-    sbuf_adds(&sb, check->n_mismatches ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out_sbuf(&sb);
-    sbuf_release(&sb);
-    if (r < 0)
+    json_array_end(&j);
+    json_object_end(&j);
+    if (cli_out_json(&j) < 0)
       return EXIT_FAIL;
   }
   return check->n_mismatches ? EXIT_MISMATCH : EXIT_OK;
@@ -219,25 +212,6 @@ static int verify_modules(struct cli *cli, const struct verify_opts *o) {
 int cli_kernel_verify(struct cli *cli, int argc, char **argv) {
   struct verify_opts o = {0};
   int r = parse_verify_opts(cli, argc, argv, &o);
-  if (r < 0) {
-    fputs(verify_usage, stdout);
-    fputs("\n"
-          "Reads the config that CONFIG_IKCONFIG embeds in a built kernel (a vmlinux, or a\n"
-          "bzImage whose payload is gzip, xz, zstd, lz4, lzma, bzip2 or lzo) and checks the\n"
-          "profile's required values in it; or checks that every module under DIR (.ko,\n"
-          ".ko.gz, .ko.xz, .ko.zst) was built for release KVER. Exit 3 on any mismatch.\n\n"
-          "options:\n"
-          "  -p, --profile NAME|FILE   the profile whose kernel.required values must be present\n"
-          "  -o, --output FILE         also write the embedded config to FILE\n"
-          "      --modules DIR         check the vermagic of the modules under DIR\n"
-          "      --release KVER        the release they must match ('uname -r' of the guest)\n\n"
-          "examples:\n"
-          "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n"
-          "  kata-gpu-builder kernel verify --modules rootfs/lib/modules/6.1.192-virgl-gpu \\\n"
-          "      --release 6.1.192-virgl-gpu\n",
-          stdout);
-    return EXIT_OK;
-  }
   if (r != EXIT_OK)
     return r;
   return o.modules ? verify_modules(cli, &o) : verify_kernel(cli, &o);

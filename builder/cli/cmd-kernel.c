@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "kernel-build.h"
 #include "pipeline.h"
 #include "sbuf.h"
@@ -44,31 +45,21 @@ static const char *vendor_profile(const char *vendor) {
   return NULL;
 }
 
+static const struct option options[] = {
+    {"profile", required_argument, NULL, 'p'},       {"gpu", required_argument, NULL, 'g'},
+    {"kernel-source", required_argument, NULL, 'k'}, {"version", required_argument, NULL, 'v'},
+    {"arch", required_argument, NULL, 'a'},          {"fragment", required_argument, NULL, 'F'},
+    {"output", required_argument, NULL, 'o'},        {"force", no_argument, NULL, 'f'},
+    {"destdir", required_argument, NULL, 'D'},       {"prefix", required_argument, NULL, 'P'},
+    {"ccache-dir", required_argument, NULL, 'C'},    {"no-ccache", no_argument, NULL, 'N'},
+    {"headers", required_argument, NULL, 'H'},       {"sha256", required_argument, NULL, 'S'},
+    {"mirror", required_argument, NULL, 'M'},        {}};
+#define KERNEL_SHORTOPTS "p:g:k:v:a:o:fH:"
+
 static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **argv,
                              struct kernel_opts *o) {
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"gpu", required_argument, NULL, 'g'},
-                                       {"kernel-source", required_argument, NULL, 'k'},
-                                       {"version", required_argument, NULL, 'v'},
-                                       {"arch", required_argument, NULL, 'a'},
-                                       {"fragment", required_argument, NULL, 'F'},
-                                       {"output", required_argument, NULL, 'o'},
-                                       {"force", no_argument, NULL, 'f'},
-                                       {"destdir", required_argument, NULL, 'D'},
-                                       {"prefix", required_argument, NULL, 'P'},
-                                       {"ccache-dir", required_argument, NULL, 'C'},
-                                       {"no-ccache", no_argument, NULL, 'N'},
-                                       {"headers", required_argument, NULL, 'H'},
-                                       {"sha256", required_argument, NULL, 'S'},
-                                       {"mirror", required_argument, NULL, 'M'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {
-      "--profile", "--gpu",    "--kernel-source", "--version",    "--arch",      "--fragment",
-      "--output",  "--force",  "--destdir",       "--ccache-dir", "--no-ccache", "--prefix",
-      "--headers", "--sha256", "--mirror",        "--help",       NULL};
   int c;
-  while ((c = getopt_long(argc, argv, "p:g:k:v:a:o:fhH:", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, KERNEL_SHORTOPTS, options, NULL)) != -1) {
     switch (c) {
     case 'p':
       o->profile = optarg;
@@ -122,10 +113,8 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
         return cli_usage(cli, "%s: -H takes deb, rpm or tar, not '%s'", cmd, optarg);
       o->headers = optarg;
       break;
-    case 'h':
-      return -1;
     default:
-      return cli_bad_option(cli, cmd, argv[optind - 1], known);
+      return cli_bad_option(cli, cmd, argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -139,65 +128,57 @@ static char *value_text(const struct kgb_fentry *e) {
   return kgb_fentry_display(e->value, e->is_string);
 }
 
-static void json_place(struct sbuf *sb, const struct kgb_request *q) {
+static void place_json(struct json *j, const char *key, const struct kgb_request *q) {
   _cleanup_free_ char *v = value_text(q->entry);
-  sbuf_adds(sb, "{\"fragment\": ");
-  sbuf_add_json(sb, q->fragment->name);
-  sbuf_addf(sb, ", \"line\": %u, \"value\": ", q->entry->line);
-  sbuf_add_json(sb, v ? v : "");
-  sbuf_adds(sb, "}");
+  json_object_begin(j, key, JSON_INLINE);
+  json_string(j, "fragment", q->fragment->name);
+  json_uint(j, "line", q->entry->line);
+  json_string(j, "value", v ? v : "");
+  json_object_end(j);
 }
 
-static void render_json(struct sbuf *sb, const struct kgb_profile *p, const char *config,
+static void render_json(struct json *j, const struct kgb_profile *p, const char *config,
                         const struct kgb_config_result *res) {
   const struct kgb_verify *v = res->verify;
   const struct kgb_merge *m = res->merge;
-  sbuf_adds(sb, "{\n  \"config\": ");
-  sbuf_add_json(sb, config);
-  sbuf_adds(sb, ",\n  \"profile\": ");
-  sbuf_add_json(sb, p->name);
-  sbuf_adds(sb, ",\n  \"kernel_version\": ");
-  sbuf_add_json(sb, res->source->version);
-  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"requested\": %zu,\n  \"overrides\": [",
-            res->cached ? "true" : "false", v->n_requested);
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "config", config);
+  json_string(j, "profile", p->name);
+  json_string(j, "kernel_version", res->source->version);
+  json_bool(j, "cached", res->cached);
+  json_uint(j, "requested", v->n_requested);
+  json_array_begin(j, "overrides", JSON_BLOCK);
   for (size_t i = 0; i < m->n_overrides; i++) {
-    sbuf_adds(sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
-    _cleanup_free_ char *sym = kgb_strdup_printf("CONFIG_%s", m->overrides[i].symbol);
-    sbuf_add_json(sb, sym ? sym : "");
-    sbuf_adds(sb, ", \"from\": ");
-    json_place(sb, &m->overrides[i].from);
-    sbuf_adds(sb, ", \"to\": ");
-    json_place(sb, &m->overrides[i].to);
-    sbuf_adds(sb, "}");
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_stringf(j, "symbol", "CONFIG_%s", m->overrides[i].symbol);
+    place_json(j, "from", &m->overrides[i].from);
+    place_json(j, "to", &m->overrides[i].to);
+    json_object_end(j);
   }
-  sbuf_adds(sb, m->n_overrides ? "\n  ],\n  \"dropped\": [" : "],\n  \"dropped\": [");
+  json_array_end(j);
+  json_array_begin(j, "dropped", JSON_BLOCK);
   for (size_t i = 0; i < v->n_drops; i++) {
     const struct kgb_drop *d = &v->drops[i];
-    _cleanup_free_ char *sym = kgb_strdup_printf("CONFIG_%s", d->request->symbol);
     _cleanup_free_ char *want = value_text(d->request->entry);
     _cleanup_free_ char *got = kgb_fentry_display(d->actual, d->actual_is_string);
-    sbuf_adds(sb, i ? ",\n    {\"symbol\": " : "\n    {\"symbol\": ");
-    sbuf_add_json(sb, sym ? sym : "");
-    sbuf_adds(sb, ", \"requested\": ");
-    sbuf_add_json(sb, want ? want : "");
-    sbuf_adds(sb, ", \"actual\": ");
-    sbuf_add_json(sb, got ? got : "");
-    sbuf_adds(sb, ", \"reason\": ");
-    sbuf_add_json(sb, kgb_drop_reason_to_string(d->reason));
-    sbuf_adds(sb, ", \"detail\": ");
-    sbuf_add_json(sb, d->detail);
-    sbuf_adds(sb, ", \"fragment\": ");
-    sbuf_add_json(sb, d->request->fragment->name);
-    sbuf_addf(sb, ", \"line\": %u, \"allowed\": ", d->request->entry->line);
-    if (d->allowed)
-      sbuf_add_json(sb, d->allowed->reason);
-    else
-      sbuf_adds(sb, "null");
-    sbuf_adds(sb, "}");
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_stringf(j, "symbol", "CONFIG_%s", d->request->symbol);
+    json_string(j, "requested", want ? want : "");
+    json_string(j, "actual", got ? got : "");
+    json_string(j, "reason", kgb_drop_reason_to_string(d->reason));
+    json_string(j, "detail", d->detail);
+    json_string(j, "fragment", d->request->fragment->name);
+    json_uint(j, "line", d->request->entry->line);
+    json_string_or_null(j, "allowed", d->allowed ? d->allowed->reason : NULL);
+    json_object_end(j);
   }
-  sbuf_addf(sb, "%s],\n  \"unexplained\": %zu,\n", v->n_drops ? "\n  " : "", v->n_unexplained);
-  sbuf_addf(sb, "  \"seconds\": {\"resolve\": %.3f, \"verify\": %.3f}\n}\n", res->resolve_seconds,
-            res->verify_seconds);
+  json_array_end(j);
+  json_uint(j, "unexplained", v->n_unexplained);
+  json_object_begin(j, "seconds", JSON_INLINE);
+  json_double(j, "resolve", res->resolve_seconds);
+  json_double(j, "verify", res->verify_seconds);
+  json_object_end(j);
+  json_object_end(j);
 }
 
 static void report(struct cli *cli, const struct kgb_profile *p,
@@ -221,12 +202,12 @@ static void report(struct cli *cli, const struct kgb_profile *p,
     const struct kgb_drop *d = &v->drops[i];
     _cleanup_free_ char *want = value_text(d->request->entry);
     _cleanup_free_ char *got = kgb_fentry_display(d->actual, d->actual_is_string);
-    fprintf(stderr, "%s:%u: CONFIG_%s=%s did not survive (now %s) [%s%s]\n    %s\n",
+    cli_err(cli, "%s:%u: CONFIG_%s=%s did not survive (now %s) [%s%s]\n    %s\n",
             d->request->fragment->name, d->request->entry->line, d->request->symbol,
             want ? want : "?", got ? got : "?", kgb_drop_reason_to_string(d->reason),
             d->allowed ? ", allowed" : "", d->detail);
     if (d->allowed)
-      fprintf(stderr, "    allowed by kconfig-fragments/allow.conf:%u: %s\n", d->allowed->line,
+      cli_err(cli, "    allowed by kconfig-fragments/allow.conf:%u: %s\n", d->allowed->line,
               d->allowed->reason);
   }
   cli_msg(cli, "  %zu values requested, %zu survived, %zu dropped (%zu allowed)%s\n",
@@ -236,7 +217,7 @@ static void report(struct cli *cli, const struct kgb_profile *p,
     cli_msg(cli, "  resolution %.2f s, verification %.2f s; log: %s\n", res->resolve_seconds,
             res->verify_seconds, res->log_path);
   if (v->n_unexplained)
-    fprintf(stderr,
+    cli_err(cli,
             "kata-gpu-builder: %zu requested value%s did not survive: fix the fragment, or "
             "list the symbol with a reason in kconfig-fragments/allow.conf\n",
             v->n_unexplained, v->n_unexplained == 1 ? "" : "s");
@@ -244,23 +225,16 @@ static void report(struct cli *cli, const struct kgb_profile *p,
 
 static int copy_output(struct cli *cli, const char *from, const char *to) {
   int r = copy_file_output(from, to, 0644);
-  if (r < 0) {
-    fprintf(stderr, "kata-gpu-builder: error: cannot write '%s': %s\n", to,
-            file_error_reason(to, r, 0));
-    (void)cli;
-  }
+  if (r < 0)
+    cli_error(cli, "cannot write '%s': %s", to, file_error_reason(to, r, 0));
   return r;
 }
 
-/* Parses the verb's options and loads its profile; returns EXIT_OK with *ret set, -1 after
- * printing the help, or an exit status. */
+/* Parses the verb's options and loads its profile; returns EXIT_OK with *ret set, or an exit
+ * status. */
 static int load_for_verb(struct cli *cli, const char *cmd, int argc, char **argv,
                          struct kernel_opts *o, struct kgb_profile **ret) {
   int r = parse_kernel_opts(cli, cmd, argc, argv, o);
-  if (r < 0) {
-    fputs(cli_cmd_kernel.help, stdout);
-    return -1;
-  }
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
@@ -285,7 +259,7 @@ static int run_config(struct cli *cli, int argc, char **argv) {
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel config", argc, argv, &o, &p);
   if (r != EXIT_OK)
-    return r < 0 ? EXIT_OK : r;
+    return r;
   struct kgb_kernel_config_opts ko = {
       .source = o.source, .sha256 = o.sha256, .mirror = o.mirror, .fragments = o.fragments};
 
@@ -300,13 +274,14 @@ static int run_config(struct cli *cli, int argc, char **argv) {
     config = o.output;
   }
   report(cli, p, res);
-  struct sbuf sb = SBUF_INIT;
-  if (cli->json)
-    render_json(&sb, p, config, res);
-  else if (!o.output)
-    sbuf_addf(&sb, "%s\n", config);
-  r = cli_out_sbuf(&sb);
-  sbuf_release(&sb);
+  if (cli->json) {
+    struct json j = JSON_INIT;
+    render_json(&j, p, config, res);
+    r = cli_out_json(&j);
+  } else {
+    _cleanup_free_ char *line = o.output ? strdup("") : kgb_strdup_printf("%s\n", config);
+    r = line ? cli_out(line) : -ENOMEM;
+  }
   if (r < 0)
     return EXIT_FAIL;
   return res->verify->n_unexplained ? EXIT_MISMATCH : EXIT_OK;
@@ -340,24 +315,20 @@ static int build_for_verb(struct cli *cli, struct kgb_profile *p, const struct k
   return EXIT_OK;
 }
 
-static void json_build(struct sbuf *sb, const struct kgb_profile *p,
+/* Opens the document of build, install and headers with the kernel build's members. */
+static void build_json(struct json *j, const struct kgb_profile *p,
                        const struct kgb_build_result *b) {
-  sbuf_adds(sb, "{\n  \"profile\": ");
-  sbuf_add_json(sb, p->name);
-  sbuf_adds(sb, ",\n  \"release\": ");
-  sbuf_add_json(sb, b->release);
-  sbuf_adds(sb, ",\n  \"stage\": ");
-  sbuf_add_json(sb, b->stage_dir);
-  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"why\": ", b->cached ? "true" : "false");
-  if (b->why)
-    sbuf_add_json(sb, b->why);
-  else
-    sbuf_adds(sb, "null");
-  sbuf_addf(sb,
-            ",\n  \"objects\": %lu,\n  \"seconds\": %.3f,\n  \"make_seconds\": %.3f,\n"
-            "  \"modules\": %s,\n  \"log\": ",
-            b->objects, b->seconds, b->make_seconds, b->has_modules ? "true" : "false");
-  sbuf_add_json(sb, b->log_path);
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "profile", p->name);
+  json_string(j, "release", b->release);
+  json_string(j, "stage", b->stage_dir);
+  json_bool(j, "cached", b->cached);
+  json_string_or_null(j, "why", b->why);
+  json_uint(j, "objects", b->objects);
+  json_double(j, "seconds", b->seconds);
+  json_double(j, "make_seconds", b->make_seconds);
+  json_bool(j, "modules", b->has_modules);
+  json_string(j, "log", b->log_path);
 }
 
 static int run_build(struct cli *cli, int argc, char **argv) {
@@ -365,20 +336,20 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel build", argc, argv, &o, &p);
   if (r != EXIT_OK)
-    return r < 0 ? EXIT_OK : r;
+    return r;
   _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
   if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
   const struct kgb_build_result *b = built->kernel;
-  struct sbuf sb = SBUF_INIT;
   if (cli->json) {
-    json_build(&sb, p, b);
-    sbuf_adds(&sb, "\n}\n");
+    struct json j = JSON_INIT;
+    build_json(&j, p, b);
+    json_object_end(&j);
+    r = cli_out_json(&j);
   } else {
-    sbuf_addf(&sb, "%s\n", b->stage_dir);
+    _cleanup_free_ char *line = kgb_strdup_printf("%s\n", b->stage_dir);
+    r = line ? cli_out(line) : -ENOMEM;
   }
-  r = cli_out_sbuf(&sb);
-  sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -387,7 +358,7 @@ static int run_install(struct cli *cli, int argc, char **argv) {
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel install", argc, argv, &o, &p);
   if (r != EXIT_OK)
-    return r < 0 ? EXIT_OK : r;
+    return r;
   _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
   if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
@@ -397,39 +368,34 @@ static int run_install(struct cli *cli, int argc, char **argv) {
   r = kgb_kernel_install(cli->ctx, p, b, &io, &in);
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  struct sbuf sb = SBUF_INIT;
   if (cli->json) {
-    json_build(&sb, p, b);
-    sbuf_adds(&sb, ",\n  \"dir\": ");
-    sbuf_add_json(&sb, in->dir);
-    sbuf_adds(&sb, ",\n  \"files\": [");
-    for (size_t i = 0; in->files[i]; i++) {
-      sbuf_adds(&sb, i ? ", " : "");
-      sbuf_add_json(&sb, in->files[i]);
-    }
-    sbuf_adds(&sb, "],\n  \"links\": [");
-    sbuf_add_json(&sb, in->vmlinuz_link);
-    sbuf_adds(&sb, ", ");
-    sbuf_add_json(&sb, in->vmlinux_link);
-    sbuf_addf(&sb, "],\n  \"cfgver_stale\": %s\n}\n", in->cfgver_stale ? "true" : "false");
-  } else {
-    for (size_t i = 0; in->files[i]; i++)
-      sbuf_addf(&sb, "%s/%s\n", in->dir, in->files[i]);
-    sbuf_addf(&sb, "%s\n%s\n", in->vmlinuz_link, in->vmlinux_link);
+    struct json j = JSON_INIT;
+    build_json(&j, p, b);
+    json_string(&j, "dir", in->dir);
+    json_strv(&j, "files", in->files);
+    json_array_begin(&j, "links", JSON_INLINE);
+    json_string(&j, NULL, in->vmlinuz_link);
+    json_string(&j, NULL, in->vmlinux_link);
+    json_array_end(&j);
+    json_bool(&j, "cfgver_stale", in->cfgver_stale);
+    json_object_end(&j);
+    return cli_out_json(&j) < 0 ? EXIT_FAIL : EXIT_OK;
   }
+  struct sbuf sb = SBUF_INIT;
+  for (size_t i = 0; in->files[i]; i++)
+    sbuf_addf(&sb, "%s/%s\n", in->dir, in->files[i]);
+  sbuf_addf(&sb, "%s\n%s\n", in->vmlinuz_link, in->vmlinux_link);
   r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
-
-int cli_kernel_verify(struct cli *cli, int argc, char **argv); /* cmd-kernel-verify.c */
 
 static int run_headers(struct cli *cli, int argc, char **argv) {
   _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   int r = load_for_verb(cli, "kernel headers", argc, argv, &o, &p);
   if (r != EXIT_OK)
-    return r < 0 ? EXIT_OK : r;
+    return r;
   _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *built = NULL;
   if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
@@ -444,40 +410,43 @@ static int run_headers(struct cli *cli, int argc, char **argv) {
     return cli_fail(cli, r, NULL);
   if (h->cached)
     cli_msg(cli, "kernel headers: up to date in '%s'\n", h->stage_dir);
-  struct sbuf sb = SBUF_INIT;
   if (cli->json) {
-    json_build(&sb, p, b);
-    sbuf_adds(&sb, ",\n  \"headers\": [");
-    for (size_t i = 0; h->files[i]; i++) {
-      sbuf_adds(&sb, i ? ", " : "");
-      sbuf_add_json(&sb, h->files[i]);
-    }
-    sbuf_adds(&sb, "]\n}\n");
-  } else {
-    for (size_t i = 0; h->files[i]; i++)
-      sbuf_addf(&sb, "%s\n", h->files[i]);
+    struct json j = JSON_INIT;
+    build_json(&j, p, b);
+    json_strv(&j, "headers", h->files);
+    json_object_end(&j);
+    return cli_out_json(&j) < 0 ? EXIT_FAIL : EXIT_OK;
   }
+  struct sbuf sb = SBUF_INIT;
+  for (size_t i = 0; h->files[i]; i++)
+    sbuf_addf(&sb, "%s\n", h->files[i]);
   r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+#define KERNEL_VERB(name_, run_, summary_)                                                         \
+  {                                                                                                \
+    .name = name_, .run = run_, .summary = summary_, .options = options,                           \
+    .shortopts = KERNEL_SHORTOPTS                                                                  \
+  }
+
 static const struct cli_command kernel_verbs[] = {
-    {"config", run_config, "merge fragments, resolve with Kconfig, verify every value", NULL},
-    {"setup", run_config, "the same as 'config' (Kata build-kernel.sh's name)", NULL},
-    {"build", run_build, "config, then compile bzImage, vmlinux and modules (cached)", NULL},
-    {"install", run_install, "build, then install under Kata's file names", NULL},
-    {"headers", run_headers, "build, then the header package (-H deb|rpm|tar)", NULL},
-    {"build-headers", run_headers, "the same as 'headers' (build-kernel.sh's name)", NULL},
-    {"verify", cli_kernel_verify, "check a built kernel's embedded config, or modules", NULL},
+    KERNEL_VERB("config", run_config, "merge fragments, resolve with Kconfig, verify every value"),
+    KERNEL_VERB("setup", run_config, "the same as 'config' (Kata build-kernel.sh's name)"),
+    KERNEL_VERB("build", run_build, "config, then compile bzImage, vmlinux and modules (cached)"),
+    KERNEL_VERB("install", run_install, "build, then install under Kata's file names"),
+    KERNEL_VERB("headers", run_headers, "build, then the header package (-H deb|rpm|tar)"),
+    KERNEL_VERB("build-headers", run_headers, "the same as 'headers' (build-kernel.sh's name)"),
+    {.name = "verify",
+     .run = cli_kernel_verify,
+     .summary = "check a built kernel's embedded config, or modules",
+     .help = cli_kernel_verify_help,
+     .options = cli_kernel_verify_options,
+     .shortopts = "p:o:"},
 };
 
-static int run_kernel(struct cli *cli, int argc, char **argv) {
-  return cli_dispatch(cli, "kernel", kernel_verbs, ELEMENTSOF(kernel_verbs), argc - 1, argv + 1);
-}
-
-const struct cli_command cli_cmd_kernel = {
-    "kernel", run_kernel, "guest kernel: config (verified), build, install",
+static const char kernel_help[] =
     "usage: kata-gpu-builder kernel config  -p PROFILE [options]\n"
     "       kata-gpu-builder kernel setup   -g nvidia|intel|virgl [options]\n"
     "       kata-gpu-builder kernel build   -p PROFILE [options]\n"
@@ -531,4 +500,13 @@ const struct cli_command cli_cmd_kernel = {
     "  kata-gpu-builder kernel config -p nvidia-gpu\n"
     "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"
     "  kata-gpu-builder kernel install -p intel-gvt-d --destdir /tmp/root\n"
-    "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n"};
+    "  kata-gpu-builder kernel verify -p virgl vmlinuz-6.1.192-1-virgl-gpu\n";
+
+const struct cli_command cli_cmd_kernel = {
+    .name = "kernel",
+    .summary = "guest kernel: config (verified), build, install",
+    .verbs = kernel_verbs,
+    .n_verbs = ELEMENTSOF(kernel_verbs),
+    .flags = CLI_LOCKS_WORKDIR,
+    .help = kernel_help,
+};

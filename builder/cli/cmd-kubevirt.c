@@ -10,16 +10,14 @@
 #include "pci.h"
 #include "util.h"
 
+enum { O_EXTERNAL = 0x100, O_SYSFS, O_PCI_IDS };
+static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
+                                        {"external-provider", no_argument, NULL, O_EXTERNAL},
+                                        {"sysfs", required_argument, NULL, O_SYSFS},
+                                        {"pci-ids", required_argument, NULL, O_PCI_IDS},
+                                        {}};
+
 static int run_kubevirt(struct cli *cli, int argc, char **argv) {
-  enum { O_EXTERNAL = 0x100, O_SYSFS, O_PCI_IDS };
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"external-provider", no_argument, NULL, O_EXTERNAL},
-                                       {"sysfs", required_argument, NULL, O_SYSFS},
-                                       {"pci-ids", required_argument, NULL, O_PCI_IDS},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {
-      "--profile", "--external-provider", "--sysfs", "--pci-ids", "--help", NULL};
   const char *profile = NULL;
   const char *env = getenv("KGB_PCI_IDS");
   struct kgb_kubevirt_opts o = {.json = cli->json};
@@ -28,7 +26,7 @@ static int run_kubevirt(struct cli *cli, int argc, char **argv) {
               : is_file("/usr/share/hwdata/pci.ids") ? "/usr/share/hwdata/pci.ids"
                                                      : NULL;
   int c;
-  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:", options, NULL)) != -1) {
     switch (c) {
     case 'p':
       profile = optarg;
@@ -43,11 +41,8 @@ static int run_kubevirt(struct cli *cli, int argc, char **argv) {
     case O_PCI_IDS:
       o.pci_ids = optarg;
       break;
-    case 'h':
-      fputs(cli_cmd_kubevirt.help, stdout);
-      return EXIT_OK;
     default:
-      return cli_bad_option(cli, "kubevirt", argv[optind - 1], known);
+      return cli_bad_option(cli, "kubevirt", argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -66,8 +61,7 @@ static int run_kubevirt(struct cli *cli, int argc, char **argv) {
   return cli_out(text) < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-const struct cli_command cli_cmd_kubevirt = {
-    "kubevirt", run_kubevirt, "KubeVirt permittedHostDevices for this host's GPUs",
+static const char kubevirt_help[] =
     "usage: kata-gpu-builder kubevirt -p PROFILE [--external-provider] [--sysfs DIR]\n"
     "                                 [--pci-ids FILE]\n\n"
     "Prints the permittedHostDevices section of the KubeVirt resource (its\n"
@@ -85,4 +79,13 @@ const struct cli_command cli_cmd_kubevirt = {
     "      --sysfs DIR          read the GPUs from DIR instead of /sys\n"
     "      --pci-ids FILE       device names (default $KGB_PCI_IDS, /usr/share/misc/pci.ids)\n\n"
     "example:\n"
-    "  kata-gpu-builder kubevirt -p nvidia-gpu --external-provider\n"};
+    "  kata-gpu-builder kubevirt -p nvidia-gpu --external-provider\n";
+
+const struct cli_command cli_cmd_kubevirt = {
+    .name = "kubevirt",
+    .run = run_kubevirt,
+    .summary = "KubeVirt permittedHostDevices for this host's GPUs",
+    .options = options,
+    .shortopts = "p:",
+    .help = kubevirt_help,
+};

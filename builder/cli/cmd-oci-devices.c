@@ -6,20 +6,34 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "json.h"
 #include "oci-devices.h"
 #include "util.h"
 
-static int run_oci_devices(struct cli *cli, int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {}};
-  static const char *const known[] = {"--help", NULL};
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'h') {
-      fputs(cli_cmd_oci_devices.help, stdout);
-      return EXIT_OK;
-    }
-    return cli_bad_option(cli, "oci-devices", argv[optind - 1], known);
+static const struct option options[] = {{}};
+
+char *cli_oci_devices_json(const struct kgb_oci_device *devs, size_t n) {
+  struct json j = JSON_INIT;
+  json_array_begin(&j, NULL, JSON_BLOCK);
+  for (size_t i = 0; i < n; i++) {
+    const struct kgb_oci_device *d = &devs[i];
+    json_object_begin(&j, NULL, JSON_INLINE);
+    json_string(&j, "path", d->path);
+    json_stringf(&j, "type", "%c", d->type);
+    json_uint(&j, "major", d->major);
+    json_uint(&j, "minor", d->minor);
+    json_uint(&j, "fileMode", d->file_mode);
+    json_uint(&j, "uid", d->uid);
+    json_uint(&j, "gid", d->gid);
+    json_object_end(&j);
   }
+  json_array_end(&j);
+  return json_steal(&j);
+}
+
+static int run_oci_devices(struct cli *cli, int argc, char **argv) {
+  if (getopt_long(argc, argv, "", options, NULL) != -1)
+    return cli_bad_option(cli, "oci-devices", argv[optind - 1], options);
   if (optind >= argc)
     return cli_usage(cli, "oci-devices: name at least one device node, e.g. /dev/dri/renderD128");
   size_t n = (size_t)(argc - optind);
@@ -37,10 +51,8 @@ static int run_oci_devices(struct cli *cli, int argc, char **argv) {
     got++;
   }
   if (status == EXIT_OK) {
-    _cleanup_free_ char *json = kgb_oci_devices_json(devs, got);
-    if (!json)
-      status = cli_fail(cli, -ENOMEM, "oci-devices");
-    else if (cli_out(json) < 0)
+    _cleanup_free_ char *json = cli_oci_devices_json(devs, got);
+    if (!json || cli_out(json) < 0)
       status = EXIT_FAIL;
   }
   for (size_t i = 0; i < got; i++)
@@ -49,12 +61,19 @@ static int run_oci_devices(struct cli *cli, int argc, char **argv) {
   return status;
 }
 
-const struct cli_command cli_cmd_oci_devices = {
-    "oci-devices", run_oci_devices, "OCI linux.devices entries for device nodes",
+static const char oci_devices_help[] =
     "usage: kata-gpu-builder oci-devices PATH...\n\n"
     "Prints a JSON array of OCI runtime-spec linux.devices entries (path, type, major, minor,\n"
     "fileMode, uid, gid) read with stat() from each device node, for the \"linux\": {\"devices\":\n"
     "[...]} of a container's config.json. A path that is not a character or block device is an\n"
     "error. The output is JSON with or without --json.\n\n"
     "example:\n"
-    "  kata-gpu-builder oci-devices /dev/dri/renderD128 /dev/vfio/192\n"};
+    "  kata-gpu-builder oci-devices /dev/dri/renderD128 /dev/vfio/192\n";
+
+const struct cli_command cli_cmd_oci_devices = {
+    .name = "oci-devices",
+    .run = run_oci_devices,
+    .summary = "OCI linux.devices entries for device nodes",
+    .help = oci_devices_help,
+    .options = options,
+};

@@ -5,20 +5,17 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "profile.h"
 #include "sbuf.h"
 #include "util.h"
 
+static const struct option options[] = {{}};
+
 static int no_options(struct cli *cli, const char *cmd, int argc, char **argv, int min_args,
                       int max_args) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {}};
-  static const char *const known[] = {"--help", NULL};
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'h')
-      return -1;
-    return cli_bad_option(cli, cmd, argv[optind - 1], known);
-  }
+  if (getopt_long(argc, argv, "", options, NULL) != -1)
+    return cli_bad_option(cli, cmd, argv[optind - 1], options);
   int n = argc - optind;
   if (n < min_args || n > max_args)
     return cli_usage(cli, "%s: expected %d argument%s; see 'kata-gpu-builder help %s'", cmd,
@@ -28,10 +25,6 @@ static int no_options(struct cli *cli, const char *cmd, int argc, char **argv, i
 
 static int run_profiles(struct cli *cli, int argc, char **argv) {
   int r = no_options(cli, "profiles", argc, argv, 0, 0);
-  if (r < 0) {
-    fputs(cli_cmd_profiles.help, stdout);
-    return EXIT_OK;
-  }
   if (r != EXIT_OK)
     return r;
   _cleanup_strv_free_ char **names = NULL;
@@ -39,8 +32,9 @@ static int run_profiles(struct cli *cli, int argc, char **argv) {
   if (r < 0)
     return cli_fail(cli, r, "listing profiles");
   struct sbuf sb = SBUF_INIT;
+  struct json j = JSON_INIT;
   if (cli->json)
-    sbuf_adds(&sb, "[");
+    json_array_begin(&j, NULL, JSON_BLOCK_OPEN);
   else
     sbuf_addf(&sb, "%-16s %-7s %-12s %s\n", "NAME", "VENDOR", "MODE", "DESCRIPTION");
   int status = EXIT_OK;
@@ -53,34 +47,29 @@ static int run_profiles(struct cli *cli, int argc, char **argv) {
       continue;
     }
     if (cli->json) {
-      sbuf_adds(&sb, i ? ",\n  {\"name\": " : "\n  {\"name\": ");
-      sbuf_add_json(&sb, p->name);
-      sbuf_adds(&sb, ", \"vendor\": ");
-      sbuf_add_json(&sb, p->vendor);
-      sbuf_adds(&sb, ", \"mode\": ");
-      sbuf_add_json(&sb, p->mode);
-      sbuf_adds(&sb, ", \"description\": ");
-      sbuf_add_json(&sb, p->description);
-      sbuf_adds(&sb, ", \"path\": ");
-      sbuf_add_json(&sb, p->path);
-      sbuf_adds(&sb, "}");
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "name", p->name);
+      json_string(&j, "vendor", p->vendor);
+      json_string(&j, "mode", p->mode);
+      json_string(&j, "description", p->description);
+      json_string(&j, "path", p->path);
+      json_object_end(&j);
     } else {
       sbuf_addf(&sb, "%-16s %-7s %-12s %s\n", p->name, p->vendor, p->mode, p->description);
     }
   }
-  if (cli->json)
-    sbuf_adds(&sb, "\n]\n");
-  r = cli_out_sbuf(&sb);
+  if (cli->json) {
+    json_array_end(&j);
+    r = cli_out_json(&j);
+  } else {
+    r = cli_out_sbuf(&sb);
+  }
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : status;
 }
 
 static int run_show(struct cli *cli, int argc, char **argv) {
   int r = no_options(cli, "profile show", argc, argv, 1, 1);
-  if (r < 0) {
-    fputs(cli_cmd_profile.help, stdout);
-    return EXIT_OK;
-  }
   if (r != EXIT_OK)
     return r;
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
@@ -95,24 +84,37 @@ static int run_show(struct cli *cli, int argc, char **argv) {
 }
 
 static const struct cli_command profile_verbs[] = {
-    {"show", run_show, "print a profile after includes and overrides", NULL},
+    {.name = "show",
+     .run = run_show,
+     .summary = "print a profile after includes and overrides",
+     .options = options},
 };
 
-static int run_profile(struct cli *cli, int argc, char **argv) {
-  return cli_dispatch(cli, "profile", profile_verbs, ELEMENTSOF(profile_verbs), argc - 1, argv + 1);
-}
-
-const struct cli_command cli_cmd_profiles = {
-    "profiles", run_profiles, "list the profiles",
+static const char profiles_help[] =
     "usage: kata-gpu-builder [--json] profiles\n\n"
     "Lists the shipped profiles: name, vendor, mode and a one-line description.\n\n"
-    "example:\n  kata-gpu-builder profiles\n"};
+    "example:\n  kata-gpu-builder profiles\n";
 
-const struct cli_command cli_cmd_profile = {
-    "profile", run_profile, "show one profile",
+const struct cli_command cli_cmd_profiles = {
+    .name = "profiles",
+    .run = run_profiles,
+    .summary = "list the profiles",
+    .options = options,
+    .help = profiles_help,
+};
+
+static const char profile_help[] =
     "usage: kata-gpu-builder [--json] profile show NAME|FILE\n\n"
     "Prints the profile after its @include files and its 'override' group are applied, as\n"
     "libconfig text or, with --json, as JSON. NAME is a shipped profile; FILE is a path to\n"
     "your own .cfg, which may '@include \"nvidia-gpu.cfg\"' and change fields in a top-level\n"
     "'override = { kernel = { cfgver = 2; }; };' group.\n\n"
-    "example:\n  kata-gpu-builder profile show nvidia-gpu\n"};
+    "example:\n  kata-gpu-builder profile show nvidia-gpu\n";
+
+const struct cli_command cli_cmd_profile = {
+    .name = "profile",
+    .summary = "show one profile",
+    .verbs = profile_verbs,
+    .n_verbs = ELEMENTSOF(profile_verbs),
+    .help = profile_help,
+};

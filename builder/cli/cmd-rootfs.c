@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "rootfs-cli.h"
 #include "sbuf.h"
 #include "util.h"
@@ -19,35 +20,36 @@ void rootfs_args_release(struct rootfs_args *a) {
   *a = (struct rootfs_args){0};
 }
 
+/* The options of `rootfs build`, which `image build` takes too */
+/* clang-format off */
+#define ROOTFS_OPTIONS                                                                             \
+  {"profile", required_argument, NULL, 'p'},                                                       \
+  {"without", required_argument, NULL, 'W'},                                                       \
+  {"set", required_argument, NULL, 'S'},                                                           \
+  {"kernel-source", required_argument, NULL, 'k'},                                                 \
+  {"sha256", required_argument, NULL, 's'},                                                        \
+  {"fragment", required_argument, NULL, 'F'},                                                      \
+  {"ccache-dir", required_argument, NULL, 'C'},                                                    \
+  {"no-ccache", no_argument, NULL, 'N'},                                                           \
+  {"apt-dir", required_argument, NULL, 'A'},                                                       \
+  {"bootstrapper", required_argument, NULL, 'B'},                                                  \
+  {"force", no_argument, NULL, 'f'},                                                               \
+  {"keep-failed", no_argument, NULL, 'K'}
+/* clang-format on */
+
+const struct option rootfs_build_options[] = {ROOTFS_OPTIONS, {}};
+const struct option image_build_options[] = {ROOTFS_OPTIONS,
+                                             {"format", required_argument, NULL, 'T'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"compress", required_argument, NULL, 'Z'},
+                                             {}};
+
 int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, char **argv,
                       struct rootfs_args *a) {
-  static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                       {"without", required_argument, NULL, 'W'},
-                                       {"set", required_argument, NULL, 'S'},
-                                       {"kernel-source", required_argument, NULL, 'k'},
-                                       {"sha256", required_argument, NULL, 's'},
-                                       {"fragment", required_argument, NULL, 'F'},
-                                       {"ccache-dir", required_argument, NULL, 'C'},
-                                       {"no-ccache", no_argument, NULL, 'N'},
-                                       {"apt-dir", required_argument, NULL, 'A'},
-                                       {"bootstrapper", required_argument, NULL, 'B'},
-                                       {"force", no_argument, NULL, 'f'},
-                                       {"keep-failed", no_argument, NULL, 'K'},
-                                       {"format", required_argument, NULL, 'T'},
-                                       {"output", required_argument, NULL, 'o'},
-                                       {"compress", required_argument, NULL, 'Z'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known_rootfs[] = {
-      "--profile",    "--without",   "--set",     "--kernel-source", "--sha256", "--fragment",
-      "--ccache-dir", "--no-ccache", "--apt-dir", "--bootstrapper",  "--force",  "--keep-failed",
-      "--help",       NULL};
-  static const char *const known_image[] = {
-      "--profile",    "--without",   "--set",      "--kernel-source", "--sha256", "--fragment",
-      "--ccache-dir", "--no-ccache", "--apt-dir",  "--bootstrapper",  "--force",  "--keep-failed",
-      "--format",     "--output",    "--compress", "--help",          NULL};
+  const struct option *options = image ? image_build_options : rootfs_build_options;
   int c;
-  while ((c = getopt_long(argc, argv, image ? "p:k:fo:h" : "p:k:fh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, image ? IMAGE_BUILD_SHORTOPTS : ROOTFS_BUILD_SHORTOPTS,
+                          options, NULL)) != -1) {
     switch (c) {
     case 'p':
       a->profile = optarg;
@@ -98,26 +100,22 @@ int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, ch
       a->keep_failed = true;
       break;
     case 'T':
-    case 'o':
-    case 'Z':
-      if (!image)
-        return cli_bad_option(cli, cmd, argv[optind - 1], known_rootfs);
-      if (c == 'T') {
-        if (kgb_image_format_from_string(optarg) < 0)
-          return cli_usage(cli, "%s: --format takes ext4, erofs or initrd, not '%s'", cmd, optarg);
-        a->format = optarg;
-      } else if (c == 'Z') {
-        enum kgb_compression z = kgb_compression_from_string(optarg);
-        if (z != KGB_COMPRESS_GZIP && z != KGB_COMPRESS_ZSTD)
-          return cli_usage(cli, "%s: --compress takes zstd or gzip, not '%s'", cmd, optarg);
-        a->compression = optarg;
-      } else
-        a->output = optarg;
+      if (kgb_image_format_from_string(optarg) < 0)
+        return cli_usage(cli, "%s: --format takes ext4, erofs or initrd, not '%s'", cmd, optarg);
+      a->format = optarg;
       break;
-    case 'h':
-      return -1;
+    case 'Z': {
+      enum kgb_compression z = kgb_compression_from_string(optarg);
+      if (z != KGB_COMPRESS_GZIP && z != KGB_COMPRESS_ZSTD)
+        return cli_usage(cli, "%s: --compress takes zstd or gzip, not '%s'", cmd, optarg);
+      a->compression = optarg;
+      break;
+    }
+    case 'o':
+      a->output = optarg;
+      break;
     default:
-      return cli_bad_option(cli, cmd, argv[optind - 1], image ? known_image : known_rootfs);
+      return cli_bad_option(cli, cmd, argv[optind - 1], options);
     }
   }
   if (optind < argc)
@@ -143,9 +141,9 @@ void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r) {
   }
 }
 
-static void print_problems(const struct kgb_modcheck *c) {
+static void print_problems(struct cli *cli, const struct kgb_modcheck *c) {
   for (size_t i = 0; i < c->n_problems; i++)
-    fprintf(stderr, "%s: %s: %s\n", c->problems[i].what,
+    cli_err(cli, "%s: %s: %s\n", c->problems[i].what,
             kgb_modcheck_kind_to_string(c->problems[i].kind), c->problems[i].detail);
 }
 
@@ -169,9 +167,9 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
   r = kgb_pipeline_upto(cli->ctx, p, &po, KGB_STAGE_ROOTFS, &pres);
   const struct kgb_rootfs_result *res = pres ? pres->rootfs : NULL;
   if (r == -EBADE && res && res->check) {
-    print_problems(res->check);
+    print_problems(cli, res->check);
     cli_fail(cli, r, NULL);
-    fprintf(stderr, "kata-gpu-builder: the log of the build is '%s'\n", res->log_path);
+    cli_err(cli, "kata-gpu-builder: the log of the build is '%s'\n", res->log_path);
     return EXIT_MISMATCH;
   }
   if (r == -EBADE) {
@@ -195,58 +193,48 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
   if (cli->verbosity >= 0 && !cli->json)
     rootfs_print_report(cli, &res->report);
   if (!res->kata_agent)
-    fprintf(stderr,
-            "kata-gpu-builder: note: no kata-agent was given, so this root boots the "
-            "distribution's init for testing and is not yet a complete Kata guest; give one with "
-            "--set kata.agent.url=PATH|URL --set kata.agent.sha256=HEX\n");
+    cli_err(cli, "kata-gpu-builder: note: no kata-agent was given, so this root boots the "
+                 "distribution's init for testing and is not yet a complete Kata guest; give one "
+                 "with --set kata.agent.url=PATH|URL --set kata.agent.sha256=HEX\n");
   *ret_profile = TAKE_PTR(p);
   *ret = TAKE_PTR(pres);
   return EXIT_OK;
 }
 
-static void json_strv(struct sbuf *sb, char *const *v) {
-  sbuf_adds(sb, "[");
-  for (size_t i = 0; v && v[i]; i++) {
-    sbuf_adds(sb, i ? ", " : "");
-    sbuf_add_json(sb, v[i]);
+/* The members of a root file system in the documents of `rootfs build` and `image build` */
+void rootfs_json_largest(struct json *j, const struct kgb_tree_report *r) {
+  json_array_begin(j, "largest_directories", JSON_INLINE);
+  for (size_t i = 0; i < r->n_top; i++) {
+    json_object_begin(j, NULL, JSON_INLINE);
+    json_string(j, "path", r->top[i].path);
+    json_uint(j, "bytes", r->top[i].bytes);
+    json_object_end(j);
   }
-  sbuf_adds(sb, "]");
+  json_array_end(j);
 }
 
-static void json_rootfs(struct sbuf *sb, const struct kgb_profile *p,
+static void rootfs_json(struct json *j, const struct kgb_profile *p,
                         const struct kgb_rootfs_result *res) {
-  sbuf_adds(sb, "{\n  \"profile\": ");
-  sbuf_add_json(sb, p->name);
-  sbuf_adds(sb, ",\n  \"release\": ");
-  sbuf_add_json(sb, res->kernel->release);
-  sbuf_adds(sb, ",\n  \"root\": ");
-  sbuf_add_json(sb, res->root);
-  sbuf_adds(sb, ",\n  \"stage\": ");
-  sbuf_add_json(sb, res->stage_dir);
-  sbuf_adds(sb, ",\n  \"kernel\": ");
-  sbuf_add_json(sb, res->kernel->stage_dir);
-  sbuf_adds(sb, ",\n  \"key\": ");
-  sbuf_add_json(sb, res->key);
-  sbuf_addf(sb, ",\n  \"cached\": %s,\n  \"base_cached\": %s,\n  \"base\": ",
-            res->cached ? "true" : "false", res->base_cached ? "true" : "false");
-  sbuf_add_json(sb, res->base);
-  sbuf_adds(sb, ",\n  \"recipes\": ");
-  json_strv(sb, res->recipes);
-  sbuf_adds(sb, ",\n  \"warnings\": ");
-  json_strv(sb, res->warnings);
-  sbuf_addf(sb, ",\n  \"kata_agent\": %s,\n  \"bytes\": %llu,\n  \"files\": %llu,\n",
-            res->kata_agent ? "true" : "false", (unsigned long long)res->report.bytes,
-            (unsigned long long)res->report.files);
-  sbuf_adds(sb, "  \"largest_directories\": [");
-  for (size_t i = 0; i < res->report.n_top; i++) {
-    sbuf_adds(sb, i ? ", {\"path\": " : "{\"path\": ");
-    sbuf_add_json(sb, res->report.top[i].path);
-    sbuf_addf(sb, ", \"bytes\": %llu}", (unsigned long long)res->report.top[i].bytes);
-  }
-  sbuf_addf(sb,
-            "],\n  \"seconds\": %.3f,\n  \"bootstrap_seconds\": %.3f,\n  \"log\": ", res->seconds,
-            res->bootstrap_seconds);
-  sbuf_add_json(sb, res->log_path);
+  json_object_begin(j, NULL, JSON_BLOCK);
+  json_string(j, "profile", p->name);
+  json_string(j, "release", res->kernel->release);
+  json_string(j, "root", res->root);
+  json_string(j, "stage", res->stage_dir);
+  json_string(j, "kernel", res->kernel->stage_dir);
+  json_string(j, "key", res->key);
+  json_bool(j, "cached", res->cached);
+  json_bool(j, "base_cached", res->base_cached);
+  json_string(j, "base", res->base);
+  json_strv(j, "recipes", res->recipes);
+  json_strv(j, "warnings", res->warnings);
+  json_bool(j, "kata_agent", res->kata_agent);
+  json_uint(j, "bytes", res->report.bytes);
+  json_uint(j, "files", res->report.files);
+  rootfs_json_largest(j, &res->report);
+  json_double(j, "seconds", res->seconds);
+  json_double(j, "bootstrap_seconds", res->bootstrap_seconds);
+  json_string(j, "log", res->log_path);
+  json_object_end(j);
 }
 
 static int run_build(struct cli *cli, int argc, char **argv) {
@@ -254,9 +242,7 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   int r = rootfs_args_parse(cli, "rootfs build", false, argc, argv, &a);
   if (r != EXIT_OK) {
     rootfs_args_release(&a);
-    if (r < 0)
-      fputs(cli_cmd_rootfs.help, stdout);
-    return r < 0 ? EXIT_OK : r;
+    return r;
   }
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
   _cleanup_(kgb_pipeline_result_freep) struct kgb_pipeline_result *pres = NULL;
@@ -265,31 +251,28 @@ static int run_build(struct cli *cli, int argc, char **argv) {
   if (r != EXIT_OK)
     return r;
   const struct kgb_rootfs_result *res = pres->rootfs;
-  struct sbuf sb = SBUF_INIT;
   if (cli->json) {
-    json_rootfs(&sb, p, res);
-    sbuf_adds(&sb, "\n}\n");
+    struct json j = JSON_INIT;
+    rootfs_json(&j, p, res);
+    r = cli_out_json(&j);
   } else {
-    sbuf_addf(&sb, "%s\n", res->root);
+    _cleanup_free_ char *line = kgb_strdup_printf("%s\n", res->root);
+    r = line ? cli_out(line) : -ENOMEM;
   }
-  r = cli_out_sbuf(&sb);
-  sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+static const struct option check_options[] = {{"root", required_argument, NULL, 'r'},
+                                              {"release", required_argument, NULL, 'R'},
+                                              {"system-map", required_argument, NULL, 'm'},
+                                              {"library", required_argument, NULL, 'l'},
+                                              {}};
+
 static int run_check(struct cli *cli, int argc, char **argv) {
-  static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
-                                       {"release", required_argument, NULL, 'R'},
-                                       {"system-map", required_argument, NULL, 'm'},
-                                       {"library", required_argument, NULL, 'l'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {}};
-  static const char *const known[] = {"--root",    "--release", "--system-map",
-                                      "--library", "--help",    NULL};
   const char *root = NULL, *release = NULL, *sysmap = NULL;
   _cleanup_strv_free_ char **libs = NULL;
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "", check_options, NULL)) != -1) {
     switch (c) {
     case 'r':
       root = optarg;
@@ -309,11 +292,8 @@ static int run_check(struct cli *cli, int argc, char **argv) {
       if (strv_extend(&libs, optarg) < 0)
         return EXIT_FAIL;
       break;
-    case 'h':
-      fputs(cli_cmd_rootfs.help, stdout);
-      return EXIT_OK;
     default:
-      return cli_bad_option(cli, "rootfs check", argv[optind - 1], known);
+      return cli_bad_option(cli, "rootfs check", argv[optind - 1], check_options);
     }
   }
   if (optind < argc)
@@ -330,28 +310,25 @@ static int run_check(struct cli *cli, int argc, char **argv) {
   if (r < 0)
     return cli_fail(cli, r, NULL);
   if (cli->json) {
-    struct sbuf sb = SBUF_INIT;
-    sbuf_adds(&sb, "{\n  \"root\": ");
-    sbuf_add_json(&sb, root);
-    sbuf_adds(&sb, ",\n  \"release\": ");
-    sbuf_add_json(&sb, release);
-    sbuf_addf(&sb, ",\n  \"modules\": %zu,\n  \"problems\": [", check->n_modules);
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_BLOCK);
+    json_string(&j, "root", root);
+    json_string(&j, "release", release);
+    json_uint(&j, "modules", check->n_modules);
+    json_array_begin(&j, "problems", JSON_BLOCK);
     for (size_t i = 0; i < check->n_problems; i++) {
-      sbuf_adds(&sb, i ? ",\n    {\"what\": " : "\n    {\"what\": ");
-      sbuf_add_json(&sb, check->problems[i].what);
-      sbuf_adds(&sb, ", \"kind\": ");
-      sbuf_add_json(&sb, kgb_modcheck_kind_to_string(check->problems[i].kind));
-      sbuf_adds(&sb, ", \"detail\": ");
-      sbuf_add_json(&sb, check->problems[i].detail);
-      sbuf_adds(&sb, "}");
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "what", check->problems[i].what);
+      json_string(&j, "kind", kgb_modcheck_kind_to_string(check->problems[i].kind));
+      json_string(&j, "detail", check->problems[i].detail);
+      json_object_end(&j);
     }
-    sbuf_adds(&sb, check->n_problems ? "\n  ]\n}\n" : "]\n}\n");
-    r = cli_out_sbuf(&sb);
-    sbuf_release(&sb);
-    if (r < 0)
+    json_array_end(&j);
+    json_object_end(&j);
+    if (cli_out_json(&j) < 0)
       return EXIT_FAIL;
   }
-  print_problems(check);
+  print_problems(cli, check);
   if (!check->has_moddir)
     cli_msg(cli, "rootfs check: '%s' has no lib/modules/%s\n", root, release);
   cli_msg(cli, "rootfs check: %zu modules for %s, %zu problem%s\n", check->n_modules, release,
@@ -362,21 +339,16 @@ static int run_check(struct cli *cli, int argc, char **argv) {
 static bool is_recipe_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
   return endswith(name, ".recipe");
 }
+static const struct option recipes_options[] = {{"profile", required_argument, NULL, 'p'}, {}};
 
 static int run_recipes(struct cli *cli, int argc, char **argv) {
-  static const struct option opts[] = {
-      {"profile", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {}};
-  static const char *const known[] = {"--profile", "--help", NULL};
   const char *profile = NULL;
   int c;
-  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:", recipes_options, NULL)) != -1) {
     if (c == 'p')
       profile = optarg;
-    else if (c == 'h') {
-      fputs(cli_cmd_rootfs.help, stdout);
-      return EXIT_OK;
-    } else
-      return cli_bad_option(cli, "rootfs recipes", argv[optind - 1], known);
+    else
+      return cli_bad_option(cli, "rootfs recipes", argv[optind - 1], recipes_options);
   }
   if (optind < argc)
     return cli_usage(cli, "rootfs recipes: unexpected argument '%s'", argv[optind]);
@@ -404,34 +376,32 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
   r = kgb_recipes_resolve(cli->ctx, names, NULL, &recipes);
   if (r < 0)
     return cli_fail(cli, r, NULL);
+  if (cli->json) {
+    struct json j = JSON_INIT;
+    json_array_begin(&j, NULL, JSON_BLOCK_OPEN);
+    for (size_t i = 0; recipes[i]; i++) {
+      const struct kgb_recipe *rc = recipes[i];
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "name", rc->name);
+      json_string(&j, "description", rc->description);
+      json_strv(&j, "requires", rc->requires);
+      json_array_begin(&j, "settings", JSON_INLINE);
+      for (size_t s = 0; s < rc->n_settings; s++) {
+        json_object_begin(&j, NULL, JSON_INLINE);
+        json_string(&j, "name", rc->settings[s].name);
+        json_string_or_null(&j, "default", rc->settings[s].default_value);
+        json_string(&j, "help", rc->settings[s].help);
+        json_object_end(&j);
+      }
+      json_array_end(&j);
+      json_object_end(&j);
+    }
+    json_array_end(&j);
+    return cli_out_json(&j) < 0 ? EXIT_FAIL : EXIT_OK;
+  }
   struct sbuf sb = SBUF_INIT;
-  if (cli->json)
-    sbuf_adds(&sb, "[");
   for (size_t i = 0; recipes[i]; i++) {
     const struct kgb_recipe *rc = recipes[i];
-    if (cli->json) {
-      sbuf_adds(&sb, i ? ",\n  {\"name\": " : "\n  {\"name\": ");
-      sbuf_add_json(&sb, rc->name);
-      sbuf_adds(&sb, ", \"description\": ");
-      sbuf_add_json(&sb, rc->description);
-      sbuf_adds(&sb, ", \"requires\": ");
-      json_strv(&sb, rc->requires);
-      sbuf_adds(&sb, ", \"settings\": [");
-      for (size_t s = 0; s < rc->n_settings; s++) {
-        sbuf_adds(&sb, s ? ", {\"name\": " : "{\"name\": ");
-        sbuf_add_json(&sb, rc->settings[s].name);
-        sbuf_adds(&sb, ", \"default\": ");
-        if (rc->settings[s].default_value)
-          sbuf_add_json(&sb, rc->settings[s].default_value);
-        else
-          sbuf_adds(&sb, "null");
-        sbuf_adds(&sb, ", \"help\": ");
-        sbuf_add_json(&sb, rc->settings[s].help);
-        sbuf_adds(&sb, "}");
-      }
-      sbuf_adds(&sb, "]}");
-      continue;
-    }
     sbuf_addf(&sb, "%s: %s\n", rc->name, rc->description);
     if (rc->requires && rc->requires[0]) {
       sbuf_adds(&sb, "  requires:");
@@ -445,25 +415,29 @@ static int run_recipes(struct cli *cli, int argc, char **argv) {
                 rc->settings[s].default_value ? rc->settings[s].default_value : "",
                 rc->settings[s].default_value ? "')" : "", rc->settings[s].help);
   }
-  if (cli->json)
-    sbuf_adds(&sb, "\n]\n");
   r = cli_out_sbuf(&sb);
   sbuf_release(&sb);
   return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 static const struct cli_command rootfs_verbs[] = {
-    {"build", run_build, "bootstrap, run the recipes in chroots, check the modules (cached)", NULL},
-    {"check", run_check, "the module checks on any root file system tree", NULL},
-    {"recipes", run_recipes, "the recipes (of a profile) and the settings they take", NULL},
+    {.name = "build",
+     .run = run_build,
+     .summary = "bootstrap, run the recipes in chroots, check the modules (cached)",
+     .options = rootfs_build_options,
+     .shortopts = ROOTFS_BUILD_SHORTOPTS},
+    {.name = "check",
+     .run = run_check,
+     .summary = "the module checks on any root file system tree",
+     .options = check_options},
+    {.name = "recipes",
+     .run = run_recipes,
+     .summary = "the recipes (of a profile) and the settings they take",
+     .options = recipes_options,
+     .shortopts = "p:"},
 };
 
-static int run_rootfs(struct cli *cli, int argc, char **argv) {
-  return cli_dispatch(cli, "rootfs", rootfs_verbs, ELEMENTSOF(rootfs_verbs), argc - 1, argv + 1);
-}
-
-const struct cli_command cli_cmd_rootfs = {
-    "rootfs", run_rootfs, "guest root file system: bootstrap, recipes, module checks",
+static const char rootfs_help[] =
     "usage: kata-gpu-builder rootfs build -p PROFILE [--without RECIPE]... [--set NAME=VALUE]...\n"
     "                                     [options]\n"
     "       kata-gpu-builder rootfs check --root DIR --release KVER [--system-map FILE]\n"
@@ -505,4 +479,13 @@ const struct cli_command cli_cmd_rootfs = {
     "550.54.14.run \\\n"
     "      --set nvidia.driver.sha256=HEX --without nvidia-container-toolkit \\\n"
     "      --without oci-prestart-hook\n"
-    "  kata-gpu-builder rootfs check --root /tmp/root --release 6.1.192-virgl-gpu\n"};
+    "  kata-gpu-builder rootfs check --root /tmp/root --release 6.1.192-virgl-gpu\n";
+
+const struct cli_command cli_cmd_rootfs = {
+    .name = "rootfs",
+    .summary = "guest root file system: bootstrap, recipes, module checks",
+    .verbs = rootfs_verbs,
+    .n_verbs = ELEMENTSOF(rootfs_verbs),
+    .flags = CLI_LOCKS_WORKDIR,
+    .help = rootfs_help,
+};

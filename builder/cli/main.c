@@ -18,10 +18,13 @@
 static int cmd_help(struct cli *cli, int argc, char **argv);
 
 static const struct cli_command help_cmd = {
-    "help", cmd_help, "show the help of a command",
-    "usage: kata-gpu-builder help [COMMAND]\n\n"
-    "Shows the list of commands, or the full help of one.\n\n"
-    "example:\n  kata-gpu-builder help kernel\n"};
+    .name = "help",
+    .run = cmd_help,
+    .summary = "show the help of a command",
+    .help = "usage: kata-gpu-builder help [COMMAND]\n\n"
+            "Shows the list of commands, or the full help of one.\n\n"
+            "example:\n  kata-gpu-builder help kernel\n",
+};
 
 static const struct cli_command *const commands[] = {
     &cli_cmd_profiles,    &cli_cmd_profile,     &cli_cmd_kernel,    &cli_cmd_rootfs,
@@ -93,16 +96,6 @@ static int cmd_help(struct cli *cli, int argc, char **argv) {
   return EXIT_OK;
 }
 
-/* Commands that build into the work directory take its lock: two of them at once would
- * race on the same O= directories. The others only read, or write elsewhere. */
-static bool writes_workdir(const struct cli_command *c) {
-  static const char *const names[] = {"kernel", "rootfs", "image", "build", "boot-test"};
-  for (size_t i = 0; i < ELEMENTSOF(names); i++)
-    if (STREQ(c->name, names[i]))
-      return true;
-  return false;
-}
-
 /* Returns the locked descriptor, or -1 after saying why. */
 static int lock_workdir(struct cli *cli, bool no_wait) {
   _cleanup_free_ char *path = kgb_strdup_printf("%s/lock", cli->ctx->workdir);
@@ -110,30 +103,108 @@ static int lock_workdir(struct cli *cli, bool no_wait) {
     return -1;
   _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
-    fprintf(stderr, "kata-gpu-builder: error: cannot open '%s': %s\n", path, strerror(errno));
+    cli_error(cli, "cannot open '%s': %s", path, strerror(errno));
     return -1;
   }
   if (flock(fd, LOCK_EX | LOCK_NB) == 0)
     return TAKE_FD(fd);
   if (errno != EWOULDBLOCK) {
-    fprintf(stderr, "kata-gpu-builder: error: cannot lock '%s': %s\n", path, strerror(errno));
+    cli_error(cli, "cannot lock '%s': %s", path, strerror(errno));
     return -1;
   }
   if (no_wait) {
-    fprintf(stderr,
-            "kata-gpu-builder: error: another run is using the work directory '%s' (--no-wait)\n",
-            cli->ctx->workdir);
+    cli_error(cli, "another run is using the work directory '%s' (--no-wait)", cli->ctx->workdir);
     return -1;
   }
   cli_msg(cli, "waiting for another run to finish with the work directory '%s'...\n",
           cli->ctx->workdir);
   while (flock(fd, LOCK_EX) < 0)
     if (errno != EINTR || kgb_cancelled(cli->ctx)) {
-      fprintf(stderr, "kata-gpu-builder: error: waiting for the lock on '%s': %s\n", path,
-              errno == EINTR ? "interrupted" : strerror(errno));
+      cli_error(cli, "waiting for the lock on '%s': %s", path,
+                errno == EINTR ? "interrupted" : strerror(errno));
       return -1;
     }
   return TAKE_FD(fd);
+}
+
+/* Does argv (argv[0] is the command's name) ask for help: -h or --help where getopt_long
+ * would see an option with the command's table, so that `-p --help` stays a profile name. */
+static bool wants_help(const struct cli_command *c, int argc, char **argv) {
+  size_t n = 0;
+  while (c->options && c->options[n].name)
+    n++;
+  _cleanup_free_ struct option *options = calloc(n + 2, sizeof(*options));
+  _cleanup_free_ char **args = calloc((size_t)argc + 1, sizeof(*args));
+  _cleanup_free_ char *shortopts = kgb_strdup_printf("%sh", c->shortopts ? c->shortopts : "");
+  if (!options || !args || !shortopts)
+    return false;
+  if (n)
+    memcpy(options, c->options, n * sizeof(*options));
+  options[n] = (struct option){"help", no_argument, NULL, 'h'};
+  memcpy(args, argv, (size_t)argc * sizeof(*args)); /* getopt_long permutes what it reads */
+  bool help = false;
+  int ch;
+  optind = 0;
+  while (!help && (ch = getopt_long(argc, args, shortopts, options, NULL)) != -1)
+    help = ch == 'h';
+  optind = 0;
+  return help;
+}
+
+struct run_opts {
+  bool lock; /* the command takes the work directory's lock */
+  bool no_wait;
+};
+
+/* Runs the command c, argv[0] being its name: down its verbs, or its help when asked for (a
+ * verb without help text shows its parent's), or its function, holding the work directory's
+ * lock when the command takes it. prefix: the names of the commands above c. */
+static int run_command(struct cli *cli, const struct cli_command *c, const char *prefix,
+                       const char *help, const struct run_opts *o, int argc, char **argv) {
+  char name[64];
+  snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? " " : "", c->name);
+  if (c->help)
+    help = c->help;
+  if (c->verbs) {
+    argc--, argv++;
+    if (argc < 1 || STREQ(argv[0], "--help") || STREQ(argv[0], "-h")) {
+      FILE *f = argc < 1 ? stderr : stdout;
+      fprintf(f, "usage: kata-gpu-builder %s VERB ...\n\nverbs:\n", name);
+      for (size_t i = 0; i < c->n_verbs; i++)
+        fprintf(f, "  %-14s %s\n", c->verbs[i].name, c->verbs[i].summary);
+      return argc < 1 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *names[32] = {NULL};
+    for (size_t i = 0; i < c->n_verbs; i++) {
+      if (STREQ(argv[0], c->verbs[i].name))
+        return run_command(cli, &c->verbs[i], name, help, o, argc, argv);
+      if (i < ELEMENTSOF(names) - 1)
+        names[i] = c->verbs[i].name;
+    }
+    const char *near = cli_closest(argv[0], names);
+    if (near)
+      return cli_usage(cli, "'%s %s' is not a command (did you mean '%s %s'?)", name, argv[0], name,
+                       near);
+    return cli_usage(cli, "'%s %s' is not a command; see 'kata-gpu-builder help %s'", name, argv[0],
+                     name);
+  }
+  if (wants_help(c, argc, argv)) {
+    fputs(help, stdout);
+    return EXIT_OK;
+  }
+  _cleanup_close_ int lock = -1;
+  if (o->lock && (lock = lock_workdir(cli, o->no_wait)) < 0)
+    return EXIT_FAIL;
+  /* with the lock held no other run writes: a temporary name is what a killed one left */
+  unsigned swept = 0;
+  if (lock >= 0 && !cli->dry_run && kgb_workdir_sweep(cli->ctx, &swept) < 0)
+    kgb_warn(cli->ctx, "%s", kgb_error_detail(cli->ctx));
+  else if (swept)
+    kgb_info(cli->ctx, "removed %u unfinished result%s of an interrupted run from '%s'", swept,
+             swept == 1 ? "" : "s", cli->ctx->workdir);
+  kgb_error_clear(cli->ctx);
+  optind = 0; /* commands parse their own options from their argv */
+  return c->run(cli, argc, argv);
 }
 
 static volatile sig_atomic_t cancel_flag;
@@ -156,8 +227,7 @@ static const char *default_datadir(void) {
 static int setup_workdir(struct cli *cli, const char *dir) {
   int r = mkdir_p(dir, 0755);
   if (r < 0) {
-    fprintf(stderr, "kata-gpu-builder: error: cannot create work directory '%s': %s\n", dir,
-            strerror(-r));
+    cli_error(cli, "cannot create work directory '%s': %s", dir, strerror(-r));
     return EXIT_FAIL;
   }
   char *real = realpath(dir, NULL);
@@ -171,7 +241,7 @@ static int setup_workdir(struct cli *cli, const char *dir) {
 int main(int argc, char **argv) {
   _cleanup_(kgb_ctx_freep) struct kgb_ctx *ctx = NULL;
   if (kgb_ctx_new(&ctx) < 0) {
-    fputs("kata-gpu-builder: error: out of memory\n", stderr);
+    cli_error(NULL, "out of memory");
     return EXIT_FAIL;
   }
   struct cli cli = {.ctx = ctx};
@@ -185,8 +255,6 @@ int main(int argc, char **argv) {
       {"jobs", required_argument, NULL, 'j'},    {"dry-run", no_argument, NULL, 'n'},
       {"no-wait", no_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},       {}};
-  static const char *const known[] = {"--workdir", "--json", "--quiet",   "--verbose", "--jobs",
-                                      "--dry-run", "--help", "--version", "--no-wait", NULL};
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, "+qvhj:", opts, NULL)) != -1) {
@@ -224,7 +292,7 @@ int main(int argc, char **argv) {
       printf("kata-gpu-builder %s\n", KGB_VERSION);
       return EXIT_OK;
     default:
-      return cli_bad_option(&cli, "kata-gpu-builder", argv[optind - 1], known);
+      return cli_bad_option(&cli, "kata-gpu-builder", argv[optind - 1], opts);
     }
   }
   if (optind >= argc) {
@@ -248,23 +316,12 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   cli_progress_install(&cli);
-  _cleanup_close_ int lock = -1;
-  if (writes_workdir(cmd) && (lock = lock_workdir(&cli, no_wait)) < 0)
-    return EXIT_FAIL;
-  /* with the lock held no other run writes: a temporary name is what a killed one left */
-  unsigned swept = 0;
-  if (lock >= 0 && !cli.dry_run && kgb_workdir_sweep(cli.ctx, &swept) < 0)
-    kgb_warn(cli.ctx, "%s", kgb_error_detail(cli.ctx));
-  else if (swept)
-    kgb_info(cli.ctx, "removed %u unfinished result%s of an interrupted run from '%s'", swept,
-             swept == 1 ? "" : "s", cli.ctx->workdir);
-  kgb_error_clear(cli.ctx);
   int first = optind;
-  optind = 0; /* commands parse their own options from their argv */
-  int r = cmd->run(&cli, argc - first, argv + first);
+  struct run_opts ro = {.lock = cmd->flags & CLI_LOCKS_WORKDIR, .no_wait = no_wait};
+  int r = run_command(&cli, cmd, "", cmd->help, &ro, argc - first, argv + first);
   cli_progress_done();
   if (r == EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
-    fprintf(stderr, "kata-gpu-builder: error: writing to standard output failed\n");
+    cli_error(&cli, "writing to standard output failed");
     return EXIT_FAIL;
   }
   return r;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "json.h"
 #include "sbuf.h"
 #include "util.h"
 
@@ -192,13 +193,47 @@ void cli_progress_done(void) {
   pthread_mutex_unlock(&output_lock);
 }
 
+static void vmessage(const char *prefix, const char *fmt, va_list ap, const char *suffix)
+    _printf_(2, 0);
+static void vmessage(const char *prefix, const char *fmt, va_list ap, const char *suffix) {
+  pthread_mutex_lock(&output_lock);
+  clear_progress();
+  fputs(prefix, stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(suffix, stderr);
+  pthread_mutex_unlock(&output_lock);
+}
+
 void cli_msg(struct cli *cli, const char *fmt, ...) {
   if (cli->verbosity < 0)
     return;
-  clear_progress();
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vmessage("", fmt, ap, "");
+  va_end(ap);
+}
+
+void cli_err(struct cli *cli, const char *fmt, ...) {
+  (void)cli;
+  va_list ap;
+  va_start(ap, fmt);
+  vmessage("", fmt, ap, "");
+  va_end(ap);
+}
+
+void cli_warn(struct cli *cli, const char *fmt, ...) {
+  (void)cli;
+  va_list ap;
+  va_start(ap, fmt);
+  vmessage("kata-gpu-builder: warning: ", fmt, ap, "\n");
+  va_end(ap);
+}
+
+void cli_error(struct cli *cli, const char *fmt, ...) {
+  (void)cli;
+  va_list ap;
+  va_start(ap, fmt);
+  vmessage("kata-gpu-builder: error: ", fmt, ap, "\n");
   va_end(ap);
 }
 
@@ -206,7 +241,7 @@ int cli_out(const char *s) {
   cli_progress_done(); /* the terminal may be both stdout and stderr */
   fputs(s, stdout);
   if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "kata-gpu-builder: error: writing to standard output: %s\n", strerror(errno));
+    cli_error(NULL, "writing to standard output: %s", strerror(errno));
     return -EIO;
   }
   return 0;
@@ -214,42 +249,46 @@ int cli_out(const char *s) {
 
 int cli_out_sbuf(const struct sbuf *sb) {
   if (sb->err) {
-    clear_progress();
-    fprintf(stderr, "kata-gpu-builder: error: cannot build the output: %s\n", strerror(-sb->err));
+    cli_error(NULL, "cannot build the output: %s", strerror(-sb->err));
     return sb->err;
   }
   return cli_out(sbuf_str(sb));
 }
 
+int cli_out_json(struct json *j) {
+  int err = j->err;
+  _cleanup_free_ char *s = json_steal(j);
+  if (!s) {
+    cli_error(NULL, "%s", err == -ENOMEM ? "out of memory" : "the JSON document is malformed");
+    return err < 0 ? err : -EINVAL;
+  }
+  return cli_out(s);
+}
+
 int cli_fail(struct cli *cli, int r, const char *what) {
-  clear_progress();
   const char *detail = kgb_error_detail(cli->ctx);
   if (r == -ECANCELED && !detail)
     detail = "interrupted";
   _cleanup_free_ char *msg =
       detail ? (what ? kgb_strdup_printf("%s: %s", what, detail) : strdup(detail))
              : kgb_strdup_printf("%s: %s", what ? what : "failed", strerror(-r));
-  fprintf(stderr, "kata-gpu-builder: error: %s\n", msg ? msg : "out of memory");
+  cli_error(cli, "%s", msg ? msg : "out of memory");
   if (cli->json) {
-    struct sbuf sb = SBUF_INIT;
-    sbuf_adds(&sb, "{\"error\": ");
-    sbuf_add_json(&sb, msg ? msg : "out of memory");
-    sbuf_adds(&sb, "}\n");
-    cli_out_sbuf(&sb);
-    sbuf_release(&sb);
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_INLINE);
+    json_string(&j, "error", msg ? msg : "out of memory");
+    json_object_end(&j);
+    cli_out_json(&j);
   }
   return EXIT_FAIL;
 }
 
 int cli_usage(struct cli *cli, const char *fmt, ...) {
-  clear_progress();
+  (void)cli;
   va_list ap;
   va_start(ap, fmt);
-  fputs("kata-gpu-builder: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vmessage("kata-gpu-builder: ", fmt, ap, "\n");
   va_end(ap);
-  (void)cli;
   return EXIT_USAGE;
 }
 
@@ -266,10 +305,22 @@ const char *cli_closest(const char *word, const char *const *candidates) {
   return best;
 }
 
-int cli_bad_option(struct cli *cli, const char *cmd, const char *arg, const char *const *known) {
+int cli_bad_option(struct cli *cli, const char *cmd, const char *arg,
+                   const struct option *options) {
   const char *near = NULL;
+  /* the table's long options, and --help that the dispatcher answers for every command */
+  char spelled[32][40];
+  const char *known[ELEMENTSOF(spelled) + 1];
   if (arg && startswith(arg, "--")) {
     _cleanup_free_ char *name = strndup(arg, strcspn(arg, "="));
+    size_t n = 0;
+    for (size_t i = 0; options && options[i].name && n < ELEMENTSOF(spelled) - 1; i++) {
+      snprintf(spelled[n], sizeof(spelled[n]), "--%s", options[i].name);
+      known[n] = spelled[n];
+      n++;
+    }
+    known[n++] = "--help";
+    known[n] = NULL;
     near = name ? cli_closest(name, known) : NULL;
   }
   if (near)
@@ -279,26 +330,4 @@ int cli_bad_option(struct cli *cli, const char *cmd, const char *arg, const char
   return cli_usage(cli,
                    "%s: unknown option or missing argument '%s'; see 'kata-gpu-builder help %s'",
                    cmd, arg ? arg : "?", cmd);
-}
-
-int cli_dispatch(struct cli *cli, const char *prefix, const struct cli_command *table, size_t n,
-                 int argc, char **argv) {
-  const char *names[16] = {NULL};
-  for (size_t i = 0; i < n && i < ELEMENTSOF(names) - 1; i++)
-    names[i] = table[i].name;
-  if (argc < 1 || STREQ(argv[0], "--help") || STREQ(argv[0], "-h")) {
-    fprintf(argc < 1 ? stderr : stdout, "usage: kata-gpu-builder %s VERB ...\n\nverbs:\n", prefix);
-    for (size_t i = 0; i < n; i++)
-      fprintf(argc < 1 ? stderr : stdout, "  %-14s %s\n", table[i].name, table[i].summary);
-    return argc < 1 ? EXIT_USAGE : EXIT_OK;
-  }
-  for (size_t i = 0; i < n; i++)
-    if (STREQ(argv[0], table[i].name))
-      return table[i].run(cli, argc, argv);
-  const char *near = cli_closest(argv[0], names);
-  if (near)
-    return cli_usage(cli, "'%s %s' is not a command (did you mean '%s %s'?)", prefix, argv[0],
-                     prefix, near);
-  return cli_usage(cli, "'%s %s' is not a command; see 'kata-gpu-builder help %s'", prefix, argv[0],
-                   prefix);
 }

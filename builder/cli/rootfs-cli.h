@@ -17,8 +17,13 @@ struct rootfs_args {
 
 void rootfs_args_release(struct rootfs_args *a);
 
-/* Parses the options of cmd ("rootfs build" or "image build"); returns EXIT_OK, -1 after
- * --help (the caller prints its help), or an exit status. */
+/* The options of `rootfs build`, and of `image build`: those and the image's. */
+extern const struct option rootfs_build_options[], image_build_options[];
+#define ROOTFS_BUILD_SHORTOPTS "p:k:f"
+#define IMAGE_BUILD_SHORTOPTS "p:k:fo:"
+
+/* Parses the options of cmd ("rootfs build" or "image build"); returns EXIT_OK or an exit
+ * status. */
 int rootfs_args_parse(struct cli *cli, const char *cmd, bool image, int argc, char **argv,
                       struct rootfs_args *a);
 
@@ -30,3 +35,6 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
 
 /* The size, file count and ten largest directories, on stderr. */
 void rootfs_print_report(struct cli *cli, const struct kgb_tree_report *r);
+/* The ten largest directories as the member "largest_directories" of a JSON object. */
+struct json;
+void rootfs_json_largest(struct json *j, const struct kgb_tree_report *r);

@@ -1,12 +1,13 @@
 /* The host side of GPU passthrough: is this host ready (kernel config, command line, IOMMU,
- * GPUs, VFIO device nodes, MIG), and the seeds' manual steps (bind a GPU to vfio-pci and back,
- * create and remove mediated devices). Every read and write goes through the context's sysfs,
- * proc and boot roots and the dev root given here. */
+ * GPUs, VFIO device nodes, MIG; host.c), and the seeds' manual steps: bind a GPU to vfio-pci
+ * and back (host-bind.c), create and remove mediated devices (mdev.h). Every read and write
+ * goes through the context's sysfs, proc and boot roots and the dev root given here. */
 #pragma once
 
 #include <stdbool.h>
 
 #include "kgb.h"
+#include "mdev.h"
 #include "pci.h"
 #include "profile.h"
 
@@ -19,14 +20,6 @@ struct kgb_host_symbol {
   char *name;  /* CONFIG_VFIO */
   char *value; /* "y", "m", "n" (not set or absent); NULL when no config was found */
   bool required;
-};
-
-struct kgb_mdev {
-  char *uuid;
-  char *parent; /* BDF */
-  char *type;   /* nvidia-692 */
-  char *type_name;
-  int iommu_group; /* -1: none */
 };
 
 struct kgb_host_gpu {
@@ -68,7 +61,6 @@ int kgb_host_check(struct kgb_ctx *ctx, const struct kgb_host_opts *opts,
                    struct kgb_host_report **ret);
 struct kgb_host_report *kgb_host_report_free(struct kgb_host_report *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_host_report *, kgb_host_report_free)
-char *kgb_host_report_json(const struct kgb_host_report *r);
 
 /* Reads the host kernel's config: <boot>/config-<release>, else <proc>/config.gz. Returns
  * the lines; ret_source names the file. -ENOENT when there is neither. */
@@ -100,13 +92,3 @@ int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf, const char *dev_root,
  * driver (or, without one, whatever the kernel picks) took the device back. */
 int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf, const char *dev_root,
                     struct kgb_bind_result *ret);
-
-void kgb_mdev_release(struct kgb_mdev *m);
-/* The mediated devices that exist (<sysfs>/bus/mdev/devices), sorted by UUID. */
-int kgb_mdev_list(struct kgb_ctx *ctx, struct kgb_mdev **ret, size_t *ret_n);
-/* Creates a device of type on parent (NULL: the first device offering the type with an
- * instance available); uuid NULL: a random one. Refuses when available_instances is 0. */
-int kgb_mdev_create(struct kgb_ctx *ctx, const char *type, const char *parent, const char *uuid,
-                    struct kgb_mdev *ret);
-int kgb_mdev_remove(struct kgb_ctx *ctx, const char *uuid);
-bool kgb_uuid_valid(const char *s);

@@ -540,23 +540,6 @@ char *kgb_kata_render(const struct kgb_kata_plan *plan) {
   return sbuf_steal(&sb);
 }
 
-int kgb_kata_settings_json(const struct kgb_kata_plan *plan, struct sbuf *sb) {
-  sbuf_adds(sb, "[");
-  for (size_t i = 0; i < plan->n_settings; i++) {
-    const struct kgb_kata_setting *s = &plan->settings[i];
-    sbuf_adds(sb, i ? ",\n    {\"table\": " : "\n    {\"table\": ");
-    sbuf_add_json(sb, s->table);
-    sbuf_adds(sb, ", \"key\": ");
-    sbuf_add_json(sb, s->key);
-    sbuf_adds(sb, ", \"value\": ");
-    sbuf_add_json(sb, s->value);
-    sbuf_adds(sb, ", \"why\": ");
-    sbuf_add_json(sb, s->why);
-    sbuf_addf(sb, ", \"clear\": %s}", s->clear ? "true" : "false");
-  }
-  return sbuf_adds(sb, plan->n_settings ? "\n  ]" : "]");
-}
-
 static bool name_ok(const char *s) {
   if (!*s)
     return false;

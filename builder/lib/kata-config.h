@@ -8,8 +8,6 @@
 #include "kgb.h"
 #include "profile.h"
 
-struct sbuf;
-
 struct kgb_kata_setting {
   const char *table; /* "hypervisor.qemu", "agent.kata", "runtime" */
   char *key;
@@ -56,8 +54,6 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
                   const struct kgb_kata_opts *opts, struct kgb_kata_plan **ret);
 /* The TOML fragment: header comments, then each table with its keys and their reasons. */
 char *kgb_kata_render(const struct kgb_kata_plan *plan);
-/* The settings as a JSON array (table, key, value as TOML text, why). */
-int kgb_kata_settings_json(const struct kgb_kata_plan *plan, struct sbuf *sb);
 
 #define KGB_DROP_IN_DEFAULT 50
 /* Writes <dir>/<priority>-kata-gpu-<profile>.toml atomically (priority 50..89). */

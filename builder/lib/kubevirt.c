@@ -9,7 +9,7 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
-#include "host.h"
+#include "mdev.h"
 #include "pci.h"
 
 char *kgb_kubevirt_pci_resource(const char *name) {

@@ -8,8 +8,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "../shared/sbuf.h"
-
 void kgb_oci_device_release(struct kgb_oci_device *d) {
   free(d->path);
   *d = (struct kgb_oci_device){0};
@@ -45,21 +43,4 @@ int kgb_oci_device_read(struct kgb_ctx *ctx, const char *path, struct kgb_oci_de
                                  .uid = st.st_uid,
                                  .gid = st.st_gid};
   return 0;
-}
-
-char *kgb_oci_devices_json(const struct kgb_oci_device *devs, size_t n) {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "[");
-  for (size_t i = 0; i < n; i++) {
-    const struct kgb_oci_device *d = &devs[i];
-    sbuf_adds(&sb, i ? ",\n  {\"path\": " : "\n  {\"path\": ");
-    sbuf_add_json(&sb, d->path);
-    sbuf_addf(&sb,
-              ", \"type\": \"%c\", \"major\": %u, \"minor\": %u, \"fileMode\": %u, \"uid\": %u, "
-              "\"gid\": %u}",
-              d->type, d->major, d->minor, (unsigned)d->file_mode, (unsigned)d->uid,
-              (unsigned)d->gid);
-  }
-  sbuf_adds(&sb, n ? "\n]\n" : "]\n");
-  return sbuf_steal(&sb);
 }

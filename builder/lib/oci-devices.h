@@ -19,5 +19,3 @@ struct kgb_oci_device {
 void kgb_oci_device_release(struct kgb_oci_device *d);
 /* -ENODEV (with detail) when path is not a character or block device. */
 int kgb_oci_device_read(struct kgb_ctx *ctx, const char *path, struct kgb_oci_device *ret);
-/* A JSON array of the entries, as they go under "linux": {"devices": [...]}. */
-char *kgb_oci_devices_json(const struct kgb_oci_device *devs, size_t n);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "fixture.h"
 #include "host.h"
 #include "util.h"
@@ -150,7 +151,7 @@ static void test_reports(void **state) {
   assert_true(
       has_problem(r, "no GVT-g vGPU exists yet",
                   "kata-gpu-builder host mdev create i915-GVTg_V4_2 --parent 0000:00:02.0"));
-  char *json = kgb_host_report_json(r);
+  char *json = cli_host_report_json(r);
   assert_non_null(strstr(json, "\"ready\": false"));
   free(json);
   kgb_host_report_free(r);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "fixture.h"
 #include "kubevirt.h"
 #include "oci-devices.h"
@@ -60,7 +61,7 @@ static void test_oci(void **state) {
   assert_int_equal(d.type, 'c');
   assert_int_equal(d.major, 1);
   assert_int_equal(d.minor, 3);
-  char *json = kgb_oci_devices_json(&d, 1);
+  char *json = cli_oci_devices_json(&d, 1);
   assert_string_equal(json,
                       "[\n  {\"path\": \"/dev/null\", \"type\": \"c\", \"major\": 1, \"minor\": "
                       "3, \"fileMode\": 438, \"uid\": 0, \"gid\": 0}\n]\n");
