@@ -317,14 +317,10 @@ static int bootstrap_tool(struct kgb_ctx *ctx, const struct kgb_rootfs_opts *o, 
 
 static void bootstrap_manifest(struct sbuf *sb, const struct bootstrap *b, const char *key,
                                const char *version, long long epoch) {
-  sbuf_adds(sb, "{\n  \"stage\": \"bootstrap\",\n  \"key\": ");
-  sbuf_add_json(sb, key);
-  sbuf_adds(sb, ",\n  \"tool\": ");
-  sbuf_add_json(sb, version);
-  sbuf_adds(sb, ",\n  \"distro\": ");
-  sbuf_add_json(sb, b->distro);
-  sbuf_adds(sb, ",\n  \"suite\": ");
-  sbuf_add_json(sb, b->suite);
+  kgb_manifest_begin(sb, "bootstrap", key);
+  kgb_manifest_string(sb, "tool", version);
+  kgb_manifest_string(sb, "distro", b->distro);
+  kgb_manifest_string(sb, "suite", b->suite);
   sbuf_addf(sb, ",\n  \"source_date_epoch\": %lld,\n  \"sources\": [", epoch);
   for (size_t i = 0; b->lines[i]; i++) {
     sbuf_adds(sb, i ? ",\n    {\"line\": " : "\n    {\"line\": ");

@@ -647,6 +647,23 @@ static int sums_lookup(struct kgb_ctx *ctx, CURLU *u, const char *shown, const c
   return -ENOENT;
 }
 
+/* Fills the options' unset fields with the defaults and makes sure libcurl is ready. */
+static int fetch_prepare(struct kgb_ctx *ctx, struct kgb_fetch_opts *o) {
+  if (o->connect_timeout_s <= 0)
+    o->connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
+  if (o->stall_timeout_s <= 0)
+    o->stall_timeout_s = DEFAULT_STALL_TIMEOUT_S;
+  if (o->retry_base_ms == 0)
+    o->retry_base_ms = DEFAULT_RETRY_BASE_MS;
+  if (o->max_bytes == 0)
+    o->max_bytes = KGB_FETCH_MAX_BYTES;
+  pthread_once(&curl_once, curl_init_once);
+  if (curl_init_result != CURLE_OK)
+    return kgb_error(ctx, -EIO, "cannot initialise libcurl: %s",
+                     curl_easy_strerror(curl_init_result));
+  return 0;
+}
+
 int kgb_fetch_text(struct kgb_ctx *ctx, const char *url, const char *kind, char **ret,
                    char **ret_msg) {
   struct kgb_fetch_opts o;
@@ -654,16 +671,9 @@ int kgb_fetch_text(struct kgb_ctx *ctx, const char *url, const char *kind, char 
   /* callers have a fallback (the newest base, the next file name): one retry, not a minute
    * of backoff when the network is down */
   o.retries = 1;
-  if (o.connect_timeout_s <= 0)
-    o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
-  if (o.stall_timeout_s <= 0)
-    o.stall_timeout_s = DEFAULT_STALL_TIMEOUT_S;
-  if (o.retry_base_ms == 0)
-    o.retry_base_ms = DEFAULT_RETRY_BASE_MS;
-  pthread_once(&curl_once, curl_init_once);
-  if (curl_init_result != CURLE_OK)
-    return kgb_error(ctx, -EIO, "cannot initialise libcurl: %s",
-                     curl_easy_strerror(curl_init_result));
+  int r = fetch_prepare(ctx, &o);
+  if (r < 0)
+    return r;
   struct xfer x = {.ctx = ctx, .fd = -1, .stall_s = o.stall_timeout_s, .mem_kind = kind};
   _cleanup_(curl_easy_cleanupp) CURL *c = handle_new(&x, &o);
   if (!c)
@@ -671,7 +681,7 @@ int kgb_fetch_text(struct kgb_ctx *ctx, const char *url, const char *kind, char 
   x.curl = c;
   curl_easy_setopt(c, CURLOPT_URL, url);
   _cleanup_free_ char *msg = NULL;
-  int r = transfer(&x, url, startswith(url, "http"), &o, &msg);
+  r = transfer(&x, url, startswith(url, "http"), &o, &msg);
   if (r >= 0 && sbuf_addc(&x.mem, '\0') < 0)
     r = -ENOMEM;
   if (r < 0) {
@@ -756,18 +766,9 @@ int kgb_fetch_file(struct kgb_ctx *ctx, const char *url, const struct kgb_fetch_
     o = *o_in;
   else
     kgb_fetch_opts_init(&o);
-  if (o.connect_timeout_s <= 0)
-    o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
-  if (o.stall_timeout_s <= 0)
-    o.stall_timeout_s = DEFAULT_STALL_TIMEOUT_S;
-  if (o.retry_base_ms == 0)
-    o.retry_base_ms = DEFAULT_RETRY_BASE_MS;
-  if (o.max_bytes == 0)
-    o.max_bytes = KGB_FETCH_MAX_BYTES;
-  pthread_once(&curl_once, curl_init_once);
-  if (curl_init_result != CURLE_OK)
-    return kgb_error(ctx, -EIO, "cannot initialise libcurl: %s",
-                     curl_easy_strerror(curl_init_result));
+  int prep = fetch_prepare(ctx, &o);
+  if (prep < 0)
+    return prep;
 
   _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
   _cleanup_free_ char *name = NULL;

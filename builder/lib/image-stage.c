@@ -112,10 +112,8 @@ int kgb_rootfs_image(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if ((r = kgb_image_pack(ctx, rootfs->root, out, &io, &res->info)) < 0)
     return r;
   struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "{\n  \"stage\": \"image\",\n  \"key\": ");
-  sbuf_add_json(&sb, st->key);
-  sbuf_adds(&sb, ",\n  \"rootfs\": ");
-  sbuf_add_json(&sb, rootfs->key);
+  kgb_manifest_begin(&sb, "image", st->key);
+  kgb_manifest_string(&sb, "rootfs", rootfs->key);
   sbuf_addf(&sb, ",\n  \"format\": \"%s\",\n  \"size\": %llu,\n  \"fs_size\": %llu,\n  \"uuid\": ",
             kgb_image_format_to_string(format), (unsigned long long)res->info.size,
             (unsigned long long)res->info.fs_size);

@@ -513,12 +513,9 @@ static int build_and_stage(struct kgb_ctx *ctx, const struct kgb_profile *p,
     kgb_info(ctx, "kernel files and modules staged in %.1f s", monotonic_seconds() - t);
   if (r >= 0) {
     struct sbuf sb = SBUF_INIT;
-    sbuf_adds(&sb, "{\n  \"stage\": \"kernel\",\n  \"key\": ");
-    sbuf_add_json(&sb, st->key);
-    sbuf_adds(&sb, ",\n  \"profile\": ");
-    sbuf_add_json(&sb, p->name);
-    sbuf_adds(&sb, ",\n  \"release\": ");
-    sbuf_add_json(&sb, res->release);
+    kgb_manifest_begin(&sb, "kernel", st->key);
+    kgb_manifest_string(&sb, "profile", p->name);
+    kgb_manifest_string(&sb, "release", res->release);
     sbuf_addf(
         &sb, ",\n  \"config_key\": \"%s\",\n  \"source_date_epoch\": %lld,\n  \"modules\": %s\n}\n",
         res->config->key, res->epoch, res->has_modules ? "true" : "false");

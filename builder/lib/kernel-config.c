@@ -173,16 +173,11 @@ static int run_kconfig(struct kgb_ctx *ctx, const struct kgb_source *src, const 
 
 static void manifest_text(struct sbuf *sb, const char *key, const struct kgb_source *src,
                           const char *arch, const char *cc) {
-  sbuf_adds(sb, "{\n  \"stage\": \"config\",\n  \"key\": ");
-  sbuf_add_json(sb, key);
-  sbuf_adds(sb, ",\n  \"source\": ");
-  sbuf_add_json(sb, src->dir);
-  sbuf_adds(sb, ",\n  \"source_key\": ");
-  sbuf_add_json(sb, src->key);
-  sbuf_adds(sb, ",\n  \"arch\": ");
-  sbuf_add_json(sb, arch);
-  sbuf_adds(sb, ",\n  \"compiler\": ");
-  sbuf_add_json(sb, cc);
+  kgb_manifest_begin(sb, "config", key);
+  kgb_manifest_string(sb, "source", src->dir);
+  kgb_manifest_string(sb, "source_key", src->key);
+  kgb_manifest_string(sb, "arch", arch);
+  kgb_manifest_string(sb, "compiler", cc);
   sbuf_adds(sb, "\n}\n");
 }
 

@@ -365,10 +365,8 @@ int kgb_kernel_headers(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return r;
   qsort(files, strv_length(files), sizeof(char *), header_first);
   struct sbuf list = SBUF_INIT, m = SBUF_INIT;
-  sbuf_adds(&m, "{\n  \"stage\": \"headers\",\n  \"key\": ");
-  sbuf_add_json(&m, st->key);
-  sbuf_adds(&m, ",\n  \"release\": ");
-  sbuf_add_json(&m, b->release);
+  kgb_manifest_begin(&m, "headers", st->key);
+  kgb_manifest_string(&m, "release", b->release);
   sbuf_addf(&m, ",\n  \"format\": \"%s\",\n  \"files\": [", kgb_headers_format_table[fmt]);
   for (size_t i = 0; files[i]; i++) {
     sbuf_addf(&list, "%s\n", strrchr(files[i], '/') + 1);

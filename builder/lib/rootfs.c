@@ -192,14 +192,10 @@ static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, stru
 static int write_rootfs_manifest(struct kgb_stage *st, const struct kgb_profile *p,
                                  const struct kgb_rootfs_result *res, const char *base_key) {
   struct sbuf sb = SBUF_INIT;
-  sbuf_adds(&sb, "{\n  \"stage\": \"rootfs\",\n  \"key\": ");
-  sbuf_add_json(&sb, res->key);
-  sbuf_adds(&sb, ",\n  \"profile\": ");
-  sbuf_add_json(&sb, p->name);
-  sbuf_adds(&sb, ",\n  \"release\": ");
-  sbuf_add_json(&sb, res->kernel->release);
-  sbuf_adds(&sb, ",\n  \"bootstrap\": ");
-  sbuf_add_json(&sb, base_key);
+  kgb_manifest_begin(&sb, "rootfs", res->key);
+  kgb_manifest_string(&sb, "profile", p->name);
+  kgb_manifest_string(&sb, "release", res->kernel->release);
+  kgb_manifest_string(&sb, "bootstrap", base_key);
   sbuf_addf(&sb, ",\n  \"source_date_epoch\": %lld,\n  \"kata_agent\": %s,\n  \"recipes\": [",
             res->epoch, res->kata_agent ? "true" : "false");
   kgb_stage_set(st, "release", "%s", res->kernel->release);

@@ -132,6 +132,20 @@ char *kgb_stage_get1(struct kgb_stage *st, const char *name) {
   return strdup(v[0]);
 }
 
+void kgb_manifest_begin(struct sbuf *sb, const char *stage, const char *key) {
+  sbuf_adds(sb, "{\n  \"stage\": ");
+  sbuf_add_json(sb, stage);
+  kgb_manifest_string(sb, "key", key);
+}
+
+void kgb_manifest_string(struct sbuf *sb, const char *name, const char *value) {
+  sbuf_addf(sb, ",\n  \"%s\": ", name);
+  if (value)
+    sbuf_add_json(sb, value);
+  else
+    sbuf_adds(sb, "null");
+}
+
 int kgb_stage_commit(struct kgb_stage *st, const struct sbuf *manifest) {
   struct kgb_ctx *ctx = st->ctx;
   if (!st->tmp)

@@ -63,6 +63,12 @@ const char *kgb_stage_keep(struct kgb_stage *st);
 struct kgb_stage *kgb_stage_free(struct kgb_stage *st);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_stage *, kgb_stage_free)
 
+/* A manifest's first lines, '{', "stage" and "key", and then a string member on a line of its
+ * own (a NULL value is null): what every stage's manifest.json starts with. The caller adds
+ * its other members and the closing "\n}\n". */
+void kgb_manifest_begin(struct sbuf *sb, const char *stage, const char *key);
+void kgb_manifest_string(struct sbuf *sb, const char *name, const char *value);
+
 /* "name value" lines of a record text: every value of name, in order. */
 int kgb_record_get(const char *text, const char *name, char ***ret);
 

@@ -252,6 +252,18 @@ static void test_record_parse(void **state) {
   strv_free(v);
 }
 
+static void test_manifest_text(void **state) {
+  (void)state;
+  struct sbuf sb = SBUF_INIT;
+  kgb_manifest_begin(&sb, "image", "abc");
+  kgb_manifest_string(&sb, "rootfs", "a\"b");
+  kgb_manifest_string(&sb, "uuid", NULL);
+  sbuf_adds(&sb, "\n}\n");
+  assert_string_equal(sbuf_str(&sb), "{\n  \"stage\": \"image\",\n  \"key\": \"abc\",\n  "
+                                     "\"rootfs\": \"a\\\"b\",\n  \"uuid\": null\n}\n");
+  sbuf_release(&sb);
+}
+
 static void test_planned(void **state) {
   (void)state;
   char hex[65];
@@ -279,6 +291,7 @@ int main(void) {
       cmocka_unit_test(test_failed_append_does_not_commit),
       cmocka_unit_test(test_sweep),
       cmocka_unit_test(test_record_parse),
+      cmocka_unit_test(test_manifest_text),
       cmocka_unit_test(test_planned),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
