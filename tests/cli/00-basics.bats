@@ -86,8 +86,9 @@ setup() {
 
 @test "a second run on a busy work directory waits, or fails with --no-wait" {
   mkdir -p "$WORKDIR"
-  # hold the lock the way a running build does
-  flock "$WORKDIR/lock" sleep 2 &
+  # hold the lock the way a running build does: long enough that the first run below, slow
+  # under ASan on a loaded machine, is over before the holder lets go
+  flock "$WORKDIR/lock" sleep 5 &
   holder=$!
   sleep 0.3
   run kgb --no-wait kernel config -p virgl --fragment /nonexistent.conf
