@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #include "stage.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,46 +220,48 @@ int kgb_workdir_logs(struct kgb_ctx *ctx) {
 
 /* ---- the sweep ---- */
 
-/* Removes the entries of dir that an interrupted writer left: their names contain ".tmp-" or
- * ".tmp." (and start with a dot when dotted is set). */
+/* What an interrupted writer leaves: a name with ".tmp-" or ".tmp." in it (starting with a
+ * dot, for stage directories). */
+static bool is_leftover(_unused_ int dir_fd, const char *name, void *dotted) {
+  if (*(bool *)dotted && name[0] != '.')
+    return false;
+  return strstr(name, ".tmp-") || strstr(name, ".tmp.");
+}
+
+/* Removes the leftovers in dir. */
 static int sweep_dir(const char *dir, bool dotted, unsigned *n) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return errno == ENOENT ? 0 : -errno;
-  int r = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (STREQ(de->d_name, ".") || STREQ(de->d_name, "..") || (dotted && de->d_name[0] != '.'))
-      continue;
-    if (!strstr(de->d_name, ".tmp-") && !strstr(de->d_name, ".tmp."))
-      continue;
-    _cleanup_free_ char *path = strjoin_path(dir, de->d_name);
+  _cleanup_strv_free_ char **names = NULL;
+  int r = readdir_sorted(dir, 0, is_leftover, &dotted, &names);
+  if (r == -ENOENT || r == -ENOTDIR)
+    return 0;
+  if (r < 0)
+    return r;
+  /* one that cannot be removed does not keep the others */
+  for (size_t i = 0; names[i]; i++) {
+    _cleanup_free_ char *path = strjoin_path(dir, names[i]);
     int k = path ? rm_rf(path) : -ENOMEM;
     if (k < 0 && r >= 0)
       r = k;
     else if (k >= 0)
       (*n)++;
   }
-  closedir(d);
   return r;
 }
 
 /* sweep_dir on every subdirectory of dir */
 static int sweep_subdirs(const char *dir, bool dotted, unsigned *n) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return errno == ENOENT ? 0 : -errno;
-  int r = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (de->d_name[0] == '.')
-      continue;
-    _cleanup_free_ char *sub = strjoin_path(dir, de->d_name);
+  _cleanup_strv_free_ char **names = NULL;
+  int r = readdir_sorted(dir, READDIR_NO_HIDDEN, NULL, NULL, &names);
+  if (r == -ENOENT || r == -ENOTDIR)
+    return 0;
+  if (r < 0)
+    return r;
+  for (size_t i = 0; names[i]; i++) {
+    _cleanup_free_ char *sub = strjoin_path(dir, names[i]);
     int k = sub ? sweep_dir(sub, dotted, n) : -ENOMEM;
     if (k < 0 && r >= 0)
       r = k;
   }
-  closedir(d);
   return r;
 }
 
