@@ -90,3 +90,6 @@ struct kgb_host_report;
 struct kgb_oci_device;
 char *cli_host_report_json(const struct kgb_host_report *r);
 char *cli_oci_devices_json(const struct kgb_oci_device *devs, size_t n);
+/* kubevirt's document: YAML, or JSON with --json (cmd-kubevirt.c). */
+struct kgb_kubevirt_plan;
+char *cli_kubevirt_render(const struct kgb_kubevirt_plan *pl, bool json);

@@ -1,5 +1,6 @@
 /* `kubevirt`: KubeVirt's permittedHostDevices for this host's GPUs and a profile. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,65 @@
 #include "cli.h"
 #include "kubevirt.h"
 #include "pci.h"
+#include "sbuf.h"
 #include "util.h"
+
+static void render_yaml(struct sbuf *sb, const char *list, const char *selector_key,
+                        const struct kgb_kubevirt_plan *pl) {
+  sbuf_addf(sb, "  %s:\n", list);
+  for (size_t i = 0; i < pl->n; i++) {
+    const struct kgb_kubevirt_entry *e = &pl->entries[i];
+    if (e->comment)
+      sbuf_addf(sb, "    # %s\n", e->comment);
+    sbuf_addf(sb, "    - %s: ", selector_key);
+    sbuf_add_json(sb, e->selector);
+    sbuf_adds(sb, "\n      resourceName: ");
+    sbuf_add_json(sb, e->resource);
+    sbuf_adds(sb, "\n");
+    if (pl->external_provider)
+      sbuf_adds(sb, "      externalResourceProvider: true\n");
+  }
+}
+
+static void render_json(struct sbuf *sb, const char *list, const char *selector_key,
+                        const struct kgb_kubevirt_plan *pl) {
+  sbuf_addf(sb, "{\n  \"permittedHostDevices\": {\n    \"%s\": [", list);
+  for (size_t i = 0; i < pl->n; i++) {
+    const struct kgb_kubevirt_entry *e = &pl->entries[i];
+    sbuf_addf(sb, "%s\n      {\"%s\": ", i ? "," : "", selector_key);
+    sbuf_add_json(sb, e->selector);
+    sbuf_adds(sb, ", \"resourceName\": ");
+    sbuf_add_json(sb, e->resource);
+    if (pl->external_provider)
+      sbuf_adds(sb, ", \"externalResourceProvider\": true");
+    sbuf_adds(sb, "}");
+  }
+  sbuf_adds(sb, pl->n ? "\n    ]" : "]");
+  sbuf_adds(sb, "\n  }\n}\n");
+}
+
+char *cli_kubevirt_render(const struct kgb_kubevirt_plan *pl, bool json) {
+  const char *list = pl->mdev ? "mediatedDevices" : "pciHostDevices";
+  const char *key = pl->mdev ? "mdevNameSelector" : "pciVendorSelector";
+  struct sbuf sb = SBUF_INIT;
+  if (json) {
+    render_json(&sb, list, key, pl);
+    return sbuf_steal(&sb);
+  }
+  sbuf_addf(&sb,
+            "# KubeVirt permittedHostDevices for profile '%s' and this host's GPUs, generated "
+            "by kata-gpu-builder:\n# put it under spec.configuration of the KubeVirt "
+            "resource.\n",
+            pl->profile);
+  if (pl->mdev && !pl->from_existing)
+    sbuf_adds(&sb, "# No vGPU exists yet: every type the GPUs offer is listed.\n");
+  if (pl->external_provider)
+    sbuf_adds(&sb, "# externalResourceProvider: a device plugin (such as NVIDIA's KubeVirt "
+                   "GPU device plugin) provides the resources.\n");
+  sbuf_adds(&sb, "permittedHostDevices:\n");
+  render_yaml(&sb, list, key, pl);
+  return sbuf_steal(&sb);
+}
 
 enum { O_EXTERNAL = 0x100, O_SYSFS, O_PCI_IDS };
 static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
@@ -20,7 +79,7 @@ static const struct option options[] = {{"profile", required_argument, NULL, 'p'
 static int run_kubevirt(struct cli *cli, int argc, char **argv) {
   const char *profile = NULL;
   const char *env = getenv("KGB_PCI_IDS");
-  struct kgb_kubevirt_opts o = {.json = cli->json};
+  struct kgb_kubevirt_opts o = {0};
   o.pci_ids = env                                    ? (*env ? env : NULL)
               : is_file(KGB_PCI_IDS_DEFAULT)         ? KGB_PCI_IDS_DEFAULT
               : is_file("/usr/share/hwdata/pci.ids") ? "/usr/share/hwdata/pci.ids"
@@ -54,10 +113,13 @@ static int run_kubevirt(struct cli *cli, int argc, char **argv) {
   int r = kgb_profile_load(cli->ctx, profile, &p);
   if (r < 0)
     return cli_fail(cli, r, NULL);
-  _cleanup_free_ char *text = NULL;
-  r = kgb_kubevirt_render(cli->ctx, p, &o, &text);
+  _cleanup_(kgb_kubevirt_plan_freep) struct kgb_kubevirt_plan *pl = NULL;
+  r = kgb_kubevirt_plan(cli->ctx, p, &o, &pl);
   if (r < 0)
     return cli_fail(cli, r, "kubevirt");
+  _cleanup_free_ char *text = cli_kubevirt_render(pl, cli->json);
+  if (!text)
+    return cli_fail(cli, -ENOMEM, "kubevirt");
   return cli_out(text) < 0 ? EXIT_FAIL : EXIT_OK;
 }
 

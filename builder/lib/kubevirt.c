@@ -51,13 +51,7 @@ char *kgb_kubevirt_mdev_resource(const char *name) {
   return sbuf_steal(&sb);
 }
 
-struct entry {
-  char *selector; /* "10DE:20B9" or the mdev type name */
-  char *resource;
-  char *comment; /* NULL or a note written above it in YAML */
-};
-
-static void entries_free(struct entry *v, size_t n) {
+static void entries_free(struct kgb_kubevirt_entry *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(v[i].selector);
     free(v[i].resource);
@@ -66,15 +60,16 @@ static void entries_free(struct entry *v, size_t n) {
   free(v);
 }
 
-static bool have(const struct entry *v, size_t n, const char *selector) {
+static bool have(const struct kgb_kubevirt_entry *v, size_t n, const char *selector) {
   for (size_t i = 0; i < n; i++)
     if (STREQ(v[i].selector, selector))
       return true;
   return false;
 }
 
-static int push(struct entry **v, size_t *n, char *selector, char *resource, char *comment) {
-  struct entry *nv = realloc(*v, (*n + 1) * sizeof(**v));
+static int push(struct kgb_kubevirt_entry **v, size_t *n, char *selector, char *resource,
+                char *comment) {
+  struct kgb_kubevirt_entry *nv = realloc(*v, (*n + 1) * sizeof(**v));
   if (!nv || !selector || !resource) {
     if (nv)
       *v = nv;
@@ -84,45 +79,23 @@ static int push(struct entry **v, size_t *n, char *selector, char *resource, cha
     return -ENOMEM;
   }
   *v = nv;
-  (*v)[(*n)++] = (struct entry){selector, resource, comment};
+  (*v)[(*n)++] = (struct kgb_kubevirt_entry){selector, resource, comment};
   return 0;
 }
 
 static const char *domain(unsigned vendor) { return vendor == 0x8086 ? "intel.com" : "nvidia.com"; }
 
-static void render_yaml(struct sbuf *sb, const char *list, const char *selector_key,
-                        const struct entry *v, size_t n, bool external) {
-  sbuf_addf(sb, "  %s:\n", list);
-  for (size_t i = 0; i < n; i++) {
-    if (v[i].comment)
-      sbuf_addf(sb, "    # %s\n", v[i].comment);
-    sbuf_addf(sb, "    - %s: ", selector_key);
-    sbuf_add_json(sb, v[i].selector);
-    sbuf_adds(sb, "\n      resourceName: ");
-    sbuf_add_json(sb, v[i].resource);
-    sbuf_adds(sb, "\n");
-    if (external)
-      sbuf_adds(sb, "      externalResourceProvider: true\n");
-  }
+struct kgb_kubevirt_plan *kgb_kubevirt_plan_free(struct kgb_kubevirt_plan *pl) {
+  if (!pl)
+    return NULL;
+  free(pl->profile);
+  entries_free(pl->entries, pl->n);
+  free(pl);
+  return NULL;
 }
 
-static void render_json(struct sbuf *sb, const char *list, const char *selector_key,
-                        const struct entry *v, size_t n, bool external) {
-  sbuf_addf(sb, "    \"%s\": [", list);
-  for (size_t i = 0; i < n; i++) {
-    sbuf_addf(sb, "%s\n      {\"%s\": ", i ? "," : "", selector_key);
-    sbuf_add_json(sb, v[i].selector);
-    sbuf_adds(sb, ", \"resourceName\": ");
-    sbuf_add_json(sb, v[i].resource);
-    if (external)
-      sbuf_adds(sb, ", \"externalResourceProvider\": true");
-    sbuf_adds(sb, "}");
-  }
-  sbuf_adds(sb, n ? "\n    ]" : "]");
-}
-
-int kgb_kubevirt_render(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                        const struct kgb_kubevirt_opts *o, char **ret) {
+int kgb_kubevirt_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                      const struct kgb_kubevirt_opts *o, struct kgb_kubevirt_plan **ret) {
   const char *host_mode = p->host.mode;
   if (STREQ(p->mode, "virgl") || (host_mode && STREQ(host_mode, "none")))
     return kgb_error(ctx, -EINVAL,
@@ -136,7 +109,7 @@ int kgb_kubevirt_render(struct kgb_ctx *ctx, const struct kgb_profile *p,
   int r = kgb_pci_scan(ctx, true, o->pci_ids, &l);
   if (r < 0)
     return r;
-  struct entry *v = NULL;
+  struct kgb_kubevirt_entry *v = NULL;
   size_t n = 0;
   size_t found = 0;
   struct kgb_mdev *mdevs = NULL;
@@ -219,28 +192,17 @@ int kgb_kubevirt_render(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      "'kata-gpu-builder host check -p %s')",
                      kgb_pci_vendor_label(want), p->name);
   }
-  const char *list = mdev ? "mediatedDevices" : "pciHostDevices";
-  const char *key = mdev ? "mdevNameSelector" : "pciVendorSelector";
-  struct sbuf sb = SBUF_INIT;
-  if (o->json) {
-    sbuf_adds(&sb, "{\n  \"permittedHostDevices\": {\n");
-    render_json(&sb, list, key, v, n, o->external_provider);
-    sbuf_adds(&sb, "\n  }\n}\n");
-  } else {
-    sbuf_addf(&sb,
-              "# KubeVirt permittedHostDevices for profile '%s' and this host's GPUs, generated "
-              "by kata-gpu-builder:\n# put it under spec.configuration of the KubeVirt "
-              "resource.\n",
-              p->name);
-    if (mdev && !from_existing)
-      sbuf_adds(&sb, "# No vGPU exists yet: every type the GPUs offer is listed.\n");
-    if (o->external_provider)
-      sbuf_adds(&sb, "# externalResourceProvider: a device plugin (such as NVIDIA's KubeVirt "
-                     "GPU device plugin) provides the resources.\n");
-    sbuf_adds(&sb, "permittedHostDevices:\n");
-    render_yaml(&sb, list, key, v, n, o->external_provider);
+  struct kgb_kubevirt_plan *pl = calloc(1, sizeof(*pl));
+  if (!pl || !(pl->profile = strdup(p->name))) {
+    free(pl);
+    entries_free(v, n);
+    return -ENOMEM;
   }
-  entries_free(v, n);
-  *ret = sbuf_steal(&sb);
-  return *ret ? 0 : -ENOMEM;
+  pl->mdev = mdev;
+  pl->from_existing = from_existing;
+  pl->external_provider = o->external_provider;
+  pl->entries = v;
+  pl->n = n;
+  *ret = pl;
+  return 0;
 }

@@ -39,9 +39,12 @@ static void test_render(void **state) {
   assert_int_equal(kgb_ctx_set_string(&ctx->sysfs, KGB_TEST_FIXTURES "/host-geforce/sys"), 0);
   struct kgb_profile *p = NULL;
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
-  struct kgb_kubevirt_opts o = {.pci_ids = KGB_TEST_FIXTURES "/pci.ids", .json = true};
-  char *text = NULL;
-  assert_int_equal(kgb_kubevirt_render(ctx, p, &o, &text), 0);
+  struct kgb_kubevirt_opts o = {.pci_ids = KGB_TEST_FIXTURES "/pci.ids"};
+  struct kgb_kubevirt_plan *pl = NULL;
+  assert_int_equal(kgb_kubevirt_plan(ctx, p, &o, &pl), 0);
+  char *text = cli_kubevirt_render(pl, true);
+  assert_non_null(text);
+  pl = kgb_kubevirt_plan_free(pl);
   /* Two GPUs of one model: one selector. */
   assert_non_null(strstr(text, "\"pciVendorSelector\": \"10DE:1F08\", \"resourceName\": "
                                "\"nvidia.com/TU106_GEFORCE_RTX_2060_REV__A\"}"));
@@ -50,7 +53,7 @@ static void test_render(void **state) {
   kgb_profile_free(p);
   assert_int_equal(kgb_profile_load(ctx, "virgl", &p), 0);
   kgb_error_clear(ctx);
-  assert_int_equal(kgb_kubevirt_render(ctx, p, &o, &text), -EINVAL);
+  assert_int_equal(kgb_kubevirt_plan(ctx, p, &o, &pl), -EINVAL);
   kgb_profile_free(p);
 }
 
