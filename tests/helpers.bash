@@ -22,3 +22,11 @@ e2e_workdir() {
   WORKDIR=${KGB_E2E_WORKDIR:-$BATS_FILE_TMPDIR/work}
   export WORKDIR
 }
+
+# the e2e prerequisites: skip (saying what to install) when they are missing
+need_linux_source() {
+  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+}
+need_qemu() {
+  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+}

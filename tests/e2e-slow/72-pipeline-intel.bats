@@ -6,8 +6,8 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
-  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+  need_linux_source
+  need_qemu
   e2e_workdir
   local t0=$SECONDS
   "$KGB" --workdir "$WORKDIR" build -p intel-gvt-d -k "$LINUX_TARBALL" \

@@ -8,7 +8,7 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  need_linux_source
   e2e_workdir
   "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" >"$BATS_FILE_TMPDIR/stage" \
     2>"$BATS_FILE_TMPDIR/build.err" || { cat "$BATS_FILE_TMPDIR/build.err" >&3; return 1; }

@@ -5,13 +5,13 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  need_linux_source
   e2e_workdir
 }
 
 setup() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  need_linux_source
 }
 
 # config_of PROFILE: runs kernel config and leaves the .config path in $cfg

@@ -7,7 +7,7 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  need_linux_source
   e2e_workdir
   # CI=true: the plain progress lines of a log, one per stage step
   CI=true "$KGB" --workdir "$WORKDIR" build -p virgl >"$BATS_FILE_TMPDIR/dest" 2>"$BATS_FILE_TMPDIR/build.err" ||
@@ -16,7 +16,7 @@ setup_file() {
 
 setup() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  need_linux_source
   dest=$(cat "$BATS_FILE_TMPDIR/dest")
 }
 

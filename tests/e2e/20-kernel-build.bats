@@ -6,7 +6,7 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  need_linux_source
   e2e_workdir
   # the first build, shared by the tests of this file
   "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" >"$BATS_FILE_TMPDIR/stage" \
@@ -15,7 +15,7 @@ setup_file() {
 
 setup() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  need_linux_source
   stage=$(cat "$BATS_FILE_TMPDIR/stage")
   release=6.1.192-virgl-gpu
 }

@@ -12,7 +12,7 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
+  need_linux_source
   [ "$(id -u)" -eq 0 ] || skip "rootfs build needs root (mount namespaces, chroot)"
   e2e_workdir
   local t0=$SECONDS
@@ -28,7 +28,7 @@ setup_file() {
 
 setup() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
+  need_linux_source
   [ "$(id -u)" -eq 0 ] || skip "needs root"
   release=6.1.192-virgl-gpu
   root=$(json 'j["root"]' <"$BATS_FILE_TMPDIR/rootfs.json")
@@ -92,7 +92,7 @@ setup() {
 }
 
 @test "image ext4 boots: our kernel mounts it as Kata does (root=/dev/vda1) and systemd starts" {
-  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+  need_qemu
   img=$BATS_FILE_TMPDIR/virgl.img
   [ -f "$img" ] || kgb -q image build -p virgl -k "$LINUX_TARBALL" --format ext4 -o "$img" >/dev/null
   cp "$img" "$BATS_TEST_TMPDIR/boot.img"
@@ -195,7 +195,7 @@ EOF
 
 @test "DKMS image as a guest's root disk: its own modprobe loads v4l2loopback and videodev" {
   [ -f "$BATS_FILE_TMPDIR/virgl-dkms.cfg" ] || skip "needs the DKMS test's profile"
-  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+  need_qemu
   set -- -p "$BATS_FILE_TMPDIR/virgl-dkms.cfg" -k "$LINUX_TARBALL" --fragment "$BATS_FILE_TMPDIR/media.conf"
   img=$(kgb -q image build "$@" --set dkms.package=v4l2loopback-dkms --format ext4)
   kstage=$(kgb -q kernel build "$@")

@@ -6,8 +6,8 @@
 
 setup_file() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL (apt-get install linux-source-6.1)"
-  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+  need_linux_source
+  need_qemu
   e2e_workdir
   "$KGB" --workdir "$WORKDIR" kernel build -p virgl -k "$LINUX_TARBALL" >"$BATS_FILE_TMPDIR/stage" \
     2>"$BATS_FILE_TMPDIR/build.err" || { cat "$BATS_FILE_TMPDIR/build.err" >&3; return 1; }
@@ -15,8 +15,8 @@ setup_file() {
 
 setup() {
   load ../helpers
-  [ -f "$LINUX_TARBALL" ] || skip "no $LINUX_TARBALL"
-  command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+  need_linux_source
+  need_qemu
   stage=$(cat "$BATS_FILE_TMPDIR/stage")
   release=6.1.192-virgl-gpu
 }
