@@ -105,51 +105,79 @@ static int ensure_vfio_pci(struct kgb_ctx *ctx) {
                    drv);
 }
 
+/* The start of bind and unbind: the host may be changed, the BDF is valid, and the device's
+ * driver now (b->before) and whether driver_override is set. */
+static int bind_begin(struct kgb_ctx *ctx, const char *verb, const char *bdf_in,
+                      struct kgb_bind_result *b, bool *ret_overridden) {
+  int r = kgb_host_check_writable(ctx, verb);
+  if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &b->bdf)) < 0)
+    return r;
+  struct kgb_pci_dev d = {0};
+  if ((r = kgb_pci_read(ctx, b->bdf, NULL, &d)) < 0)
+    return r;
+  if (d.driver && !(b->before = strdup(d.driver)))
+    r = -ENOMEM;
+  *ret_overridden = d.driver_override != NULL;
+  kgb_pci_dev_release(&d);
+  return r;
+}
+
+/* The kernel's own way to hand a device to another driver: driver_override, unbind from the
+ * driver it has (if any), then drivers_probe. */
+static int rebind(struct kgb_ctx *ctx, const char *bdf, const char *override_value, bool bound) {
+  _cleanup_free_ char *override = kgb_sysfs_pci_path(ctx, bdf, "driver_override");
+  _cleanup_free_ char *unbind = kgb_sysfs_pci_path(ctx, bdf, "driver/unbind");
+  _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  if (!override || !unbind || !probe)
+    return -ENOMEM;
+  int r = kgb_sysfs_write(ctx, override, override_value);
+  if (r >= 0 && bound)
+    r = kgb_sysfs_write(ctx, unbind, bdf);
+  if (r >= 0)
+    r = kgb_sysfs_write(ctx, probe, bdf);
+  return r;
+}
+
+/* The end of bind and unbind: the IOMMU group as it is now, *ret set, or b released. */
+static int bind_finish(struct kgb_ctx *ctx, const char *dev_root, struct kgb_bind_result *b,
+                       struct kgb_bind_result *ret) {
+  int r = fill_group(ctx, dev_root, b);
+  if (r < 0) {
+    kgb_bind_result_release(b);
+    return r;
+  }
+  *ret = *b;
+  return 0;
+}
+
 int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
                   struct kgb_bind_result *ret) {
   struct kgb_bind_result b = {.iommu_group = -1};
-  _cleanup_free_ char *bdf = NULL;
   /* declared before the first goto: the cleanup tail must never see them uninitialised */
-  _cleanup_free_ char *state = NULL, *state_dir = NULL, *remembered = NULL, *override = NULL,
-                      *unbind = NULL, *probe = NULL;
-  int r = kgb_host_check_writable(ctx, "host bind");
-  if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &bdf)) < 0)
-    return r;
-  struct kgb_pci_dev d = {0};
-  if ((r = kgb_pci_read(ctx, bdf, NULL, &d)) < 0)
-    return r;
-  b.before = d.driver ? strdup(d.driver) : NULL;
-  kgb_pci_dev_release(&d);
-  if (!(b.bdf = strdup(bdf)))
-    goto oom;
+  _cleanup_free_ char *state = NULL, *state_dir = NULL, *remembered = NULL;
+  bool overridden;
+  int r = bind_begin(ctx, "host bind", bdf_in, &b, &overridden);
+  if (r < 0)
+    goto fail;
+  const char *bdf = b.bdf;
   if (b.before && STREQ(b.before, "vfio-pci")) {
     if (!(b.after = strdup("vfio-pci")))
       goto oom;
-    if ((r = fill_group(ctx, dev_root, &b)) < 0)
-      goto fail;
-    *ret = b;
-    return 0;
+    return bind_finish(ctx, dev_root, &b, ret);
   }
   if ((r = ensure_vfio_pci(ctx)) < 0)
     goto fail;
   state = state_path(ctx, bdf);
   state_dir = kgb_strdup_printf("%s/host", ctx->workdir);
   remembered = kgb_strdup_printf("%s\n", b.before ? b.before : "");
-  override = kgb_sysfs_pci_path(ctx, bdf, "driver_override");
-  unbind = kgb_sysfs_pci_path(ctx, bdf, "driver/unbind");
-  probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
-  if (!state || !state_dir || !remembered || !override || !unbind || !probe)
+  if (!state || !state_dir || !remembered)
     goto oom;
   if ((r = mkdir_p(state_dir, 0755)) < 0 ||
       (r = write_file_atomic(state, remembered, strlen(remembered), 0644)) < 0) {
     r = kgb_error(ctx, r, "cannot remember the driver of %s in '%s': %s", bdf, state, strerror(-r));
     goto fail;
   }
-  if ((r = kgb_sysfs_write(ctx, override, "vfio-pci\n")) < 0)
-    goto fail;
-  if (b.before && (r = kgb_sysfs_write(ctx, unbind, bdf)) < 0)
-    goto fail;
-  if ((r = kgb_sysfs_write(ctx, probe, bdf)) < 0)
+  if ((r = rebind(ctx, bdf, "vfio-pci\n", b.before != NULL)) < 0)
     goto fail;
   r = wait_driver(ctx, bdf, "vfio-pci", NULL, &b.after);
   if (r == -ETIMEDOUT) {
@@ -162,10 +190,7 @@ int kgb_host_bind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
   if (r < 0)
     goto fail;
   b.changed = true;
-  if ((r = fill_group(ctx, dev_root, &b)) < 0)
-    goto fail;
-  *ret = b;
-  return 0;
+  return bind_finish(ctx, dev_root, &b, ret);
 oom:
   r = -ENOMEM;
 fail:
@@ -176,36 +201,24 @@ fail:
 int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_root,
                     struct kgb_bind_result *ret) {
   struct kgb_bind_result b = {.iommu_group = -1};
-  _cleanup_free_ char *bdf = NULL;
-  int r = kgb_host_check_writable(ctx, "host unbind");
-  if (r < 0 || (r = kgb_pci_bdf_normalize(ctx, bdf_in, &bdf)) < 0)
-    return r;
-  struct kgb_pci_dev d = {0};
-  if ((r = kgb_pci_read(ctx, bdf, NULL, &d)) < 0)
-    return r;
-  b.before = d.driver ? strdup(d.driver) : NULL;
-  bool overridden = d.driver_override != NULL;
-  kgb_pci_dev_release(&d);
-  _cleanup_free_ char *state = state_path(ctx, bdf);
-  _cleanup_free_ char *override = kgb_sysfs_pci_path(ctx, bdf, "driver_override");
-  _cleanup_free_ char *unbind = kgb_sysfs_pci_path(ctx, bdf, "driver/unbind");
-  _cleanup_free_ char *probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
-  _cleanup_free_ char *original = state ? read_first_line(state) : NULL;
-  if (!(b.bdf = strdup(bdf)) || !state || !override || !unbind || !probe)
+  _cleanup_free_ char *state = NULL, *original = NULL, *probe = NULL;
+  bool overridden;
+  int r = bind_begin(ctx, "host unbind", bdf_in, &b, &overridden);
+  if (r < 0)
+    goto fail;
+  const char *bdf = b.bdf;
+  state = state_path(ctx, bdf);
+  original = state ? read_first_line(state) : NULL;
+  probe = strjoin_path(ctx->sysfs, "bus/pci/drivers_probe");
+  if (!state || !probe)
     goto oom;
   if (!(b.before && STREQ(b.before, "vfio-pci")) && !overridden) {
     /* Nothing to undo: not ours, and not vfio-pci's. */
-    b.after = b.before ? strdup(b.before) : NULL;
-    if ((r = fill_group(ctx, dev_root, &b)) < 0)
-      goto fail;
-    *ret = b;
-    return 0;
+    if (b.before && !(b.after = strdup(b.before)))
+      goto oom;
+    return bind_finish(ctx, dev_root, &b, ret);
   }
-  if ((r = kgb_sysfs_write(ctx, override, "\n")) < 0)
-    goto fail;
-  if (b.before && (r = kgb_sysfs_write(ctx, unbind, bdf)) < 0)
-    goto fail;
-  if ((r = kgb_sysfs_write(ctx, probe, bdf)) < 0)
+  if ((r = rebind(ctx, bdf, "\n", b.before != NULL)) < 0)
     goto fail;
   const char *want = original && *original ? original : NULL;
   r = wait_driver(ctx, bdf, want, "vfio-pci", &b.after);
@@ -227,10 +240,7 @@ int kgb_host_unbind(struct kgb_ctx *ctx, const char *bdf_in, const char *dev_roo
     goto fail;
   }
   b.changed = true;
-  if ((r = fill_group(ctx, dev_root, &b)) < 0)
-    goto fail;
-  *ret = b;
-  return 0;
+  return bind_finish(ctx, dev_root, &b, ret);
 oom:
   r = -ENOMEM;
 fail:
