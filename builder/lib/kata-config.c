@@ -425,24 +425,19 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   }
   if (r >= 0) {
     const char *machine = p->kata.machine_type;
-    const char *set = intel_pc                        ? "pc"
-                      : plan->large_bar && !no_device ? "q35"
-                      : machine                       ? machine
-                                                      : "q35";
-    if (!(plan->qemu.machine_type = strdup(set)))
+    bool large = plan->large_bar && !no_device;
+    const char *set = intel_pc ? "pc" : large ? "q35" : machine ? machine : "q35";
+    char *why =
+        intel_pc    ? strdup("Intel GVT-d/GVT-g with Kata 1.x uses the pc machine type "
+                                "(seed: Intel GPU with Kata)")
+        : large     ? kgb_strdup_printf("%s: q35 has the PCIe root ports it needs", plan->large_bar)
+        : no_device ? strdup("the profile's machine type (kata.machine_type)")
+                    : strdup("PCIe for the GPU: the profile's machine type (kata.machine_type)");
+    if (!(plan->qemu.machine_type = strdup(set))) {
+      free(why);
       r = -ENOMEM;
-    else if (intel_pc)
-      r = add(plan, HV, "machine_type", str_value("pc"),
-              strdup("Intel GVT-d/GVT-g with Kata 1.x uses the pc machine type (seed: Intel GPU "
-                     "with Kata)"));
-    else if (plan->large_bar && !no_device)
-      r = add(plan, HV, "machine_type", str_value("q35"),
-              kgb_strdup_printf("%s: q35 has the PCIe root ports it needs", plan->large_bar));
-    else
-      r = add(plan, HV, "machine_type", str_value(machine ? machine : "q35"),
-              strdup(no_device ? "the profile's machine type (kata.machine_type)"
-                               : "PCIe for the GPU: the profile's machine type "
-                                 "(kata.machine_type)"));
+    } else
+      r = add(plan, HV, "machine_type", str_value(set), why);
   }
   const char *params = p->kata.kernel_params;
   if (r >= 0 && params && !(plan->qemu.kernel_params = strdup(params)))
