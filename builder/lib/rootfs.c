@@ -286,7 +286,6 @@ static int builtin_values(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
 
 struct kgb_rootfs_plan {
   struct kgb_recipe **recipes;
-  char **settings;
   bool need_headers;
 };
 
@@ -294,7 +293,6 @@ struct kgb_rootfs_plan *kgb_rootfs_plan_free(struct kgb_rootfs_plan *pl) {
   if (!pl)
     return NULL;
   kgb_recipes_free(pl->recipes);
-  strv_free(pl->settings);
   free(pl);
   return NULL;
 }
@@ -309,8 +307,7 @@ int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
   int r = kgb_recipes_resolve(ctx, p->rootfs.recipes, o->without, &pl->recipes);
   if (r < 0)
     return r;
-  if ((r = kgb_profile_settings(ctx, p, &pl->settings)) < 0 ||
-      (r = check_settings(ctx, p, pl->recipes, pl->settings, o->set)) < 0)
+  if ((r = check_settings(ctx, p, pl->recipes, p->settings, o->set)) < 0)
     return r;
   for (size_t i = 0; pl->recipes[i]; i++)
     pl->need_headers = pl->need_headers || uses_variable(pl->recipes[i], "kernel_headers_deb");
@@ -319,8 +316,8 @@ int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_strv_free_ char **vals = NULL;
   if ((r = builtin_values(ctx, p, "RELEASE", "/nonexistent", "/nonexistent", &vals)) < 0)
     return r;
-  for (size_t i = 0; pl->settings && pl->settings[i] && r >= 0; i++)
-    r = strv_extend(&vals, pl->settings[i]);
+  for (size_t i = 0; p->settings && p->settings[i] && r >= 0; i++)
+    r = strv_extend(&vals, p->settings[i]);
   for (size_t i = 0; o->set && o->set[i] && r >= 0; i++)
     r = strv_extend(&vals, o->set[i]);
   for (size_t i = 0; pl->recipes[i] && r >= 0; i++) {
@@ -341,7 +338,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return -ENOMEM;
   double t0 = monotonic_seconds();
   struct kgb_recipe **recipes = pl->recipes;
-  char **settings = pl->settings;
+  char *const *settings = p->settings;
   int r;
   res->kernel = in->kernel;
   const struct kgb_build_result *b = res->kernel;
