@@ -185,10 +185,13 @@ int rootfs_run(struct cli *cli, const struct rootfs_args *a, struct kgb_profile 
             res->kernel->release, res->stage_dir);
   else
     cli_msg(cli,
-            "rootfs: built '%s' for %s in %.0f s (%s%.0f s), %zu recipe%s, %zu modules checked\n",
+            "rootfs: built '%s' for %s in %.0f s (%s%.0f s, %s%.0f s), %zu recipe%s, %zu "
+            "modules checked\n",
             p->name, res->kernel->release, res->seconds,
             res->base_cached ? "base from the cache, bootstrap " : "bootstrap ",
-            res->bootstrap_seconds, strv_length(res->recipes),
+            res->bootstrap_seconds,
+            res->layer_cached ? "packages layer from the cache, " : "packages layer ",
+            res->layer_seconds, strv_length(res->recipes),
             strv_length(res->recipes) == 1 ? "" : "s", res->check ? res->check->n_modules : 0);
   if (cli->verbosity >= 0 && !cli->json)
     rootfs_print_report(cli, &res->report);
@@ -225,6 +228,8 @@ static void rootfs_json(struct json *j, const struct kgb_profile *p,
   json_bool(j, "cached", res->cached);
   json_bool(j, "base_cached", res->base_cached);
   json_string(j, "base", res->base);
+  json_bool(j, "layer_cached", res->layer_cached);
+  json_string(j, "layer", res->layer);
   json_strv(j, "recipes", res->recipes);
   json_strv(j, "warnings", res->warnings);
   json_bool(j, "kata_agent", res->kata_agent);
@@ -233,6 +238,7 @@ static void rootfs_json(struct json *j, const struct kgb_profile *p,
   rootfs_json_largest(j, &res->report);
   json_double(j, "seconds", res->seconds);
   json_double(j, "bootstrap_seconds", res->bootstrap_seconds);
+  json_double(j, "layer_seconds", res->layer_seconds);
   json_string(j, "log", res->log_path);
   json_object_end(j);
 }

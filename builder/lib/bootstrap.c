@@ -80,7 +80,7 @@ static int bootstrap_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
   b->distro = strdup(p->rootfs.distro);
   b->suite = strdup(p->rootfs.suite);
   b->arch = strdup(kgb_deb_arch(p->kernel.arch));
-  b->variant = strdup("minbase");
+  b->variant = strdup(p->rootfs.variant);
   if (!b->distro || !b->suite || !b->arch || !b->variant)
     return -ENOMEM;
   int r;
@@ -197,7 +197,7 @@ static int run_bootstrapper(struct kgb_ctx *ctx, const struct bootstrap *b, cons
   if (r >= 0)
     r = strv_extend(&argv, tool);
   if (r >= 0)
-    r = strv_extend(&argv, "--variant=minbase");
+    r = strv_push(&argv, kgb_strdup_printf("--variant=%s", b->variant));
   if (r >= 0 && mm)
     r = strv_extend(&argv, "--mode=root");
   if (r >= 0)

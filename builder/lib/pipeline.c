@@ -37,6 +37,7 @@ struct kgb_pipeline_result *kgb_pipeline_result_free(struct kgb_pipeline_result 
   }
   kgb_image_result_free(r->image);
   kgb_rootfs_result_free(r->rootfs);
+  kgb_packages_layer_release(&r->layer);
   kgb_base_release(&r->base);
   kgb_headers_result_free(r->headers);
   kgb_build_result_free(r->kernel);
@@ -132,14 +133,19 @@ struct bootstrap_job {
   struct kgb_ctx *ctx; /* the thread's own */
   const struct kgb_profile *p;
   const struct kgb_rootfs_opts *o;
+  const struct kgb_rootfs_plan *plan;
   long long epoch;
   struct kgb_base base;
+  struct kgb_packages_layer layer;
   int r;
 };
 
+/* The base, then the packages layer on it: everything of the root that needs no kernel. */
 static void *bootstrap_thread(void *arg) {
   struct bootstrap_job *j = arg;
   j->r = kgb_rootfs_bootstrap(j->ctx, j->p, j->o, j->epoch, &j->base);
+  if (j->r >= 0)
+    j->r = kgb_rootfs_layer(j->ctx, j->p, j->o, j->plan, &j->base, j->epoch, &j->layer);
   kgb_progress_end(j->ctx);
   return NULL;
 }
@@ -149,16 +155,20 @@ static void enter(struct kgb_ctx *ctx, enum kgb_stage_id s) {
   ctx->stage = kgb_stage_to_string(s);
 }
 
-/* The kernel build with the root file system's bootstrap beside it (when the run goes that
- * far): both need only the source's SOURCE_DATE_EPOCH, known once the config has run. */
+/* The kernel build with the root file system's bootstrap and packages layer beside it (when
+ * the run goes that far): they need only the source's SOURCE_DATE_EPOCH, known once the
+ * config has run. */
 static int kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                           const struct kgb_pipeline_opts *o, enum kgb_stage_id last,
-                           struct kgb_pipeline_result *res, enum kgb_stage_id *ret_failed) {
+                           const struct kgb_pipeline_opts *o, const struct kgb_rootfs_plan *rplan,
+                           enum kgb_stage_id last, struct kgb_pipeline_result *res,
+                           enum kgb_stage_id *ret_failed) {
   *ret_failed = KGB_STAGE_KERNEL;
-  struct bootstrap_job job = {
-      .p = p, .o = o->rootfs, .epoch = kgb_source_date_epoch(p, res->config->source->dir)};
+  struct bootstrap_job job = {.p = p,
+                              .o = o->rootfs,
+                              .plan = rplan,
+                              .epoch = kgb_source_date_epoch(p, res->config->source->dir)};
   pthread_t th;
-  bool started = last >= KGB_STAGE_ROOTFS && !res->config->verify->n_unexplained &&
+  bool started = last >= KGB_STAGE_ROOTFS && rplan && !res->config->verify->n_unexplained &&
                  kgb_ctx_clone(ctx, &job.ctx) >= 0;
   if (started) {
     job.ctx->stage = kgb_stage_to_string(KGB_STAGE_ROOTFS);
@@ -177,6 +187,7 @@ static int kernel_and_base(struct kgb_ctx *ctx, const struct kgb_profile *p,
     }
     kgb_ctx_free(job.ctx);
     res->base = job.base;
+    res->layer = job.layer;
   }
   return r;
 }
@@ -296,7 +307,7 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
   /* the kernel compile and the bootstrap (which waits on the network) at once */
   t = monotonic_seconds();
   enum kgb_stage_id fail_at;
-  r = kernel_and_base(ctx, p, o, last, res, &fail_at);
+  r = kernel_and_base(ctx, p, o, rplan, last, res, &fail_at);
   if (res->kernel)
     report(&res->stages[KGB_STAGE_KERNEL], res->kernel->cached ? KGB_STAGE_CACHED : KGB_STAGE_RAN,
            res->kernel->cached ? "kernel found under its key" : res->kernel->why,
@@ -318,7 +329,8 @@ static int run_stages(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return failed(ctx, res, KGB_STAGE_ROOTFS, r, t, t0);
   struct kgb_rootfs_inputs in = {.kernel = res->kernel,
                                  .headers_deb = res->headers ? res->headers->files[0] : NULL,
-                                 .base = &res->base};
+                                 .base = &res->base,
+                                 .layer = &res->layer};
   r = kgb_rootfs_build(ctx, p, o->rootfs, rplan, &in, &res->rootfs);
   if (r < 0)
     return failed(ctx, res, KGB_STAGE_ROOTFS, r, t, t0);

@@ -56,6 +56,7 @@ struct kgb_pipeline_result {
   struct kgb_build_result *kernel;
   struct kgb_headers_result *headers; /* when a recipe installs them */
   struct kgb_base base;               /* the bootstrap, when the run reached the rootfs */
+  struct kgb_packages_layer layer;    /* the packages layer on it */
   struct kgb_rootfs_result *rootfs;
   struct kgb_image_result *image;
   enum kgb_image_format format;

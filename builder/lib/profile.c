@@ -79,6 +79,7 @@ static const struct field schema[] = {
     {"rootfs.distro", F_STRING, false, NULL, FORM_NAME, AT(rootfs.distro), .def = "debian"},
     {"rootfs.suite", F_STRING, false, NULL, FORM_NAME, AT(rootfs.suite), .def = "bookworm"},
     {"rootfs.components", F_STRINGS, false, NULL, FORM_NAME, AT(rootfs.components), .def = "main"},
+    {"rootfs.variant", F_STRING, false, NULL, FORM_NAME, AT(rootfs.variant), .def = "minbase"},
     {"rootfs.packages", F_STRINGS, false, NULL, FORM_PACKAGE, AT(rootfs.packages)},
     {"rootfs.recipes", F_STRINGS, false, NULL, FORM_NAME, AT(rootfs.recipes)},
     {"rootfs.mirror", F_STRING, false, NULL, AT(rootfs.mirror)},

@@ -31,8 +31,9 @@ struct kgb_profile {
     bool has_source_date_epoch;
   } kernel;
   struct {
-    char *distro, *suite; /* default debian, bookworm */
+    char *distro, *suite; /* default debian, bookworm; guest data in rootfs/<distro>/ */
     char **components;    /* default main */
+    char *variant;        /* the bootstrapper's variant, default minbase */
     char **packages, **recipes;
     char *mirror, *keyring; /* NULL: the host's apt sources */
     char **library_versions;

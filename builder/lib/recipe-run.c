@@ -1,6 +1,5 @@
 /* Running a recipe in a root: its packages, inputs, files and steps, each step in a contained
- * chroot (chroot.c), every command logged to the stage log; and the cleanup that makes a root
- * independent of when and where it was built. */
+ * chroot (chroot.c), every command logged to the stage log. */
 #define _GNU_SOURCE
 #include "recipe-run.h"
 
@@ -48,7 +47,7 @@ int kgb_recipe_step(struct kgb_runner *run, char *const *argv, char *const *extr
   return 0;
 }
 
-static int apt_install(struct kgb_runner *run, char *const *packages, const char *what) {
+int kgb_apt_install(struct kgb_runner *run, char *const *packages, const char *what) {
   _cleanup_strv_free_ char **argv = NULL;
   /* "--": a package name never becomes an option */
   static const char *const head[] = {"apt-get", "install",         "-y", "--no-install-recommends",
@@ -124,18 +123,18 @@ static int install_input(struct kgb_runner *run, const struct kgb_recipe *r,
 }
 
 int kgb_recipe_run(struct kgb_runner *run, const struct kgb_recipe *r, size_t index, size_t total,
-                   char ***warnings) {
+                   bool packages_installed, char ***warnings) {
   kgb_info(run->ctx, "rootfs: recipe %zu of %zu, '%s': %s", index + 1, total, r->name,
            r->description);
   _cleanup_free_ char *what = kgb_strdup_printf("recipe '%s'", r->name);
   if (!what)
     return -ENOMEM;
   int rc;
-  if (r->packages && r->packages[0]) {
+  if (r->packages && r->packages[0] && !packages_installed) {
     _cleanup_free_ char *w =
         kgb_strdup_printf("recipe '%s' (%s): installing its packages", r->name, r->path);
     kgb_progress(run->ctx, "installing packages", 0, 0);
-    if (!w || (rc = apt_install(run, r->packages, w)) < 0)
+    if (!w || (rc = kgb_apt_install(run, r->packages, w)) < 0)
       return w ? rc : -ENOMEM;
   }
   for (size_t i = 0; i < r->n_inputs; i++)
@@ -175,58 +174,8 @@ int kgb_recipe_run(struct kgb_runner *run, const struct kgb_recipe *r, size_t in
   return 0;
 }
 
-/* Logs, caches and host traces that would make the image depend on when and where it was
- * built. */
-int kgb_root_cleanup(struct kgb_runner *run) {
-  static const char *const paths[] = {"/var/cache/kgb",
-                                      "/var/log/dpkg.log",
-                                      "/var/log/alternatives.log",
-                                      "/var/log/apt/history.log",
-                                      "/var/log/apt/term.log",
-                                      "/var/log/apt/eipp.log.xz",
-                                      "/var/cache/ldconfig/aux-cache",
-                                      "/var/lib/dbus/machine-id",
-                                      "/var/lib/systemd/random-seed",
-                                      "/root/.bash_history",
-                                      "/var/cache/debconf/config.dat-old",
-                                      "/var/cache/debconf/templates.dat-old",
-                                      "/var/lib/dpkg/status-old",
-                                      "/var/lib/dpkg/diversions-old",
-                                      "/var/lib/dpkg/statoverride-old",
-                                      "/usr/sbin/policy-rc.d"};
-  static const struct {
-    const char *dir, *pattern;
-  } globs[] = {{"/var/lib/apt/lists", "*_*"},
-               {"/var/cache/apt", "*.bin"},
-               {"/var/cache/apt/archives", "*.deb"},
-               {"/tmp", "*"},
-               {"/var/tmp", "*"},
-               {"/var/log/journal", "*"}};
-  int r = 0;
-  for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++)
-    r = kgb_root_remove(run->ctx, run->root, paths[i]);
-  for (size_t i = 0; i < ELEMENTSOF(globs) && r >= 0; i++)
-    r = kgb_root_remove_matching(run->ctx, run->root, globs[i].dir, globs[i].pattern);
-  /* systemd makes a machine ID on first boot when the file is empty (Kata does the same) */
-  _cleanup_free_ char *mid = NULL;
-  if (r >= 0 && kgb_root_resolve(run->root, "/etc/machine-id", false, &mid) >= 0) {
-    struct stat st;
-    if (lstat(mid, &st) == 0 && S_ISREG(st.st_mode))
-      r = kgb_root_write(run->ctx, run->root, "/etc/machine-id", "", 0444);
-  }
-  return r;
-}
-
-/* The bootstrapper copies the build host's resolv.conf and hostname: the image gets neutral
- * ones (the runtime provides both). Recipes run with the host's resolv.conf, and the root's
- * own is put back after them. */
-int kgb_root_neutral_host_files(struct kgb_ctx *ctx, const char *root) {
-  int r = kgb_root_write(ctx, root, "/etc/resolv.conf", "", 0644);
-  if (r >= 0)
-    r = kgb_root_write(ctx, root, "/etc/hostname", "localhost\n", 0644);
-  return r;
-}
-
+/* Recipes run with the host's resolv.conf (they download); the root's own is put back after
+ * them. */
 int kgb_root_swap_resolv_conf(struct kgb_ctx *ctx, const char *root, bool in) {
   _cleanup_free_ char *conf = NULL, *saved = NULL;
   int r = kgb_root_resolve(root, "/etc/resolv.conf", false, &conf);

@@ -18,16 +18,14 @@ struct kgb_runner {
 int kgb_recipe_step(struct kgb_runner *run, char *const *argv, char *const *extra_env,
                     const char *cwd, const char *what);
 
+/* apt-get install of packages in the root ("--" before them: a name never becomes an option). */
+int kgb_apt_install(struct kgb_runner *run, char *const *packages, const char *what);
+
+/* A recipe's packages (unless packages_installed: the packages layer has them), inputs, files
+ * and steps; its warn steps are printed and appended to warnings. */
 int kgb_recipe_run(struct kgb_runner *run, const struct kgb_recipe *r, size_t index, size_t total,
-                   char ***warnings);
+                   bool packages_installed, char ***warnings);
 
-/* Logs, caches and host traces that would make the image depend on when and where it was
- * built. */
-int kgb_root_cleanup(struct kgb_runner *run);
-
-/* The bootstrapper copies the build host's resolv.conf and hostname: the image gets neutral
- * ones (the runtime provides both). Recipes run with the host's resolv.conf, and the root's
- * own is put back after them. */
-int kgb_root_neutral_host_files(struct kgb_ctx *ctx, const char *root);
-
+/* Recipes run with the host's resolv.conf (they download); the root's own is put back after
+ * them. */
 int kgb_root_swap_resolv_conf(struct kgb_ctx *ctx, const char *root, bool in);

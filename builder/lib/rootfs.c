@@ -29,11 +29,14 @@
 #include "exec.h"
 #include "fetch.h"
 #include "recipe-run.h"
+#include "root-data.h"
 #include "root-write.h"
 #include "source.h"
 #include "stage.h"
 
-#define KGB_ROOTFS_STAGE_VERSION "rootfs 1"
+/* 2: built on the packages layer; the guest files and cleanup rules are data (rootfs/) */
+#define KGB_ROOTFS_STAGE_VERSION "rootfs 2"
+#define KGB_LAYER_STAGE_VERSION "packages 1"
 
 /* Extracts a bootstrap tarball as root: owners, modes, times, extended attributes, device
  * nodes; no entry may climb out or go through a link. */
@@ -51,6 +54,7 @@ struct kgb_rootfs_result *kgb_rootfs_result_free(struct kgb_rootfs_result *r) {
   free(r->root);
   free(r->key);
   free(r->base);
+  free(r->layer);
   free(r->log_path);
   strv_free(r->recipes);
   strv_free(r->warnings);
@@ -151,7 +155,10 @@ static int hash_source(struct kgb_ctx *ctx, const char *path, struct sbuf *sb) {
   return r;
 }
 
-static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, struct sbuf *sb) {
+/* What a key covers of an expanded recipe; with hash false, a source is named, not read (to
+ * compare two expansions). */
+static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, bool hash,
+                           struct sbuf *sb) {
   int rc = sbuf_addf(sb, "recipe %s %s\n", r->name, r->sha256);
   for (size_t i = 0; rc >= 0 && r->packages && r->packages[i]; i++)
     rc = sbuf_addf(sb, " package %s\n", r->packages[i]);
@@ -168,7 +175,7 @@ static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, stru
     if (rc >= 0 && f->link)
       rc = sbuf_addf(sb, " link %s", f->link);
     if (rc >= 0 && f->source)
-      rc = hash_source(ctx, f->source, sb);
+      rc = hash ? hash_source(ctx, f->source, sb) : sbuf_addf(sb, " source %s", f->source);
     if (rc >= 0)
       rc = sbuf_addc(sb, '\n');
   }
@@ -190,12 +197,14 @@ static int describe_recipe(struct kgb_ctx *ctx, const struct kgb_recipe *r, stru
 }
 
 static int write_rootfs_manifest(struct kgb_stage *st, const struct kgb_profile *p,
-                                 const struct kgb_rootfs_result *res, const char *base_key) {
+                                 const struct kgb_rootfs_result *res, const char *base_key,
+                                 const char *layer_key) {
   struct sbuf sb = SBUF_INIT;
   kgb_manifest_begin(&sb, "rootfs", res->key);
   kgb_manifest_string(&sb, "profile", p->name);
   kgb_manifest_string(&sb, "release", res->kernel->release);
   kgb_manifest_string(&sb, "bootstrap", base_key);
+  kgb_manifest_string(&sb, "packages", layer_key);
   sbuf_addf(&sb, ",\n  \"source_date_epoch\": %lld,\n  \"kata_agent\": %s,\n  \"recipes\": [",
             res->epoch, res->kata_agent ? "true" : "false");
   kgb_stage_set(st, "release", "%s", res->kernel->release);
@@ -286,6 +295,14 @@ static int builtin_values(struct kgb_ctx *ctx, const struct kgb_profile *p, cons
 
 struct kgb_rootfs_plan {
   struct kgb_recipe **recipes;
+  size_t n;
+  /* per recipe: expanded with placeholders for the kernel's values, which is its real
+   * expansion when it uses none of them */
+  struct kgb_recipe **expanded;
+  bool *early;   /* needs no kernel (nor do the recipes it requires): runs in the packages layer */
+  bool *hoisted; /* runs after the kernel, but its packages are installed in the packages layer */
+  char **layer_packages;
+  struct kgb_root_data *data;
   bool need_headers;
 };
 
@@ -293,11 +310,97 @@ struct kgb_rootfs_plan *kgb_rootfs_plan_free(struct kgb_rootfs_plan *pl) {
   if (!pl)
     return NULL;
   kgb_recipes_free(pl->recipes);
+  for (size_t i = 0; pl->expanded && i < pl->n; i++)
+    kgb_recipe_free(pl->expanded[i]);
+  free(pl->expanded);
+  free(pl->early);
+  free(pl->hoisted);
+  strv_free(pl->layer_packages);
+  kgb_root_data_free(pl->data);
   free(pl);
   return NULL;
 }
 
 bool kgb_rootfs_plan_needs_headers(const struct kgb_rootfs_plan *pl) { return pl->need_headers; }
+
+static int plan_values(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                       const struct kgb_rootfs_opts *o, const char *release, const char *path,
+                       char ***ret) {
+  _cleanup_strv_free_ char **vals = NULL;
+  int r = builtin_values(ctx, p, release, path, path, &vals);
+  for (size_t i = 0; r >= 0 && p->settings && p->settings[i]; i++)
+    r = strv_extend(&vals, p->settings[i]);
+  for (size_t i = 0; r >= 0 && o->set && o->set[i]; i++)
+    r = strv_extend(&vals, o->set[i]);
+  if (r < 0)
+    return r;
+  *ret = TAKE_PTR(vals);
+  return 0;
+}
+
+static bool recipe_is_early(const struct kgb_rootfs_plan *pl, const char *name) {
+  for (size_t i = 0; i < pl->n; i++)
+    if (STREQ(pl->recipes[i]->name, name))
+      return pl->early[i];
+  return false;
+}
+
+/* Which work needs the kernel: a recipe is expanded twice with different placeholders for
+ * ${kernel_release}, ${kernel_modules} and ${kernel_headers_deb}; if both expansions are the
+ * same, it uses none of them and (when every recipe it requires is early too) runs in the
+ * packages layer, beside the kernel compile. The kernel's recipes keep their order after it;
+ * the packages of those at their head, before any of them lays a file or runs a step, are
+ * installed in the layer as well. */
+static int plan_layers(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                       const struct kgb_rootfs_opts *o, struct kgb_rootfs_plan *pl) {
+  _cleanup_strv_free_ char **va = NULL, **vb = NULL;
+  int r;
+  if ((r = plan_values(ctx, p, o, "RELEASE", "/nonexistent", &va)) < 0 ||
+      (r = plan_values(ctx, p, o, "RELEASE-B", "/nonexistent-b", &vb)) < 0)
+    return r;
+  pl->expanded = calloc(pl->n + 1, sizeof(*pl->expanded));
+  pl->early = calloc(pl->n + 1, sizeof(*pl->early));
+  pl->hoisted = calloc(pl->n + 1, sizeof(*pl->hoisted));
+  if (!pl->expanded || !pl->early || !pl->hoisted)
+    return -ENOMEM;
+  bool hoisting = true;
+  for (size_t i = 0; i < pl->n; i++) {
+    /* a recipe that cannot run fails now, not after ten minutes of compiling */
+    _cleanup_(kgb_recipe_freep) struct kgb_recipe *xb = NULL;
+    if ((r = kgb_recipe_expand(ctx, pl->recipes[i], va, &pl->expanded[i])) < 0 ||
+        (r = kgb_recipe_expand(ctx, pl->recipes[i], vb, &xb)) < 0)
+      return r;
+    const struct kgb_recipe *xa = pl->expanded[i];
+    struct sbuf ta = SBUF_INIT, tb = SBUF_INIT;
+    r = describe_recipe(ctx, xa, false, &ta);
+    if (r >= 0)
+      r = describe_recipe(ctx, xb, false, &tb);
+    bool same = r >= 0 && !ta.err && !tb.err && STREQ(sbuf_str(&ta), sbuf_str(&tb));
+    sbuf_release(&ta);
+    sbuf_release(&tb);
+    if (r < 0)
+      return r;
+    bool early = same;
+    for (size_t k = 0; early && pl->recipes[i]->requires && pl->recipes[i]->requires[k]; k++)
+      early = recipe_is_early(pl, pl->recipes[i]->requires[k]);
+    pl->early[i] = early;
+    if (early)
+      continue;
+    /* the packages of the kernel's recipes at their head; the same in both expansions */
+    bool same_packages = strv_length(xa->packages) == strv_length(xb->packages);
+    for (size_t k = 0; same_packages && xa->packages && xa->packages[k]; k++)
+      same_packages = STREQ(xa->packages[k], xb->packages[k]);
+    if (hoisting && same_packages && xa->packages && xa->packages[0]) {
+      pl->hoisted[i] = true;
+      for (size_t k = 0; xa->packages[k]; k++)
+        if (!strv_contains(pl->layer_packages, xa->packages[k]) &&
+            (r = strv_extend(&pl->layer_packages, xa->packages[k])) < 0)
+          return r;
+    }
+    hoisting = hoisting && same_packages && !xa->n_inputs && !xa->n_files && !xa->n_steps;
+  }
+  return 0;
+}
 
 int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
                         const struct kgb_rootfs_opts *o, struct kgb_rootfs_plan **ret) {
@@ -307,26 +410,156 @@ int kgb_rootfs_plan_new(struct kgb_ctx *ctx, const struct kgb_profile *p,
   int r = kgb_recipes_resolve(ctx, p->rootfs.recipes, o->without, &pl->recipes);
   if (r < 0)
     return r;
-  if ((r = check_settings(ctx, p, pl->recipes, p->settings, o->set)) < 0)
+  while (pl->recipes[pl->n])
+    pl->n++;
+  if ((r = check_settings(ctx, p, pl->recipes, p->settings, o->set)) < 0 ||
+      (r = kgb_root_data_load(ctx, p->rootfs.distro, &pl->data)) < 0)
     return r;
   for (size_t i = 0; pl->recipes[i]; i++)
     pl->need_headers = pl->need_headers || uses_variable(pl->recipes[i], "kernel_headers_deb");
-  /* a dry expansion with placeholders for what the kernel build will give: a recipe that
-   * cannot run fails now, not after ten minutes of compiling */
-  _cleanup_strv_free_ char **vals = NULL;
-  if ((r = builtin_values(ctx, p, "RELEASE", "/nonexistent", "/nonexistent", &vals)) < 0)
-    return r;
-  for (size_t i = 0; p->settings && p->settings[i] && r >= 0; i++)
-    r = strv_extend(&vals, p->settings[i]);
-  for (size_t i = 0; o->set && o->set[i] && r >= 0; i++)
-    r = strv_extend(&vals, o->set[i]);
-  for (size_t i = 0; pl->recipes[i] && r >= 0; i++) {
-    _cleanup_(kgb_recipe_freep) struct kgb_recipe *x = NULL;
-    r = kgb_recipe_expand(ctx, pl->recipes[i], vals, &x);
-  }
-  if (r < 0)
+  if ((r = plan_layers(ctx, p, o, pl)) < 0)
     return r;
   *ret = TAKE_PTR(pl);
+  return 0;
+}
+
+void kgb_packages_layer_release(struct kgb_packages_layer *l) {
+  free(l->tarball);
+  free(l->key);
+  strv_free(l->warnings);
+  *l = (struct kgb_packages_layer){0};
+}
+
+/* <workdir>/stages/<name>/<key>/<file> -> <key> */
+static char *stage_key_of(const char *file) {
+  const char *end = strrchr(file, '/'), *start = end;
+  while (start > file && start[-1] != '/')
+    start--;
+  return strndup(start, (size_t)(end - start));
+}
+
+static int layer_manifest(struct kgb_stage *st, const struct kgb_rootfs_plan *pl,
+                          const char *base_key, char *const *warnings) {
+  struct sbuf sb = SBUF_INIT;
+  kgb_manifest_begin(&sb, "packages", st->key);
+  kgb_manifest_string(&sb, "bootstrap", base_key);
+  sbuf_adds(&sb, ",\n  \"packages\": [");
+  for (size_t i = 0; pl->layer_packages && pl->layer_packages[i]; i++) {
+    sbuf_adds(&sb, i ? ", " : "");
+    sbuf_add_json(&sb, pl->layer_packages[i]);
+  }
+  sbuf_adds(&sb, "],\n  \"recipes\": [");
+  for (size_t i = 0, k = 0; i < pl->n; i++)
+    if (pl->early[i]) {
+      sbuf_adds(&sb, k++ ? ", " : "");
+      sbuf_add_json(&sb, pl->recipes[i]->name);
+    }
+  sbuf_adds(&sb, "],\n  \"warnings\": [");
+  for (size_t i = 0; warnings && warnings[i]; i++) {
+    sbuf_adds(&sb, i ? ", " : "");
+    sbuf_add_json(&sb, warnings[i]);
+    kgb_stage_set(st, "warning", "%s", warnings[i]);
+  }
+  sbuf_adds(&sb, "]\n}\n");
+  int r = kgb_stage_commit(st, &sb);
+  sbuf_release(&sb);
+  return r;
+}
+
+int kgb_rootfs_layer(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_rootfs_opts *o, const struct kgb_rootfs_plan *pl,
+                     const struct kgb_base *base, long long epoch, struct kgb_packages_layer *ret) {
+  double t0 = monotonic_seconds();
+  _cleanup_free_ char *base_key = stage_key_of(base->tarball);
+  if (!base_key)
+    return -ENOMEM;
+  struct sbuf ks = SBUF_INIT;
+  sbuf_addf(&ks, "%s\nbase %s\nepoch %lld\n", KGB_LAYER_STAGE_VERSION, base_key, epoch);
+  int r = kgb_root_data_describe(ctx, pl->data, KGB_ROOT_DATA_FILES | KGB_ROOT_DATA_WHILE_BUILDING,
+                                 &ks);
+  for (size_t i = 0; r >= 0 && pl->layer_packages && pl->layer_packages[i]; i++)
+    r = sbuf_addf(&ks, "install %s\n", pl->layer_packages[i]);
+  for (size_t i = 0; r >= 0 && i < pl->n; i++)
+    if (pl->early[i])
+      r = describe_recipe(ctx, pl->expanded[i], true, &ks);
+  if (r < 0 || ks.err) {
+    sbuf_release(&ks);
+    return r < 0 ? r : -ENOMEM;
+  }
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  r = kgb_stage_open(ctx, "packages", sbuf_str(&ks), "root.tar.zst", &st);
+  sbuf_release(&ks);
+  if (r < 0)
+    return r;
+  struct kgb_packages_layer l = {.tarball = strjoin_path(st->dir, "root.tar.zst"),
+                                 .key = strdup(st->key)};
+  if (!l.tarball || !l.key) {
+    kgb_packages_layer_release(&l);
+    return -ENOMEM;
+  }
+  if (st->cached) {
+    if ((r = kgb_stage_get(st, "warning", &l.warnings)) < 0) {
+      kgb_packages_layer_release(&l);
+      return r;
+    }
+    l.cached = true;
+    l.seconds = monotonic_seconds() - t0;
+    kgb_info(ctx, "packages: layer for '%s' is cached ('%s')", p->name, st->dir);
+    *ret = l;
+    return 0;
+  }
+  _cleanup_free_ char *log_path =
+      kgb_strdup_printf("%s/logs/packages-%s-%.16s.log", ctx->workdir, p->name, st->key);
+  _cleanup_free_ char *troot = strjoin_path(st->tmp, "rootfs");
+  _cleanup_free_ char *out = strjoin_path(st->tmp, "root.tar.zst");
+  _cleanup_strv_free_ char **env = NULL;
+  if (!log_path || !troot || !out ||
+      (r = strv_push(&env, kgb_strdup_printf("SOURCE_DATE_EPOCH=%lld", epoch))) < 0 ||
+      (r = kgb_workdir_logs(ctx)) < 0) {
+    kgb_packages_layer_release(&l);
+    return r < 0 ? r : -ENOMEM;
+  }
+  unlink(log_path);
+  kgb_info(ctx, "packages: installing what needs no kernel for '%s' in '%s': log '%s'", p->name,
+           st->tmp, log_path);
+  kgb_progress(ctx, "extracting the base", 0, 0);
+  struct kgb_runner run = {ctx, troot, log_path, env};
+  if ((r = mkdir_p(troot, 0755)) >= 0 && (r = extract_base(ctx, base->tarball, troot)) >= 0 &&
+      (r = kgb_root_data_lay(ctx, pl->data, KGB_ROOT_DATA_FILES, troot)) >= 0 &&
+      (r = kgb_root_data_lay(ctx, pl->data, KGB_ROOT_DATA_WHILE_BUILDING, troot)) >= 0 &&
+      (r = kgb_root_swap_resolv_conf(ctx, troot, true)) >= 0) {
+    char *argv[] = {"apt-get", "update", "-o", "Dpkg::Use-Pty=0", NULL};
+    kgb_progress(ctx, "updating the package lists", 0, 0);
+    r = kgb_recipe_step(&run, argv, NULL, NULL, "updating the package lists");
+    if (r >= 0 && pl->layer_packages) {
+      kgb_progress(ctx, "installing packages", 0, 0);
+      r = kgb_apt_install(&run, pl->layer_packages,
+                          "installing the packages of the recipes that use the kernel");
+    }
+    for (size_t i = 0; r >= 0 && i < pl->n; i++)
+      if (pl->early[i])
+        r = kgb_recipe_run(&run, pl->expanded[i], i, pl->n, false, &l.warnings);
+    int r2 = kgb_root_swap_resolv_conf(ctx, troot, false);
+    if (r >= 0)
+      r = r2;
+  }
+  if (r >= 0 && (r = kgb_tree_archive(ctx, troot, out, KGB_ARCHIVE_TAR, KGB_COMPRESS_ZSTD, epoch,
+                                      NULL)) >= 0) {
+    int r2 = rm_rf(troot);
+    r = r2 < 0 ? kgb_error(ctx, r2, "cannot remove '%s': %s", troot, strerror(-r2)) : 0;
+  }
+  if (r >= 0)
+    r = layer_manifest(st, pl, base_key, l.warnings);
+  if (r < 0) {
+    if (o->keep_failed && r != -ECANCELED) {
+      kgb_stage_keep(st);
+      kgb_warn(ctx, "the failed root is kept in '%s' (--keep-failed): remove it when done", troot);
+    }
+    kgb_packages_layer_release(&l);
+    return r;
+  }
+  l.seconds = monotonic_seconds() - t0;
+  *ret = l;
   return 0;
 }
 
@@ -338,7 +571,6 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return -ENOMEM;
   double t0 = monotonic_seconds();
   struct kgb_recipe **recipes = pl->recipes;
-  char *const *settings = p->settings;
   int r;
   res->kernel = in->kernel;
   const struct kgb_build_result *b = res->kernel;
@@ -351,10 +583,15 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return -ENOMEM;
   res->base_cached = in->base->cached;
   res->bootstrap_seconds = in->base->seconds;
-  if (!(res->base = strdup(in->base->tarball)))
+  res->layer_cached = in->layer->cached;
+  res->layer_seconds = in->layer->seconds;
+  if (!(res->base = strdup(in->base->tarball)) || !(res->layer = strdup(in->layer->tarball)))
     return -ENOMEM;
+  for (size_t i = 0; in->layer->warnings && in->layer->warnings[i]; i++)
+    if ((r = strv_extend(&res->warnings, in->layer->warnings[i])) < 0)
+      return r;
   res->epoch = b->epoch;
-  /* 3. every value, then the recipes as they will run */
+  /* every value, then the recipes as they will run */
   _cleanup_strv_free_ char **vals = NULL;
   const char *modules = b->modules_dir;
   _cleanup_free_ char *empty = NULL;
@@ -368,15 +605,13 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   }
   if ((r = builtin_values(ctx, p, b->release, modules, res->headers_deb, &vals)) < 0)
     return r;
-  for (size_t i = 0; settings && settings[i]; i++)
-    if ((r = strv_extend(&vals, settings[i])) < 0)
+  for (size_t i = 0; p->settings && p->settings[i]; i++)
+    if ((r = strv_extend(&vals, p->settings[i])) < 0)
       return r;
   for (size_t i = 0; o->set && o->set[i]; i++)
     if ((r = strv_extend(&vals, o->set[i])) < 0)
       return r;
-  size_t n_recipes = 0;
-  while (recipes[n_recipes])
-    n_recipes++;
+  size_t n_recipes = pl->n;
   _cleanup_(kgb_recipes_freep) struct kgb_recipe **plan = calloc(n_recipes + 1, sizeof(*plan));
   if (!plan)
     return -ENOMEM;
@@ -391,21 +626,30 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   }
   bool purge = p->rootfs.purge_build_packages;
   char *const *libvers = p->rootfs.library_versions;
-  /* 4. the base */
-  _cleanup_free_ char *base_dir = strdup(res->base);
-  if (!base_dir)
+  _cleanup_free_ char *base_key = stage_key_of(res->base);
+  const char *layer_key = in->layer->key;
+  if (!base_key)
     return -ENOMEM;
-  *strrchr(base_dir, '/') = '\0';
-  const char *base_key = strrchr(base_dir, '/') + 1;
-  /* 5. the key */
+  /* the key: the packages layer's (which covers the base and the early recipes), the
+   * kernel's, and what runs on top */
   struct sbuf ks = SBUF_INIT;
-  sbuf_addf(&ks, "%s\nbase %s\nkernel %s\nrelease %s\nepoch %lld\npurge %d\n",
-            KGB_ROOTFS_STAGE_VERSION, base_key, strrchr(b->stage_dir, '/') + 1, b->release,
+  sbuf_addf(&ks, "%s\nlayer %s\nkernel %s\nrelease %s\nepoch %lld\npurge %d\n",
+            KGB_ROOTFS_STAGE_VERSION, layer_key, strrchr(b->stage_dir, '/') + 1, b->release,
             res->epoch, purge);
   for (size_t i = 0; libvers && libvers[i]; i++)
     sbuf_addf(&ks, "library %s\n", libvers[i]);
-  for (size_t i = 0; r >= 0 && plan[i]; i++)
-    r = describe_recipe(ctx, plan[i], &ks);
+  r = kgb_root_data_describe(ctx, pl->data, KGB_ROOT_DATA_FILES | KGB_ROOT_DATA_CLEANUP, &ks);
+  for (size_t i = 0; r >= 0 && plan[i]; i++) {
+    if (pl->early[i])
+      r = sbuf_addf(&ks, "early %s\n", plan[i]->name);
+    else if ((r = sbuf_addf(&ks, "%s", pl->hoisted[i] ? "hoisted " : "")) >= 0)
+      r = describe_recipe(ctx, plan[i], true, &ks);
+    /* the layer ran the early recipes; their cleanup is part of this stage's */
+    for (size_t j = 0; r >= 0 && pl->early[i] && plan[i]->purge && plan[i]->purge[j]; j++)
+      r = sbuf_addf(&ks, " purge %s\n", plan[i]->purge[j]);
+    for (size_t j = 0; r >= 0 && pl->early[i] && plan[i]->remove && plan[i]->remove[j]; j++)
+      r = sbuf_addf(&ks, " remove %s\n", plan[i]->remove[j]);
+  }
   if (r < 0 || ks.err) {
     sbuf_release(&ks);
     return r < 0 ? r : -ENOMEM;
@@ -424,6 +668,8 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
   if (st->cached) {
     strv_free(res->recipes);
     res->recipes = NULL;
+    strv_free(res->warnings);
+    res->warnings = NULL;
     if ((r = read_cached(st, res)) < 0)
       return kgb_error(ctx, -EIO, "'%s' is incomplete: remove it and build again", res->stage_dir);
     res->cached = true;
@@ -431,7 +677,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     *ret = TAKE_PTR(res);
     return 0;
   }
-  /* 6. the tree, in a temporary stage directory */
+  /* the tree, in a temporary stage directory */
   if ((r = kgb_workdir_logs(ctx)) < 0)
     return r;
   unlink(res->log_path);
@@ -441,27 +687,20 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return -ENOMEM;
   kgb_info(ctx, "rootfs: building '%s' for %s in '%s': log '%s'", p->name, b->release, tmp,
            res->log_path);
-  kgb_progress(ctx, "extracting the base", 0, 0);
+  kgb_progress(ctx, "extracting the packages layer", 0, 0);
   _cleanup_strv_free_ char **run_env = NULL;
   struct kgb_runner run = {ctx, troot, res->log_path, NULL};
-  if ((r = mkdir_p(troot, 0755)) < 0 || (r = extract_base(ctx, res->base, troot)) < 0 ||
-      (r = kgb_root_neutral_host_files(ctx, troot)) < 0)
+  if ((r = mkdir_p(troot, 0755)) < 0 || (r = extract_base(ctx, res->layer, troot)) < 0)
     goto fail;
   if ((r = strv_push(&run_env, kgb_strdup_printf("SOURCE_DATE_EPOCH=%lld", res->epoch))) < 0)
     goto fail;
   run.env = run_env;
-  /* no service starts in the root while packages are installed */
-  if ((r = kgb_root_write(ctx, troot, "/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0755)) <
-          0 ||
-      (r = kgb_root_swap_resolv_conf(ctx, troot, true)) < 0)
+  /* the layer has the package lists and the while-building files (no service starts) */
+  if ((r = kgb_root_swap_resolv_conf(ctx, troot, true)) < 0)
     goto fail;
-  {
-    char *argv[] = {"apt-get", "update", "-o", "Dpkg::Use-Pty=0", NULL};
-    kgb_progress(ctx, "updating the package lists", 0, 0);
-    r = kgb_recipe_step(&run, argv, NULL, NULL, "updating the package lists");
-  }
   for (size_t i = 0; r >= 0 && plan[i]; i++)
-    r = kgb_recipe_run(&run, plan[i], i, n_recipes, &res->warnings);
+    if (!pl->early[i])
+      r = kgb_recipe_run(&run, plan[i], i, n_recipes, pl->hoisted[i], &res->warnings);
   if (r >= 0 && purge) {
     _cleanup_strv_free_ char **argv = NULL;
     static const char *const head[] = {"apt-get", "purge",           "-y", "--auto-remove",
@@ -490,11 +729,13 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (r >= 0)
       r = r2;
   }
-  if (r >= 0)
-    r = kgb_root_cleanup(&run);
+  /* what would make the image depend on when and where it was built goes; the guest files
+   * come last, over whatever a package wrote */
+  if (r >= 0 && (r = kgb_root_data_cleanup(ctx, pl->data, troot)) >= 0)
+    r = kgb_root_data_lay(ctx, pl->data, KGB_ROOT_DATA_FILES, troot);
   if (r < 0)
     goto fail;
-  /* 7. the checks, the report, the rename */
+  /* the checks, the report, the rename */
   {
     const char *sysmap = b->system_map;
     struct kgb_modcheck_opts mo = {.release = b->release,
@@ -516,7 +757,7 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
                      (*ret)->check->n_problems, (*ret)->check->n_problems == 1 ? "" : "s");
   }
   if ((r = kgb_tree_report(ctx, troot, &res->report)) < 0 ||
-      (r = write_rootfs_manifest(st, p, res, base_key)) < 0)
+      (r = write_rootfs_manifest(st, p, res, base_key, layer_key)) < 0)
     goto fail;
   res->seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);

@@ -30,11 +30,27 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_rootfs_plan *, kgb_rootfs_plan_free)
 /* A recipe installs the kernel's Debian header package (${kernel_headers_deb}). */
 bool kgb_rootfs_plan_needs_headers(const struct kgb_rootfs_plan *pl);
 
+/* The packages layer: the base with the package lists, the packages of the plan's recipes
+ * and every recipe that needs no kernel, as a tarball. It needs the base and the build's
+ * SOURCE_DATE_EPOCH, not the kernel: a pipeline makes it while the kernel compiles. */
+struct kgb_packages_layer {
+  char *tarball; /* <workdir>/stages/packages/<key>/root.tar.zst */
+  char *key;
+  char **warnings; /* what its recipes said */
+  bool cached;
+  double seconds;
+};
+void kgb_packages_layer_release(struct kgb_packages_layer *l);
+int kgb_rootfs_layer(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                     const struct kgb_rootfs_opts *o, const struct kgb_rootfs_plan *pl,
+                     const struct kgb_base *base, long long epoch, struct kgb_packages_layer *ret);
+
 /* What the rootfs stage is built from: the results of the stages before it. */
 struct kgb_rootfs_inputs {
   const struct kgb_build_result *kernel;
   const char *headers_deb; /* required when the plan needs headers */
   const struct kgb_base *base;
+  const struct kgb_packages_layer *layer;
 };
 
 struct kgb_rootfs_result {
@@ -43,16 +59,17 @@ struct kgb_rootfs_result {
   char *stage_dir;                       /* <workdir>/stages/rootfs/<key> */
   char *root;                            /* <stage_dir>/rootfs */
   char *key;
-  char *base; /* the bootstrap tarball */
+  char *base;  /* the bootstrap tarball */
+  char *layer; /* the packages layer's tarball */
   char *log_path;
   char **recipes;  /* names, in the order they ran */
   char **warnings; /* what the recipes said (warn steps) */
-  bool cached, base_cached;
+  bool cached, base_cached, layer_cached;
   bool kata_agent; /* an agent was installed: a complete Kata guest */
   struct kgb_modcheck *check;
   struct kgb_tree_report report;
   long long epoch;
-  double seconds, bootstrap_seconds;
+  double seconds, bootstrap_seconds, layer_seconds;
 };
 
 struct kgb_rootfs_result *kgb_rootfs_result_free(struct kgb_rootfs_result *r);
