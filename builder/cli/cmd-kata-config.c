@@ -32,10 +32,14 @@ enum {
   O_PRIORITY,
   O_PATCH,
   O_CHECK,
-  O_VIRGL
+  O_VIRGL,
+  O_RUNTIME,
+  O_ALLOW_LOSS,
 };
 static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
                                         {"kata-version", required_argument, NULL, O_VERSION},
+                                        {"runtime", required_argument, NULL, O_RUNTIME},
+                                        {"allow-loss", no_argument, NULL, O_ALLOW_LOSS},
                                         {"sysfs", required_argument, NULL, O_SYSFS},
                                         {"gpu", required_argument, NULL, O_GPU},
                                         {"prefix", required_argument, NULL, O_PREFIX},
@@ -56,6 +60,14 @@ static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
       break;
     case O_VERSION:
       o->engine.kata_version = optarg;
+      break;
+    case O_RUNTIME:
+      if (kgb_kata_runtime_from_string(optarg) < 0)
+        return cli_usage(cli, "kata-config: --runtime takes go or rs, not '%s'", optarg);
+      o->engine.runtime = optarg;
+      break;
+    case O_ALLOW_LOSS:
+      o->engine.allow_loss = true;
       break;
     case O_SYSFS:
       if (kgb_ctx_set_string(&cli->ctx->sysfs, optarg) < 0)
@@ -121,6 +133,8 @@ static void render_json(struct json *j, const struct kgb_kata_plan *plan, const 
   json_object_begin(j, NULL, JSON_BLOCK);
   json_string(j, "profile", plan->profile);
   json_string(j, "kata_version", plan->version);
+  json_string(j, "runtime", kgb_kata_runtime_to_string(plan->release.runtime));
+  json_string(j, "kata_version_from", plan->release_source);
   json_strv(j, "gpus", plan->gpus);
   json_string_or_null(j, "large_bar", plan->large_bar);
   json_strv(j, "header", plan->header);
@@ -231,16 +245,26 @@ static const char kata_config_help[] =
     "The host decides the topology: the GPUs' BARs are read from <sysfs>/bus/pci/devices; a\n"
     "64-bit BAR of 4 GiB or more means q35 with PCIe root ports, one per GPU. With no GPU of\n"
     "the profile's vendor, the profile's defaults (and a comment says so).\n\n"
-    "Keys follow the Kata version: 3.x uses hot_plug_vfio/cold_plug_vfio, pcie_root_port and\n"
-    "rootfs_type; 1.x and 2.x use hotplug_vfio_on_root_bus (large BARs need 1.11 or later: an\n"
-    "older version is refused for them); Intel profiles with 1.x use the pc machine type with\n"
-    "VFIO on the root bus; vfio_mode exists from 2.x on.\n\n"
+    "Keys follow the Kata release and runtime: only keys that release's runtime reads are\n"
+    "written (the table is docs/kata-keys.tsv, read off Kata's source at every release), and a\n"
+    "setting the profile needs that the release cannot express is an error that says what\n"
+    "would be lost (--allow-loss writes the rest and warns). The Go runtime uses\n"
+    "hot_plug_vfio/cold_plug_vfio from 3.2, hotplug_vfio_on_root_bus before (large BARs need\n"
+    "1.11 or later); runtime-rs 4.x only cold-plugs. Intel profiles with 1.x use the pc\n"
+    "machine type with VFIO on the root bus. Drop-ins are read by the Go runtime from 2.5.0 on\n"
+    "(runtime-rs always): for an older release --drop-in is refused, use --patch.\n\n"
     "Installed names: <prefix>/share/kata-containers/vmlinuz-<vendor>-gpu.container for the\n"
     "kernel, kata-containers-<profile>.img (image) or kata-containers-initrd-<profile>.img\n"
     "(initrd) beside it.\n\n"
     "options:\n"
     "  -p, --profile NAME|FILE  the profile ('kata-gpu-builder profiles' lists them)\n"
-    "      --kata-version V     1.x, 2.x or 3.x (default), or a release such as 1.11\n"
+    "      --kata-version V     a release (3.2.0), a minor line (3.2: its newest patch) or a\n"
+    "                           major line (3.x: its newest release); default: the installed\n"
+    "                           runtime's (kata-runtime or containerd-shim-kata-v2 --version),\n"
+    "                           else the newest known\n"
+    "      --runtime go|rs      the Go runtime or runtime-rs (default: the installed shim's,\n"
+    "                           else go)\n"
+    "      --allow-loss         write what the release can express; warn about the rest\n"
     "      --sysfs DIR          read the GPUs from DIR instead of /sys\n"
     "      --gpu BDF            decide the topology from this GPU only\n"
     "      --prefix DIR         where Kata's files are installed (default /usr; kata-deploy\n"

@@ -18,6 +18,7 @@
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
 #include "kata-names.h"
+#include "kata-releases.h"
 #include "pci.h"
 #include "toml.h"
 
@@ -42,58 +43,50 @@ struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p) {
     free(p->settings[i].why);
   }
   free(p->settings);
+  for (size_t i = 0; i < p->n_lost; i++) {
+    free(p->lost[i].key);
+    free(p->lost[i].why);
+  }
+  free(p->lost);
   free(p);
   return NULL;
 }
 
-int kgb_kata_version_parse(struct kgb_ctx *ctx, const char *s, unsigned *ret_major,
-                           unsigned *ret_minor) {
-  const char *v = s + (s[0] == 'v');
-  unsigned major = 0, minor = UINT_MAX, patch;
-  int n = 0;
-  bool ok = false;
-  if (sscanf(v, "%u.x%n", &major, &n) == 1 && (size_t)n == strlen(v))
-    ok = true;
-  else if (sscanf(v, "%u.%u.%u%n", &major, &minor, &patch, &n) == 3 && (size_t)n == strlen(v))
-    ok = true;
-  else if (sscanf(v, "%u.%u%n", &major, &minor, &n) == 2 && (size_t)n == strlen(v))
-    ok = true;
-  else if (sscanf(v, "%u%n", &major, &n) == 1 && (size_t)n == strlen(v))
-    ok = true, minor = UINT_MAX;
-  if (!ok || major < 1 || major > 3)
-    return kgb_error(ctx, -EINVAL,
-                     "unknown Kata version '%s': use 1.x, 2.x or 3.x, or a release such as 1.11 "
-                     "or 3.2.0",
-                     s);
-  *ret_major = major;
-  *ret_minor = minor;
+/* ---- building the plan ---- */
+static int add_header(struct kgb_kata_plan *plan, char *line);
+
+/* A setting the release cannot express: what it would have done, for the error (or the
+ * warning with --allow-loss). Takes why. */
+static int lose(struct kgb_kata_plan *plan, const char *table, const char *key, char *why) {
+  struct kgb_kata_setting *n = realloc(plan->lost, (plan->n_lost + 1) * sizeof(*plan->lost));
+  if (!n || !why) {
+    free(why);
+    return -ENOMEM;
+  }
+  plan->lost = n;
+  char *k = strdup(key);
+  if (!k) {
+    free(why);
+    return -ENOMEM;
+  }
+  plan->lost[plan->n_lost++] = (struct kgb_kata_setting){.table = table, .key = k, .why = why};
   return 0;
 }
 
-bool kgb_kata_key_known(unsigned major, unsigned minor, const char *table, const char *key) {
-  static const char *const any_hv[] = {"kernel",       "image",          "initrd",
-                                       "machine_type", "kernel_params",  "default_memory",
-                                       "enable_iommu", "guest_hook_path"};
-  if (STREQ(table, AGENT))
-    return STREQ(key, "kernel_modules");
-  if (STREQ(table, RUNTIME))
-    return STREQ(key, "vfio_mode") && major >= 2;
-  if (!STREQ(table, HV))
-    return false;
-  for (size_t i = 0; i < ELEMENTSOF(any_hv); i++)
-    if (STREQ(key, any_hv[i]))
-      return true;
-  if (major <= 2 && STREQ(key, "hotplug_vfio_on_root_bus"))
-    return true;
-  if (STREQ(key, "pcie_root_port"))
-    return major >= 2 || minor >= 11;
-  return major >= 3 &&
-         (STREQ(key, "hot_plug_vfio") || STREQ(key, "cold_plug_vfio") || STREQ(key, "rootfs_type"));
-}
+/* Adds a setting when the release's runtime reads the key. Otherwise the setting is lost
+ * (unless_missing NULL), or nothing is lost and unless_missing says why in the header. Takes
+ * value and why. */
+static int add_if_known(struct kgb_kata_plan *plan, const char *table, const char *key, char *value,
+                        char *why, const char *unless_missing);
 
-/* ---- building the plan ---- */
 static int add(struct kgb_kata_plan *plan, const char *table, const char *key, char *value,
                char *why) {
+  return add_if_known(plan, table, key, value, why, NULL);
+}
+
+/* Adds a setting whatever the release reads (the experimental virgl keys). */
+static int add_any(struct kgb_kata_plan *plan, const char *table, const char *key, char *value,
+                   char *why) {
   if (!value || !why) {
     free(value);
     free(why);
@@ -112,6 +105,19 @@ static int add(struct kgb_kata_plan *plan, const char *table, const char *key, c
   plan->settings[plan->n_settings++] =
       (struct kgb_kata_setting){.table = table, .key = k, .value = value, .why = why};
   return 0;
+}
+
+static int add_if_known(struct kgb_kata_plan *plan, const char *table, const char *key, char *value,
+                        char *why, const char *unless_missing) {
+  if (kgb_kata_release_has_key(&plan->release, table, key))
+    return add_any(plan, table, key, value, why);
+  free(value);
+  if (!unless_missing)
+    return lose(plan, table, key, why);
+  free(why);
+  return add_header(plan, kgb_strdup_printf("Kata %s (%s) has no %s: %s", plan->version,
+                                            kgb_kata_runtime_label(plan->release.runtime), key,
+                                            unless_missing));
 }
 
 static char *str_value(const char *s) { return kgb_toml_quote(s); }
@@ -270,41 +276,91 @@ static int plan_root_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
   return add(plan, HV, "pcie_root_port", int_value(want), why);
 }
 
-static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const struct kgb_profile *p,
-                     const struct host *h, bool intel_pc) {
+/* Releases with hot_plug_vfio/cold_plug_vfio (Go from 3.2): the port types. */
+static int plan_vfio_ports(struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                           const struct host *h) {
   const char *large = plan->large_bar;
+  const char *hot = p->kata.hot_plug_vfio;
+  const char *cold = p->kata.cold_plug_vfio;
+  hot = hot ? hot : "root-port";
+  cold = cold ? cold : "no-port";
+  char *why;
   int r;
-  if (plan->major >= 3) {
-    const char *hot = p->kata.hot_plug_vfio;
-    const char *cold = p->kata.cold_plug_vfio;
-    hot = hot ? hot : "root-port";
-    cold = cold ? cold : "no-port";
-    char *why;
-    if (large && !STREQ(hot, "root-port") && !STREQ(cold, "root-port")) {
-      why = kgb_strdup_printf("%s: hot-plug it into a PCIe root port (the profile says '%s', and "
-                              "behind a bridge there is no room for it)",
-                              large, hot);
-      hot = "root-port";
-      cold = "no-port";
-    } else if (large) {
-      why = kgb_strdup_printf("%s: a PCIe root port has room for it, a PCI bridge does not", large);
-    } else {
-      why = kgb_strdup_printf("how GPUs are plugged into the VM (kata.%s_plug_vfio in the profile)",
-                              STREQ(cold, "no-port") ? "hot" : "cold");
-    }
-    if (!STREQ(cold, "no-port") && !STREQ(hot, "no-port"))
-      hot = "no-port";
-    if ((r = add(plan, HV, "hot_plug_vfio", str_value(hot), why)) < 0 ||
-        (r = add(plan, HV, "cold_plug_vfio", str_value(cold),
-                 strdup("only one of hot_plug_vfio and cold_plug_vfio may be other than "
-                        "\"no-port\""))) < 0)
-      return r;
-    if (STREQ(hot, "root-port") || STREQ(cold, "root-port"))
-      return plan_root_ports(plan, p, h);
-    return 0;
+  if (large && !STREQ(hot, "root-port") && !STREQ(cold, "root-port")) {
+    why = kgb_strdup_printf("%s: hot-plug it into a PCIe root port (the profile says '%s', and "
+                            "behind a bridge there is no room for it)",
+                            large, hot);
+    hot = "root-port";
+    cold = "no-port";
+  } else if (large) {
+    why = kgb_strdup_printf("%s: a PCIe root port has room for it, a PCI bridge does not", large);
+  } else {
+    why = kgb_strdup_printf("how GPUs are plugged into the VM (kata.%s_plug_vfio in the profile)",
+                            STREQ(cold, "no-port") ? "hot" : "cold");
   }
-  /* Kata 1.x and 2.x: hotplug_vfio_on_root_bus, with pcie_root_port from 1.11 on. */
-  bool ports = kgb_kata_key_known(plan->major, plan->minor, HV, "pcie_root_port");
+  if (!STREQ(cold, "no-port") && !STREQ(hot, "no-port"))
+    hot = "no-port";
+  if ((r = add(plan, HV, "hot_plug_vfio", str_value(hot), why)) < 0 ||
+      (r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+               strdup("only one of hot_plug_vfio and cold_plug_vfio may be other than "
+                      "\"no-port\""))) < 0)
+    return r;
+  if (!STREQ(hot, "root-port") && !STREQ(cold, "root-port"))
+    return 0;
+  if (!kgb_kata_release_has_key(&plan->release, HV, "pcie_root_port"))
+    return add_header(plan, kgb_strdup_printf("Kata %s has no pcie_root_port: it adds a root port "
+                                              "for each PCIe function of the devices' IOMMU "
+                                              "groups itself",
+                                              plan->version));
+  return plan_root_ports(plan, p, h);
+}
+
+/* runtime-rs from 4.0: cold_plug_vfio alone (no hot-plug key at all). */
+static int plan_vfio_cold_only(struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                               const struct host *h) {
+  const char *hot = p->kata.hot_plug_vfio, *cold = p->kata.cold_plug_vfio;
+  int r;
+  if (hot && !STREQ(hot, "no-port") && (!cold || STREQ(cold, "no-port")))
+    return lose(plan, HV, "hot_plug_vfio",
+                kgb_strdup_printf("the profile hot-plugs GPUs (kata.hot_plug_vfio = \"%s\"); "
+                                  "%s %s only cold-plugs them: set kata.cold_plug_vfio = "
+                                  "\"root-port\" and kata.hot_plug_vfio = \"no-port\"",
+                                  hot, kgb_kata_runtime_label(plan->release.runtime),
+                                  plan->version));
+  cold = cold ? cold : "root-port";
+  if (!kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold))
+    return lose(plan, HV, "cold_plug_vfio",
+                kgb_strdup_printf("cold_plug_vfio = \"%s\": %s takes only \"root-port\" or "
+                                  "\"no-port\"",
+                                  cold, kgb_kata_runtime_label(plan->release.runtime)));
+  if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+               strdup("GPUs are cold-plugged into the VM when it starts (kata.cold_plug_vfio)"))) <
+      0)
+    return r;
+  return STREQ(cold, "root-port") ? plan_root_ports(plan, p, h) : 0;
+}
+
+/* Releases before the port types (Go 1.x to 3.1, runtime-rs 3.x): hotplug_vfio_on_root_bus,
+ * with pcie_root_port from Go 1.11 on. */
+static int plan_vfio_root_bus(struct kgb_ctx *ctx, struct kgb_kata_plan *plan,
+                              const struct kgb_profile *p, const struct host *h, bool intel_pc) {
+  const char *large = plan->large_bar;
+  const char *cold = p->kata.cold_plug_vfio;
+  int r;
+  if (cold && !STREQ(cold, "no-port")) {
+    /* runtime-rs 3.31 and 3.32 have cold_plug_vfio beside the root bus */
+    if (!kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold))
+      return lose(plan, HV, "cold_plug_vfio",
+                  kgb_strdup_printf("the profile cold-plugs GPUs (kata.cold_plug_vfio = "
+                                    "\"%s\"), which Kata %s cannot: it hot-plugs them",
+                                    cold, plan->version));
+    if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+                 strdup("GPUs are cold-plugged into the VM when it starts "
+                        "(kata.cold_plug_vfio)"))) < 0)
+      return r;
+    return plan_root_ports(plan, p, h);
+  }
+  bool ports = kgb_kata_release_has_key(&plan->release, HV, "pcie_root_port");
   if (large) {
     if (!ports)
       return kgb_error(ctx, -ENOTSUP,
@@ -330,11 +386,81 @@ static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const stru
   bool root = !hot || STREQ(hot, "root-port");
   if ((r = add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(root),
                kgb_strdup_printf("no %s GPU on this host: the profile's %s, which Kata before "
-                                 "3.0 spells hotplug_vfio_on_root_bus = %s",
+                                 "3.2 spells hotplug_vfio_on_root_bus = %s",
                                  profile_label(p), root ? "root-port hot-plug" : "bridge hot-plug",
                                  root ? "true" : "false"))) < 0)
     return r;
   return root && ports ? plan_root_ports(plan, p, h) : 0;
+}
+
+static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                     const struct host *h, bool intel_pc) {
+  const struct kgb_kata_release *rel = &plan->release;
+  if (kgb_kata_release_has_key(rel, HV, "hot_plug_vfio"))
+    return plan_vfio_ports(plan, p, h);
+  if (kgb_kata_release_has_key(rel, HV, "hotplug_vfio_on_root_bus"))
+    return plan_vfio_root_bus(ctx, plan, p, h, intel_pc);
+  return plan_vfio_cold_only(plan, p, h);
+}
+
+/* --kata-version and --runtime, else the installed runtime's, else the newest release known. */
+static int kgb_kata_release_choose(struct kgb_ctx *ctx, const struct kgb_kata_opts *o,
+                                   struct kgb_kata_release *ret, const char **ret_source) {
+  enum kgb_kata_runtime rt = KGB_KATA_GO;
+  bool rt_given = o->runtime != NULL;
+  if (rt_given && (rt = kgb_kata_runtime_from_string(o->runtime)) < 0)
+    return kgb_error(ctx, -EINVAL, "--runtime takes go or rs, not '%s'", o->runtime);
+  if (o->kata_version) {
+    *ret_source = "as given";
+    return kgb_kata_release_parse(ctx, o->kata_version, rt, ret);
+  }
+  struct kgb_kata_release installed;
+  int r = kgb_kata_release_installed(ctx, &installed);
+  if (r >= 0) {
+    *ret_source = "the installed runtime's release";
+    if (rt_given)
+      return kgb_kata_release_parse(ctx, installed.name, rt, ret);
+    *ret = installed;
+    return 0;
+  }
+  *ret_source = "the newest release known; none is installed";
+  return kgb_kata_release_parse(ctx, kgb_kata_release_newest(), rt, ret);
+}
+
+/* What the release cannot express is an error, or with --allow-loss a warning and a header
+ * line each. */
+static int check_losses(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, bool allow) {
+  if (!plan->n_lost)
+    return 0;
+  const char *rt = kgb_kata_runtime_label(plan->release.runtime);
+  if (allow) {
+    for (size_t i = 0; i < plan->n_lost; i++) {
+      const struct kgb_kata_setting *l = &plan->lost[i];
+      kgb_warn(ctx, "Kata %s (%s) has no %s.%s: lost: %s", plan->version, rt, l->table, l->key,
+               l->why);
+      int r = add_header(plan, kgb_strdup_printf("LOST (--allow-loss): Kata %s (%s) has no %s: %s",
+                                                 plan->version, rt, l->key, l->why));
+      if (r < 0)
+        return r;
+    }
+    return 0;
+  }
+  struct sbuf sb = SBUF_INIT;
+  for (size_t i = 0; i < plan->n_lost; i++) {
+    const struct kgb_kata_setting *l = &plan->lost[i];
+    const char *first = kgb_kata_key_first(plan->release.runtime, l->table, l->key);
+    if (first)
+      sbuf_addf(&sb, "\n  %s.%s (read from %s on): %s", l->table, l->key, first, l->why);
+    else
+      sbuf_addf(&sb, "\n  %s.%s (read by no %s release): %s", l->table, l->key, rt, l->why);
+  }
+  int r = kgb_error(ctx, -ENOTSUP,
+                    "Kata %s (%s) cannot express what profile '%s' needs; it would lose:%s\n"
+                    "use a --kata-version (or --runtime) that reads these keys, or --allow-loss "
+                    "to write the settings without them",
+                    plan->version, rt, plan->profile, sb.err ? "" : sbuf_str(&sb));
+  sbuf_release(&sb);
+  return r;
 }
 
 int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct kgb_kata_opts *o,
@@ -342,10 +468,10 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   _cleanup_(kgb_kata_plan_freep) struct kgb_kata_plan *plan = calloc(1, sizeof(*plan));
   if (!plan)
     return -ENOMEM;
-  const char *version = o->kata_version ? o->kata_version : "3.x";
-  int r = kgb_kata_version_parse(ctx, version, &plan->major, &plan->minor);
+  int r = kgb_kata_release_choose(ctx, o, &plan->release, &plan->release_source);
   if (r < 0)
     return r;
+  const char *version = plan->release.name;
   if (!(plan->profile = strdup(p->name)) || !(plan->version = strdup(version)))
     return -ENOMEM;
   const char *host_mode = p->host.mode;
@@ -369,8 +495,10 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
       r = -ENOMEM;
   }
   if (r >= 0)
-    r = add_header(plan, kgb_strdup_printf("Kata Containers %s settings for profile '%s': %s",
-                                           version, p->name, p->description));
+    r = add_header(plan, kgb_strdup_printf("Kata Containers %s (%s, %s) settings for profile "
+                                           "'%s': %s",
+                                           version, kgb_kata_runtime_label(plan->release.runtime),
+                                           plan->release_source, p->name, p->description));
   if (r >= 0)
     r = add_header(plan, strdup("Generated by kata-gpu-builder kata-config: only the keys this "
                                 "profile needs, each with its reason."));
@@ -389,7 +517,7 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   _cleanup_free_ char *image = kgb_kata_image_file(p, initrd_image);
   if (!dir || !link || !image)
     r = -ENOMEM;
-  bool intel_pc = STREQ(p->vendor, "intel") && plan->major == 1 && !plan->large_bar;
+  bool intel_pc = STREQ(p->vendor, "intel") && plan->release.major == 1 && !plan->large_bar;
   /* [hypervisor.qemu] */
   if (r >= 0) {
     _cleanup_free_ char *kernel = strjoin_path(dir, link);
@@ -419,9 +547,10 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
                                     "names it",
                                     p->name, format))
             : -ENOMEM;
-    if (r >= 0 && kgb_kata_key_known(plan->major, plan->minor, HV, "rootfs_type"))
-      r = add(plan, HV, "rootfs_type", str_value(format),
-              strdup("the image's file system (image.format in the profile)"));
+    if (r >= 0)
+      r = add_if_known(plan, HV, "rootfs_type", str_value(format),
+                       strdup("the image's file system (image.format in the profile)"),
+                       STREQ(format, "ext4") ? "the image is ext4, what it assumes" : NULL);
   }
   if (r >= 0) {
     const char *machine = p->kata.machine_type;
@@ -466,13 +595,13 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
             strdup("the OCI hooks the guest image installs (the prestart hook of the container "
                    "toolkit) live under this directory of the guest"));
   if (r >= 0 && o->experimental_virgl) {
-    r = add(plan, HV, "virtio_gpu", str_value("virtio-gpu-gl-pci"),
-            strdup("EXPERIMENTAL, needs a runtime patched for virgl (upstream Kata has no such "
-                   "key): a virtio-gpu device with OpenGL for virglrenderer"));
+    r = add_any(plan, HV, "virtio_gpu", str_value("virtio-gpu-gl-pci"),
+                strdup("EXPERIMENTAL, needs a runtime patched for virgl (upstream Kata has no such "
+                       "key): a virtio-gpu device with OpenGL for virglrenderer"));
     if (r >= 0)
-      r = add(plan, HV, "display", str_value("egl-headless"),
-              strdup("EXPERIMENTAL, needs a runtime patched for virgl: render with EGL on the "
-                     "host, without a window"));
+      r = add_any(plan, HV, "display", str_value("egl-headless"),
+                  strdup("EXPERIMENTAL, needs a runtime patched for virgl: render with EGL on the "
+                         "host, without a window"));
   }
   /* [agent.kata] */
   if (r >= 0) {
@@ -491,14 +620,19 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   }
   /* [runtime] */
   const char *vfio_mode = p->kata.vfio_mode;
-  if (r >= 0 && vfio_mode && !no_device &&
-      kgb_kata_key_known(plan->major, plan->minor, RUNTIME, "vfio_mode"))
-    r = add(plan, RUNTIME, "vfio_mode", str_value(vfio_mode),
-            strdup(STREQ(vfio_mode, "guest-kernel")
-                       ? "the GPU is driven by its driver in the guest kernel, not handed to the "
-                         "container as a VFIO device (kata.vfio_mode)"
-                       : "the GPU reaches the container as a VFIO device (kata.vfio_mode)"));
+  if (r >= 0 && vfio_mode && !no_device)
+    r = add_if_known(plan, RUNTIME, "vfio_mode", str_value(vfio_mode),
+                     strdup(STREQ(vfio_mode, "guest-kernel")
+                                ? "the GPU is driven by its driver in the guest kernel, not handed "
+                                  "to the container as a VFIO device (kata.vfio_mode)"
+                                : "the GPU reaches the container as a VFIO device "
+                                  "(kata.vfio_mode)"),
+                     STREQ(vfio_mode, "guest-kernel")
+                         ? "the GPU is driven by the guest kernel, its only mode"
+                         : NULL);
   host_release(&h);
+  if (r >= 0)
+    r = check_losses(ctx, plan, o->allow_loss);
   if (r < 0)
     return r;
   *ret = TAKE_PTR(plan);
@@ -551,6 +685,11 @@ int kgb_kata_drop_in(struct kgb_ctx *ctx, const struct kgb_kata_plan *plan, cons
                      "drop-in number %d: custom drop-ins use 50 to 89 (Kata's own deployment "
                      "uses 10, 20, 30 and 50)",
                      priority);
+  if (!kgb_kata_release_reads_dropins(&plan->release))
+    return kgb_error(ctx, -ENOTSUP,
+                     "Kata %s reads no config.d drop-ins (the Go runtime reads them from 2.5.0 "
+                     "on): edit its configuration.toml with --patch FILE instead",
+                     plan->version);
   if (!name_ok(plan->profile))
     return kgb_error(ctx, -EINVAL, "profile name '%s' cannot be part of a file name",
                      plan->profile);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "kata-releases.h"
 #include "kgb.h"
 #include "profile.h"
 
@@ -17,7 +18,10 @@ struct kgb_kata_setting {
 };
 
 struct kgb_kata_opts {
-  const char *kata_version; /* "1.x", "2.x", "3.x" (default), or "1.11", "3.2.0", ... */
+  const char *kata_version; /* "3.2.0", "3.2", "3.x"; NULL: the installed runtime's, else the
+                             * newest release known */
+  const char *runtime;      /* "go", "rs"; NULL: the installed shim's, else go */
+  bool allow_loss;          /* write what the release can express, warn about the rest */
   const char *prefix;       /* where Kata's files are installed; default /usr */
   const char *gpu;          /* consider only this GPU (a BDF); NULL: every GPU of the vendor */
   bool experimental_virgl;  /* emit virgl's QEMU settings, which need a patched runtime */
@@ -25,13 +29,16 @@ struct kgb_kata_opts {
 
 struct kgb_kata_plan {
   char *profile;
-  char *version; /* as given, e.g. "3.x" */
-  unsigned major, minor;
-  char **header;   /* comment lines: what was decided from the host */
-  char **gpus;     /* the GPUs that decided the topology */
-  char *large_bar; /* "0000:d0:00.0 has a 32 GiB 64-bit BAR", NULL: none */
+  char *version; /* the exact release, e.g. "3.2.0" */
+  struct kgb_kata_release release;
+  const char *release_source; /* "as given", "the installed runtime's release", ... */
+  char **header;              /* comment lines: what was decided from the host */
+  char **gpus;                /* the GPUs that decided the topology */
+  char *large_bar;            /* "0000:d0:00.0 has a 32 GiB 64-bit BAR", NULL: none */
   struct kgb_kata_setting *settings;
   size_t n_settings;
+  struct kgb_kata_setting *lost; /* what the release cannot express (value NULL) */
+  size_t n_lost;
   /* the QEMU launch the settings give, typed, for those who launch it (boot-test) */
   struct {
     char *machine_type;       /* as set: the profile's, pc or q35 */
@@ -44,12 +51,9 @@ struct kgb_kata_plan {
 struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_kata_plan *, kgb_kata_plan_free)
 
-/* "3.x" -> 3, UINT_MAX (the latest of the series); "1.10.2" -> 1, 10. Only 1 to 3. */
-int kgb_kata_version_parse(struct kgb_ctx *ctx, const char *s, unsigned *ret_major,
-                           unsigned *ret_minor);
-/* Is key a setting of Kata's QEMU configuration in that version? */
-bool kgb_kata_key_known(unsigned major, unsigned minor, const char *table, const char *key);
-
+/* The settings a profile needs for a Kata release (kata-releases.h) and this host; a setting
+ * the release has no key for is an error naming what would be lost (-ENOTSUP), unless
+ * opts->allow_loss. */
 int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
                   const struct kgb_kata_opts *opts, struct kgb_kata_plan **ret);
 /* The TOML fragment: header comments, then each table with its keys and their reasons. */

@@ -25,29 +25,34 @@ toml() {
   python3 -c "import sys, tomllib; t = tomllib.load(open(sys.argv[1], 'rb')); print($2)" "$1"
 }
 
-# keys_known FILE MAJOR: every key is one Kata's QEMU configuration has in that version
+# keys_known LIST: LIST has lines "FILE RELEASE RUNTIME"; every FILE parses as TOML and each
+# key in it is one that release's runtime reads, by docs/kata-keys.tsv (the table read off
+# Kata's config structs at every release tag). One python for all: it starts slowly.
 keys_known() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$KGB_SRCDIR/docs/kata-keys.tsv" <<'PY'
 import sys, tomllib
-t = tomllib.load(open(sys.argv[1], "rb"))
-major = int(sys.argv[2])
-hv = {"kernel", "image", "initrd", "machine_type", "kernel_params", "default_memory",
-      "enable_iommu", "guest_hook_path", "pcie_root_port"}
-hv |= {"hot_plug_vfio", "cold_plug_vfio", "rootfs_type"} if major >= 3 else {"hotplug_vfio_on_root_bus"}
-known = {("hypervisor", "qemu"): hv, ("agent", "kata"): {"kernel_modules"},
-         ("runtime",): {"vfio_mode"} if major >= 2 else set()}
-seen = set()
-for path, keys in known.items():
-    node = t
-    for p in path:
-        node = node.get(p, {})
-    for k in node:
-        if k not in keys:
-            sys.exit(f"{'.'.join(path)}.{k} is not a Kata {major}.x key")
-    seen |= {path[0]}
-extra = set(t) - seen
-if extra:
-    sys.exit(f"unexpected tables {extra}")
+v = lambda s: tuple(int(x) for x in s.split("."))
+rows = []
+for line in open(sys.argv[2]):
+    if line.startswith("#") or line.startswith("runtime\t"):
+        continue
+    rows.append(line.rstrip("\n").split("\t"))
+for entry in open(sys.argv[1]):
+    path, release, runtime = entry.split()
+    t = tomllib.load(open(path, "rb"))
+    known = {(table, key) for rt, table, key, first, last in rows
+             if rt == runtime and v(first) <= v(release) and (last == "-" or v(release) <= v(last))}
+    if "kernel" not in t.get("hypervisor", {}).get("qemu", {}):
+        sys.exit(f"{path}: no hypervisor.qemu.kernel")
+    for table, node in (("hypervisor.qemu", t.get("hypervisor", {}).get("qemu", {})),
+                        ("agent.kata", t.get("agent", {}).get("kata", {})),
+                        ("runtime", t.get("runtime", {}))):
+        for k in node:
+            if (table, k) not in known:
+                sys.exit(f"{path}: {table}.{k} is not read by Kata {release} ({runtime})")
+    extra = set(t) - {"hypervisor", "agent", "runtime"}
+    if extra:
+        sys.exit(f"{path}: unexpected tables {extra}")
 PY
 }
 
@@ -60,18 +65,69 @@ host_for() {
   esac
 }
 
-@test "every profile x Kata 1.x, 2.x, 3.x: golden output, valid TOML, only known keys" {
+# the release lines the issue names, Go runtime, and runtime-rs's 3.x and 4.x
+LINES="1.3 1.11 2.2 2.5 3.0 3.1 3.2 3.6 3.x 4.x rs-3.x rs-4.x"
+
+# line_args LINE: the options that select it
+line_args() {
+  case $1 in
+  rs-*) echo "--runtime rs --kata-version ${1#rs-}" ;;
+  *) echo "--kata-version $1" ;;
+  esac
+}
+
+@test "every profile x Kata release line x -o, --drop-in, --patch: golden, valid TOML, only the release's keys" {
   for p in intel-gvt-d intel-gvt-g nvidia-gpu nvidia-vgpu nvidia-vgpu-mig virgl; do
-    for v in 1 2 3; do
-      kgb kata-config -p "$p" --kata-version "$v.x" --sysfs "$(host_for "$p")" >"$OUT"
-      golden "$p-$v.x.toml" "$OUT"
-      toml "$OUT" 't["hypervisor"]["qemu"]["kernel"]' >/dev/null
-      keys_known "$OUT" "$v"
+    for l in $LINES; do
+      # shellcheck disable=SC2046
+      set -- $(line_args "$l")
+      base=$FIXTURES/kata/configuration-qemu-3.toml
+      case $l in 1.* | 2.*) base=$FIXTURES/kata/configuration-qemu-1.toml ;; esac
+      cfg=$BATS_TEST_TMPDIR/configuration.toml
+      cp "$base" "$cfg"
+      if ! kgb kata-config -p "$p" "$@" --sysfs "$(host_for "$p")" >"$OUT" 2>"$BATS_TEST_TMPDIR/err"; then
+        # what the release cannot express is an error that says so, the same for every way out
+        sed "s|$KGB_SRCDIR/||g" "$BATS_TEST_TMPDIR/err" >"$BATS_TEST_TMPDIR/err.rel"
+        golden "$p-$l.err" "$BATS_TEST_TMPDIR/err.rel"
+        run kgb kata-config -p "$p" "$@" --sysfs "$(host_for "$p")" --patch "$cfg"
+        assert_failure 1
+        cmp "$cfg" "$base"
+        continue
+      fi
+      golden "$p-$l.toml" "$OUT"
+      rel=$(sed -n 's/^# Kata Containers \([0-9.]*\) (.*/\1/p' "$OUT")
+      rt=go
+      [[ $l == rs-* ]] && rt=rs
+      cp "$OUT" "$BATS_TEST_TMPDIR/$p-$l.toml"
+      echo "$BATS_TEST_TMPDIR/$p-$l.toml $rel $rt" >>"$BATS_TEST_TMPDIR/check.list"
       # every key is preceded by a comment saying why
       run awk '/^[a-z_]+ = / && prev !~ /^# / { print "no reason for: " $0 } { prev = $0 }' "$OUT"
       assert_output ""
+      # the drop-in is the same text, for releases that read config.d; refused before 2.5
+      rm -rf "$BATS_TEST_TMPDIR/config.d"
+      if [[ $l == 1.* || $l == 2.2 ]]; then
+        run kgb kata-config -p "$p" "$@" --sysfs "$(host_for "$p")" --drop-in "$BATS_TEST_TMPDIR/config.d"
+        assert_failure 1
+        assert_output --partial "reads no config.d drop-ins (the Go runtime reads them from 2.5.0 on): edit its configuration.toml with --patch FILE instead"
+        [ ! -e "$BATS_TEST_TMPDIR/config.d" ]
+      else
+        kgb kata-config -p "$p" "$@" --sysfs "$(host_for "$p")" --drop-in "$BATS_TEST_TMPDIR/config.d" >/dev/null
+        cmp "$OUT" "$BATS_TEST_TMPDIR/config.d/50-kata-gpu-$p.toml"
+      fi
+      # the patched base: golden, parses, holds only keys the release reads where it changed
+      kgb kata-config -p "$p" "$@" --sysfs "$(host_for "$p")" --patch "$cfg" >/dev/null
+      golden "patch-$p-$l.toml" "$cfg"
+      cp "$cfg" "$BATS_TEST_TMPDIR/patched-$p-$l.toml"
     done
   done
+  keys_known "$BATS_TEST_TMPDIR/check.list"
+  # the patched files parse and hold the settings (their other keys are the base's own)
+  python3 - "$BATS_TEST_TMPDIR"/patched-*.toml <<'PY'
+import sys, tomllib
+for f in sys.argv[1:]:
+    t = tomllib.load(open(f, "rb"))
+    assert t["hypervisor"]["qemu"]["kernel"].endswith(".container"), f
+PY
 }
 
 @test "a 32 GiB 64-bit BAR means q35 with a PCIe root port, and says so" {
@@ -89,7 +145,7 @@ host_for() {
 @test "large BARs are refused before Kata 1.11, accepted from 1.11 on" {
   run kgb kata-config -p nvidia-gpu --kata-version 1.10 --sysfs "$FIXTURES/host-nvidia-dc/sys"
   assert_failure 1
-  assert_output --partial "0000:d0:00.0 has a 32 GiB 64-bit BAR: Kata 1.10 cannot hot-plug it"
+  assert_output --partial "0000:d0:00.0 has a 32 GiB 64-bit BAR: Kata 1.10.8 cannot hot-plug it"
   assert_output --partial "use --kata-version 1.11 or later"
   kgb kata-config -p nvidia-gpu --kata-version 1.11.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
@@ -404,9 +460,15 @@ PY
   run kgb kata-config
   assert_failure 2
   assert_output --partial "-p PROFILE is required"
-  run kgb kata-config -p nvidia-gpu --kata-version 4.x
+  run kgb kata-config -p nvidia-gpu --kata-version 5.x
   assert_failure 1
-  assert_output --partial "unknown Kata version '4.x'"
+  assert_output --partial "unknown Kata release '5.x': give a published release (1.3.0 to 4.1.0)"
+  run kgb kata-config -p nvidia-gpu --kata-version 3.2.1
+  assert_failure 1
+  assert_output --partial "unknown Kata release '3.2.1'"
+  run kgb kata-config -p nvidia-gpu --runtime java
+  assert_failure 2
+  assert_output --partial "--runtime takes go or rs, not 'java'"
   run kgb kata-config -p nvidia-gpu --kata-verison 3.x
   assert_failure 2
   assert_output --partial "did you mean '--kata-version'"
