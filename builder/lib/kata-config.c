@@ -551,6 +551,20 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
       r = add_if_known(plan, HV, "rootfs_type", str_value(format),
                        strdup("the image's file system (image.format in the profile)"),
                        STREQ(format, "ext4") ? "the image is ext4, what it assumes" : NULL);
+    /* the root device path: Kata's GetKernelRootParams gives root=/dev/pmem0p1 (NVDIMM) or
+     * root=/dev/vda1 (virtio-blk) */
+    bool blk = p->kata.disable_image_nvdimm;
+    plan->qemu.image_nvdimm = !blk;
+    if (r >= 0)
+      r = add_if_known(
+          plan, HV, "disable_image_nvdimm", bool_value(blk),
+          strdup(blk ? "the image is a virtio-blk disk and the guest mounts root=/dev/vda1 "
+                       "(kata.disable_image_nvdimm)"
+                     : "the image is an NVDIMM, Kata's default: the guest mounts root=/dev/pmem0p1 "
+                       "with DAX (its kernel has LIBNVDIMM, BLK_DEV_PMEM, ACPI_NFIT and FS_DAX)"),
+          blk ? "the image is an NVDIMM, the only way it attaches one, which the kernel "
+                "supports too"
+              : "the image is an NVDIMM, the only way it attaches one");
   }
   if (r >= 0) {
     const char *machine = p->kata.machine_type;

@@ -45,6 +45,7 @@ struct kgb_kata_plan {
     char *kernel_params;      /* the profile's, NULL: none */
     unsigned pcie_root_port;  /* 0: not set */
     long long default_memory; /* MiB; 0: Kata's default */
+    bool image_nvdimm;        /* the image is an NVDIMM (root=/dev/pmem0p1), not virtio-blk */
   } qemu;
 };
 

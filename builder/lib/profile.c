@@ -107,6 +107,7 @@ static const struct field schema[] = {
      HAS(kata.has_kernel_modules)},
     {"kata.guest_hook_path", F_STRING, false, NULL, AT(kata.guest_hook_path)},
     {"kata.enable_iommu", F_BOOL, false, NULL, AT(kata.enable_iommu), HAS(kata.has_enable_iommu)},
+    {"kata.disable_image_nvdimm", F_BOOL, false, NULL, AT(kata.disable_image_nvdimm)},
     {"host", F_GROUP, false, NULL},
     {"host.mode", F_STRING, false, host_modes, AT(host.mode)},
     {"host.kernel_config", F_STRINGS, false, NULL, AT(host.kernel_config),

@@ -56,6 +56,7 @@ struct kgb_profile {
     bool has_kernel_modules; /* given, maybe empty: no default list */
     char *guest_hook_path;
     bool enable_iommu, has_enable_iommu;
+    bool disable_image_nvdimm; /* false: the image is an NVDIMM (Kata's default) */
   } kata;
   struct {
     char *mode; /* passthrough, mdev, mig, none; NULL: from the profile's mode */

@@ -276,7 +276,8 @@ import difflib, re, sys
 a = open(sys.argv[1], "rb").read().decode().splitlines(keepends=True)
 b = open(sys.argv[2], "rb").read().decode().splitlines(keepends=True)
 keys = {"kernel", "image", "kernel_params", "default_memory", "guest_hook_path", "hot_plug_vfio",
-        "cold_plug_vfio", "pcie_root_port", "kernel_modules", "rootfs_type", "machine_type", "vfio_mode"}
+        "cold_plug_vfio", "pcie_root_port", "kernel_modules", "rootfs_type", "machine_type", "vfio_mode",
+        "disable_image_nvdimm"}
 for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
     if tag == "equal":
         continue
@@ -371,7 +372,9 @@ PY
   kgb kata-config -p intel-gvt-g --kata-version 1.x --sysfs "$FIXTURES/host-intel-gvt/sys" --patch "$cfg" >/dev/null
   golden patch-intel-gvt-g-1.x.toml "$cfg"
   run grep -n '^hotplug_vfio_on_root_bus = true$' "$cfg"
-  assert_output "52:hotplug_vfio_on_root_bus = true" # where '#hotplug_vfio_on_root_bus = true' was
+  # where '#hotplug_vfio_on_root_bus = true' was (line 52 of the original; the
+  # disable_image_nvdimm setting and its reason are added above it)
+  assert_output "54:hotplug_vfio_on_root_bus = true"
   cp "$FIXTURES/kata/configuration-qemu-1.toml" "$cfg"
   kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" >/dev/null
   golden patch-nvidia-gpu-2.x.toml "$cfg"
