@@ -576,6 +576,14 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
         : large     ? kgb_strdup_printf("%s: q35 has the PCIe root ports it needs", plan->large_bar)
         : no_device ? strdup("the profile's machine type (kata.machine_type)")
                     : strdup("PCIe for the GPU: the profile's machine type (kata.machine_type)");
+    if (!kgb_kata_release_machine_ok(&plan->release, set)) {
+      free(why);
+      host_release(&h);
+      return kgb_error(ctx, -EINVAL,
+                       "machine_type \"%s\": Kata %s refuses it (it takes %s); set "
+                       "kata.machine_type in the profile, or use another --kata-version",
+                       set, plan->version, kgb_kata_release_machines(&plan->release));
+    }
     if (!(plan->qemu.machine_type = strdup(set))) {
       free(why);
       r = -ENOMEM;

@@ -269,6 +269,39 @@ bool kgb_kata_release_port_ok(const struct kgb_kata_release *r, const char *key,
          STREQ(value, "switch-port");
 }
 
+/* Go's supported QEMU machine types on amd64, from the release that changed the list on */
+static const struct {
+  const char *from, *types;
+} machines[] = {
+    {"1.3.0", "pc-lite, pc, q35, virt"},
+    {"1.12.0", "pc-lite, pc, q35, virt, microvm"},
+    {"2.2.0", "q35, virt, microvm"},
+    {"3.17.0", "q35, microvm"},
+};
+
+const char *kgb_kata_release_machines(const struct kgb_kata_release *r) {
+  const char *types = machines[0].types;
+  for (size_t i = 0; i < ELEMENTSOF(machines); i++)
+    if (version_compare(r->name, machines[i].from) >= 0)
+      types = machines[i].types;
+  return r->runtime == KGB_KATA_RS ? "any" : types;
+}
+
+bool kgb_kata_release_machine_ok(const struct kgb_kata_release *r, const char *machine_type) {
+  if (r->runtime == KGB_KATA_RS)
+    return true;
+  const char *types = kgb_kata_release_machines(r);
+  size_t n = strlen(machine_type);
+  for (const char *t = types; *t;) {
+    size_t k = strcspn(t, ",");
+    if (k == n && strncmp(t, machine_type, n) == 0)
+      return true;
+    t += k;
+    t += strspn(t, ", ");
+  }
+  return false;
+}
+
 bool kgb_kata_key_row(size_t i, enum kgb_kata_runtime *runtime, const char **table,
                       const char **key, const char **first, const char **last) {
   if (i >= ELEMENTSOF(spans))

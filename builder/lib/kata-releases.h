@@ -50,6 +50,12 @@ bool kgb_kata_release_reads_dropins(const struct kgb_kata_release *r);
 /* A value the release accepts for hot_plug_vfio / cold_plug_vfio. */
 bool kgb_kata_release_port_ok(const struct kgb_kata_release *r, const char *key, const char *value);
 
+/* A machine_type the release's runtime accepts on x86_64 (the Go runtime checks against its
+ * list: pc and virt went in 2.2.0 and 3.17.0; runtime-rs has no list). */
+bool kgb_kata_release_machine_ok(const struct kgb_kata_release *r, const char *machine_type);
+/* The machine types it accepts, for messages ("q35, microvm"). */
+const char *kgb_kata_release_machines(const struct kgb_kata_release *r);
+
 /* For tests: the i-th row of the key table (false past the end). */
 bool kgb_kata_key_row(size_t i, enum kgb_kata_runtime *runtime, const char **table,
                       const char **key, const char **first, const char **last);

@@ -459,6 +459,26 @@ PY
   assert_output "True"
 }
 
+@test "a machine type the release refuses is an error; a loss is an error unless --allow-loss" {
+  printf '@include "virgl.cfg"\noverride = {\n  kata = { machine_type = "pc"; };\n};\n' >"$BATS_TEST_TMPDIR/pc.cfg"
+  run kgb kata-config -p "$BATS_TEST_TMPDIR/pc.cfg" --kata-version 3.17.0
+  assert_failure 1
+  assert_output --partial 'machine_type "pc": Kata 3.17.0 refuses it (it takes q35, microvm)'
+  kgb kata-config -p "$BATS_TEST_TMPDIR/pc.cfg" --kata-version 2.1 >"$OUT"
+  run toml "$OUT" 't["hypervisor"]["qemu"]["machine_type"]'
+  assert_output "pc"
+  # runtime-rs 4.x only cold-plugs: hot-plug is lost, and said so
+  run kgb_split kata-config -p nvidia-gpu --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-nvidia-dc/sys"
+  assert_failure 1
+  run kgb_split kata-config -p nvidia-gpu --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" --allow-loss
+  assert_success
+  grep -q "warning: Kata 4.1.0 (runtime-rs) has no hypervisor.qemu.hot_plug_vfio: lost: the profile hot-plugs GPUs" "$BATS_TEST_TMPDIR/stderr"
+  assert_line --partial "# LOST (--allow-loss): Kata 4.1.0 (runtime-rs) has no hot_plug_vfio"
+  kgb --json kata-config -p nvidia-gpu --runtime rs --kata-version 3.x --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$BATS_TEST_TMPDIR/k.json"
+  run json 'j["kata_version"], j["runtime"], j["kata_version_from"]' <"$BATS_TEST_TMPDIR/k.json"
+  assert_output "3.32.0 rs as given"
+}
+
 @test "bad input: no profile, unknown version, unknown option" {
   run kgb kata-config
   assert_failure 2

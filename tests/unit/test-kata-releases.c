@@ -130,7 +130,19 @@ static void test_keys(void **state) {
   r = rel("4.1.0", KGB_KATA_RS);
   assert_true(kgb_kata_release_port_ok(&r, "cold_plug_vfio", "root-port"));
   assert_false(kgb_kata_release_port_ok(&r, "cold_plug_vfio", "bridge-port"));
+  assert_true(kgb_kata_release_machine_ok(&r, "q35"));
+  assert_true(kgb_kata_release_machine_ok(&r, "pc")); /* runtime-rs: no list */
+  r = rel("3.17.0", KGB_KATA_GO);
+  assert_false(kgb_kata_release_machine_ok(&r, "pc"));
+  assert_false(kgb_kata_release_machine_ok(&r, "virt"));
+  assert_true(kgb_kata_release_machine_ok(&r, "microvm"));
+  assert_false(kgb_kata_release_machine_ok(&r, "microvm2"));
+  r = rel("1.13.0", KGB_KATA_GO);
+  assert_true(kgb_kata_release_machine_ok(&r, "pc"));
+  assert_true(kgb_kata_release_machine_ok(&r, "pc-lite"));
+  assert_false(kgb_kata_release_machine_ok(&r, "pc-"));
   r = rel("3.2.0", KGB_KATA_GO);
+  assert_true(kgb_kata_release_machine_ok(&r, "virt"));
   assert_true(kgb_kata_release_port_ok(&r, "hot_plug_vfio", "switch-port"));
   assert_false(kgb_kata_release_port_ok(&r, "hot_plug_vfio", "invalid-port"));
 }
