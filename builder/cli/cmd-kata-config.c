@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
@@ -20,6 +21,7 @@ struct kata_opts {
   const char *patch;
   int priority;
   bool check;
+  bool explain;
   struct kgb_kata_opts engine;
 };
 
@@ -35,11 +37,15 @@ enum {
   O_VIRGL,
   O_RUNTIME,
   O_ALLOW_LOSS,
+  O_BASE,
+  O_EXPLAIN,
 };
 static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
                                         {"kata-version", required_argument, NULL, O_VERSION},
                                         {"runtime", required_argument, NULL, O_RUNTIME},
                                         {"allow-loss", no_argument, NULL, O_ALLOW_LOSS},
+                                        {"base", required_argument, NULL, O_BASE},
+                                        {"explain", no_argument, NULL, O_EXPLAIN},
                                         {"sysfs", required_argument, NULL, O_SYSFS},
                                         {"gpu", required_argument, NULL, O_GPU},
                                         {"prefix", required_argument, NULL, O_PREFIX},
@@ -68,6 +74,12 @@ static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
       break;
     case O_ALLOW_LOSS:
       o->engine.allow_loss = true;
+      break;
+    case O_BASE:
+      o->engine.base = optarg;
+      break;
+    case O_EXPLAIN:
+      o->explain = true;
       break;
     case O_SYSFS:
       if (kgb_ctx_set_string(&cli->ctx->sysfs, optarg) < 0)
@@ -122,8 +134,15 @@ static int parse(struct cli *cli, int argc, char **argv, struct kata_opts *o) {
     return cli_usage(cli, "kata-config: --check goes with --patch FILE");
   if (o->priority && !o->drop_in)
     return cli_usage(cli, "kata-config: --priority goes with --drop-in DIR");
+  if (o->explain && (o->output || o->drop_in || o->patch))
+    return cli_usage(cli, "kata-config: --explain shows the effective configuration; it writes "
+                          "nothing (leave out -o, --drop-in and --patch)");
   if (!o->priority)
     o->priority = KGB_DROP_IN_DEFAULT;
+  o->engine.priority = o->priority;
+  /* the file patched is the configuration the runtime loads */
+  if (o->patch && !o->engine.base && access(o->patch, F_OK) == 0)
+    o->engine.base = o->patch;
   return EXIT_OK;
 }
 
@@ -152,6 +171,34 @@ static void render_json(struct json *j, const struct kgb_kata_plan *plan, const 
   json_array_end(j);
   json_string(j, "toml", toml);
   json_string_or_null(j, "written", written);
+  const struct kgb_kata_effective *e = plan->effective;
+  if (e) {
+    json_object_begin(j, "effective", JSON_BLOCK);
+    json_string(j, "base", e->base);
+    json_string(j, "resolved", e->resolved);
+    json_string(j, "config_d", e->config_d);
+    json_strv(j, "dropins", e->dropins);
+    json_strv(j, "later_dropins", e->later_dropins);
+    json_array_begin(j, "keys", JSON_BLOCK);
+    for (size_t i = 0; i < plan->n_settings; i++) {
+      const struct kgb_kata_setting *s = &plan->settings[i];
+      const struct kgb_kata_value *v = kgb_kata_effective_get(e, s->table, s->key);
+      const struct kgb_kata_value *l = kgb_kata_effective_later(e, s->table, s->key);
+      json_object_begin(j, NULL, JSON_INLINE);
+      json_string(j, "table", s->table);
+      json_string(j, "key", s->key);
+      json_string_or_null(j, "before", v ? v->value : NULL);
+      json_string_or_null(j, "from", v ? v->file : NULL);
+      json_uint(j, "line", v ? v->line : 0);
+      json_string(j, "after", l ? l->value : s->value);
+      json_string(j, "after_from", l ? l->file : "this profile");
+      json_object_end(j);
+    }
+    json_array_end(j);
+    json_object_end(j);
+  } else {
+    json_null(j, "effective");
+  }
   if (patch) {
     json_object_begin(j, "patch", JSON_INLINE);
     json_string(j, "path", patch->path);
@@ -164,6 +211,46 @@ static void render_json(struct json *j, const struct kgb_kata_plan *plan, const 
     json_null(j, "patch");
   }
   json_object_end(j);
+}
+
+/* --explain: each key the profile sets, what the runtime loads today and from where, and what
+ * it loads with this profile's settings */
+static void explain(struct sbuf *out, const struct kgb_kata_plan *plan) {
+  const struct kgb_kata_effective *e = plan->effective;
+  sbuf_addf(out, "Kata %s (%s): ", plan->version, kgb_kata_runtime_label(plan->release.runtime));
+  if (!e) {
+    sbuf_adds(out, "no configuration found (--base FILE, or Kata's search order: ");
+    for (size_t i = 0; kgb_kata_config_search[i]; i++)
+      sbuf_addf(out, "%s%s", i ? ", " : "", kgb_kata_config_search[i]);
+    sbuf_adds(out, "); the values before are Kata's defaults\n");
+  } else {
+    sbuf_addf(out, "%s", e->base);
+    if (!STREQ(e->base, e->resolved))
+      sbuf_addf(out, " -> %s", e->resolved);
+    sbuf_addf(out, "\n  drop-ins in %s:", e->config_d);
+    if (!e->dropins && !e->later_dropins)
+      sbuf_adds(out, " none");
+    for (size_t i = 0; e->dropins && e->dropins[i]; i++)
+      sbuf_addf(out, " %s", strrchr(e->dropins[i], '/') + 1);
+    for (size_t i = 0; e->later_dropins && e->later_dropins[i]; i++)
+      sbuf_addf(out, " %s (after this one)", strrchr(e->later_dropins[i], '/') + 1);
+    sbuf_addc(out, '\n');
+  }
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    const struct kgb_kata_value *v = kgb_kata_effective_get(e, s->table, s->key);
+    const struct kgb_kata_value *l = kgb_kata_effective_later(e, s->table, s->key);
+    sbuf_addf(out, "%s.%s\n  now:  ", s->table, s->key);
+    if (v)
+      sbuf_addf(out, "%s (%s:%u)\n", v->value, v->file, v->line);
+    else
+      sbuf_adds(out, "Kata's default\n");
+    if (l)
+      sbuf_addf(out, "  then: %s (%s:%u, which sorts after this drop-in)\n", l->value, l->file,
+                l->line);
+    else
+      sbuf_addf(out, "  then: %s (this profile: %s)\n", s->value, s->why);
+  }
 }
 
 static int run_kata_config(struct cli *cli, int argc, char **argv) {
@@ -220,6 +307,8 @@ static int run_kata_config(struct cli *cli, int argc, char **argv) {
       status = EXIT_MISMATCH;
     if (!cli->json)
       sbuf_adds(&out, patch.diff);
+  } else if (o.explain && !cli->json) {
+    explain(&out, plan);
   } else if (!cli->json) {
     sbuf_adds(&out, toml);
   }
@@ -265,6 +354,15 @@ static const char kata_config_help[] =
     "      --runtime go|rs      the Go runtime or runtime-rs (default: the installed shim's,\n"
     "                           else go)\n"
     "      --allow-loss         write what the release can express; warn about the rest\n"
+    "      --base FILE|none     the configuration the runtime loads (default $KGB_KATA_BASE,\n"
+    "                           else /etc/kata-containers/configuration.toml, else the\n"
+    "                           shipped defaults under /usr or /opt/kata); its config.d\n"
+    "                           drop-ins (beside the symlink-resolved file) are merged as Kata\n"
+    "                           merges them, and what is written keeps what they set:\n"
+    "                           kernel_params gets the profile's parameters added, an image\n"
+    "                           profile clears a base's initrd (with --patch: the file patched)\n"
+    "      --explain            each key the profile sets: its value now and where it comes\n"
+    "                           from, and its value with this profile's settings\n"
     "      --sysfs DIR          read the GPUs from DIR instead of /sys\n"
     "      --gpu BDF            decide the topology from this GPU only\n"
     "      --prefix DIR         where Kata's files are installed (default /usr; kata-deploy\n"

@@ -17,6 +17,7 @@
 
 #include "../shared/sbuf.h"
 #include "../shared/util.h"
+#include "kata-effective.h"
 #include "kata-names.h"
 #include "kata-releases.h"
 #include "pci.h"
@@ -48,6 +49,7 @@ struct kgb_kata_plan *kgb_kata_plan_free(struct kgb_kata_plan *p) {
     free(p->lost[i].why);
   }
   free(p->lost);
+  kgb_kata_effective_free(p->effective);
   free(p);
   return NULL;
 }
@@ -403,6 +405,48 @@ static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const stru
   return plan_vfio_cold_only(plan, p, h);
 }
 
+/* base's parameters, then each of add's that base does not have already */
+static int merge_params(const char *base, const char *add, char **ret) {
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, base);
+  _cleanup_free_ char *copy = strdup(add);
+  if (!copy)
+    return -ENOMEM;
+  char *save = NULL;
+  for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+    bool have = false;
+    size_t n = strlen(t);
+    for (const char *b = base; *b && !have;) {
+      b += strspn(b, " \t");
+      size_t k = strcspn(b, " \t");
+      have = k == n && strncmp(b, t, n) == 0;
+      b += k;
+    }
+    if (!have)
+      sbuf_addf(&sb, "%s%s", sb.len ? " " : "", t);
+  }
+  *ret = sbuf_steal(&sb);
+  return *ret ? 0 : -ENOMEM;
+}
+
+/* A drop-in that sorts after the one written wins over it: said for each key it takes. */
+static int note_later(struct kgb_ctx *ctx, struct kgb_kata_plan *plan) {
+  for (size_t i = 0; i < plan->n_settings; i++) {
+    const struct kgb_kata_setting *s = &plan->settings[i];
+    const struct kgb_kata_value *l = kgb_kata_effective_later(plan->effective, s->table, s->key);
+    if (!l)
+      continue;
+    kgb_warn(ctx, "%s:%u sets %s.%s and sorts after this drop-in: its value wins", l->file, l->line,
+             s->table, s->key);
+    int r = add_header(plan, kgb_strdup_printf("%s:%u sets %s and sorts after this drop-in: its "
+                                               "value (%s) wins over the one below",
+                                               l->file, l->line, s->key, l->value));
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
 /* --kata-version and --runtime, else the installed runtime's, else the newest release known. */
 static int kgb_kata_release_choose(struct kgb_ctx *ctx, const struct kgb_kata_opts *o,
                                    struct kgb_kata_release *ret, const char **ret_source) {
@@ -474,6 +518,15 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   const char *version = plan->release.name;
   if (!(plan->profile = strdup(p->name)) || !(plan->version = strdup(version)))
     return -ENOMEM;
+  {
+    const char *base = o->base ? o->base : getenv("KGB_KATA_BASE");
+    _cleanup_free_ char *own = kgb_strdup_printf(
+        "%d-kata-gpu-%s.toml", o->priority ? o->priority : KGB_DROP_IN_DEFAULT, p->name);
+    if (!own)
+      return -ENOMEM;
+    if ((r = kgb_kata_effective_load(ctx, base && *base ? base : NULL, own, &plan->effective)) < 0)
+      return r;
+  }
   const char *host_mode = p->host.mode;
   bool no_device = STREQ(p->mode, "virgl") || (host_mode && STREQ(host_mode, "none"));
   if (o->experimental_virgl && !STREQ(p->mode, "virgl"))
@@ -547,6 +600,15 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
                                     "names it",
                                     p->name, format))
             : -ENOMEM;
+    const struct kgb_kata_value *ini = kgb_kata_effective_get(plan->effective, HV, "initrd");
+    if (r >= 0 && ini && ini->string && *ini->string) {
+      r = add(plan, HV, "initrd", str_value(""),
+              kgb_strdup_printf("Kata refuses an image and an initrd together, and %s:%u sets an "
+                                "initrd: no initrd",
+                                ini->file, ini->line));
+      if (r >= 0)
+        plan->settings[plan->n_settings - 1].clear = true;
+    }
     if (r >= 0)
       r = add_if_known(plan, HV, "rootfs_type", str_value(format),
                        strdup("the image's file system (image.format in the profile)"),
@@ -590,15 +652,27 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
     } else
       r = add(plan, HV, "machine_type", str_value(set), why);
   }
+  /* kernel_params: a drop-in's replaces the whole string, so what the base and the earlier
+   * drop-ins set is kept and the profile's parameters are added after it */
   const char *params = p->kata.kernel_params;
-  if (r >= 0 && params && !(plan->qemu.kernel_params = strdup(params)))
-    r = -ENOMEM;
+  const struct kgb_kata_value *kp = kgb_kata_effective_get(plan->effective, HV, "kernel_params");
+  _cleanup_free_ char *merged = NULL;
   if (r >= 0 && params)
-    r = add(plan, HV, "kernel_params", str_value(params),
-            strdup(strstr(params, "pci=realloc")
-                       ? "let the guest kernel re-assign PCI windows that the firmware sized "
-                         "too small for the GPU's BARs (kata.kernel_params)"
-                       : "the profile's guest kernel parameters (kata.kernel_params)"));
+    r = merge_params(kp && kp->string ? kp->string : "", params, &merged);
+  if (r >= 0 && params && !(plan->qemu.kernel_params = strdup(merged)))
+    r = -ENOMEM;
+  if (r >= 0 && params) {
+    const char *what = strstr(params, "pci=realloc")
+                           ? "let the guest kernel re-assign PCI windows that the firmware sized "
+                             "too small for the GPU's BARs (kata.kernel_params)"
+                           : "the profile's guest kernel parameters (kata.kernel_params)";
+    r = add(plan, HV, "kernel_params", str_value(merged),
+            kp && kp->string && *kp->string
+                ? kgb_strdup_printf("%s, after the ones %s:%u sets (\"%s\"): a drop-in's "
+                                    "kernel_params replaces the whole string",
+                                    what, kp->file, kp->line, kp->string)
+                : strdup(what));
+  }
   if (p->kata.has_default_memory)
     plan->qemu.default_memory = p->kata.default_memory;
   if (r >= 0 && p->kata.has_default_memory)
@@ -655,6 +729,8 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   host_release(&h);
   if (r >= 0)
     r = check_losses(ctx, plan, o->allow_loss);
+  if (r >= 0)
+    r = note_later(ctx, plan);
   if (r < 0)
     return r;
   *ret = TAKE_PTR(plan);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "kata-effective.h"
 #include "kata-releases.h"
 #include "kgb.h"
 #include "profile.h"
@@ -22,6 +23,10 @@ struct kgb_kata_opts {
                              * newest release known */
   const char *runtime;      /* "go", "rs"; NULL: the installed shim's, else go */
   bool allow_loss;          /* write what the release can express, warn about the rest */
+  const char *base;         /* the configuration the runtime loads: a file, "none"; NULL:
+                             * $KGB_KATA_BASE, else Kata's search order (kata-effective.h) */
+  int priority;             /* the drop-in's number (0: KGB_DROP_IN_DEFAULT): those after it
+                             * win over it */
   const char *prefix;       /* where Kata's files are installed; default /usr */
   const char *gpu;          /* consider only this GPU (a BDF); NULL: every GPU of the vendor */
   bool experimental_virgl;  /* emit virgl's QEMU settings, which need a patched runtime */
@@ -37,7 +42,8 @@ struct kgb_kata_plan {
   char *large_bar;            /* "0000:d0:00.0 has a 32 GiB 64-bit BAR", NULL: none */
   struct kgb_kata_setting *settings;
   size_t n_settings;
-  struct kgb_kata_setting *lost; /* what the release cannot express (value NULL) */
+  struct kgb_kata_setting *lost;        /* what the release cannot express (value NULL) */
+  struct kgb_kata_effective *effective; /* what the runtime loads today; NULL: none found */
   size_t n_lost;
   /* the QEMU launch the settings give, typed, for those who launch it (boot-test) */
   struct {

@@ -736,6 +736,18 @@ static int parse_keyval(struct parser *p, size_t line_start) {
     return -ENOMEM;
   size_t value_end = p->pos;
   unsigned end_line = p->line;
+  _cleanup_free_ char *string = NULL;
+  if (p->s[value_start] == '"' || p->s[value_start] == '\'') {
+    /* the decoded text as well, for those who read the value */
+    struct sbuf s = SBUF_INIT;
+    p->pos = value_start;
+    r = parse_string(p, &s);
+    string = r >= 0 ? sbuf_steal(&s) : NULL;
+    sbuf_release(&s);
+    p->pos = value_end;
+    if (!string)
+      return r < 0 ? r : -ENOMEM;
+  }
   p->line = line;
   /* Dotted parents within the table, then the key itself. */
   _cleanup_free_ char *path = strdup(p->cur_path);
@@ -777,6 +789,7 @@ static int parse_keyval(struct parser *p, size_t line_start) {
   d->entries[d->n_entries++] = (struct kgb_toml_entry){.table = table,
                                                        .key = TAKE_PTR(key),
                                                        .value = TAKE_PTR(value),
+                                                       .string = TAKE_PTR(string),
                                                        .line_start = line_start,
                                                        .value_start = value_start,
                                                        .value_end = value_end,
@@ -810,6 +823,7 @@ struct kgb_toml_doc *kgb_toml_doc_free(struct kgb_toml_doc *d) {
     free(d->entries[i].table);
     free(d->entries[i].key);
     free(d->entries[i].value);
+    free(d->entries[i].string);
   }
   for (size_t i = 0; i < d->n_tables; i++)
     free(d->tables[i].name);

@@ -479,6 +479,73 @@ PY
   assert_output "3.32.0 rs as given"
 }
 
+@test "--base: the base and its drop-ins as Kata merges them; kernel_params keeps theirs" {
+  stock=$FIXTURES/kata/stock
+  # through the symlink, as Kata resolves it: config.d is beside configuration-qemu.toml
+  run kgb_split kata-config -p nvidia-gpu --base "$stock/configuration.toml" --sysfs "$FIXTURES/host-nvidia-dc/sys"
+  assert_success
+  # Kata's cgroup_no_v1=all and kata-deploy's proxy setting stay, the profile's come after
+  run toml <(echo "$output") 't["hypervisor"]["qemu"]["kernel_params"]'
+  assert_output "cgroup_no_v1=all agent.https_proxy=http://proxy.example:3128 pci=realloc pci=nocrs pci=assign-busses"
+  # the later drop-in wins over this one's default_memory, and it says so
+  grep -q "90-site.toml:3 sets hypervisor.qemu.default_memory and sorts after this drop-in: its value wins" "$BATS_TEST_TMPDIR/stderr"
+  # the merged result: base, then 30, then ours (50), then 90
+  kgb kata-config -p nvidia-gpu --base "$stock/configuration.toml" --sysfs "$FIXTURES/host-nvidia-dc/sys" --drop-in "$BATS_TEST_TMPDIR/d" >/dev/null
+  python3 - "$stock/configuration-qemu.toml" "$stock/config.d/30-kernel-params.toml" "$BATS_TEST_TMPDIR/d/50-kata-gpu-nvidia-gpu.toml" "$stock/config.d/90-site.toml" <<'PY'
+import sys, tomllib
+eff = {}
+for f in sys.argv[1:]:
+    t = tomllib.load(open(f, "rb"))
+    for k, v in t.get("hypervisor", {}).get("qemu", {}).items():
+        eff[k] = v
+assert eff["kernel_params"].startswith("cgroup_no_v1=all agent.https_proxy="), eff["kernel_params"]
+assert "pci=realloc" in eff["kernel_params"]
+assert eff["default_memory"] == 4096
+assert eff["disable_image_nvdimm"] is True and eff["hot_plug_vfio"] == "root-port"
+assert eff["image"].endswith("kata-containers-nvidia-gpu.img")
+PY
+  # a second run over the result adds nothing twice
+  mkdir -p "$BATS_TEST_TMPDIR/base2"
+  cp "$stock/configuration-qemu.toml" "$BATS_TEST_TMPDIR/base2/configuration.toml"
+  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$BATS_TEST_TMPDIR/base2/configuration.toml" >/dev/null
+  run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$BATS_TEST_TMPDIR/base2/configuration.toml"
+  assert_success
+  assert_output ""
+  run toml "$BATS_TEST_TMPDIR/base2/configuration.toml" 't["hypervisor"]["qemu"]["kernel_params"]'
+  assert_output "cgroup_no_v1=all pci=realloc pci=nocrs pci=assign-busses"
+  # --explain: each key, where its value comes from now, and what it becomes
+  run kgb kata-config -p nvidia-gpu --base "$stock/configuration.toml" --sysfs "$FIXTURES/host-nvidia-dc/sys" --explain
+  assert_success
+  assert_line "Kata 4.1.0 (Go runtime): $stock/configuration.toml -> $stock/configuration-qemu.toml"
+  assert_line "  drop-ins in $stock/config.d: 30-kernel-params.toml 90-site.toml (after this one)"
+  assert_line "  now:  \"cgroup_no_v1=all agent.https_proxy=http://proxy.example:3128\" ($stock/config.d/30-kernel-params.toml:3)"
+  assert_line "  then: 4096 ($stock/config.d/90-site.toml:3, which sorts after this drop-in)"
+  kgb --json kata-config -p nvidia-gpu --base "$stock/configuration.toml" --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$BATS_TEST_TMPDIR/k.json"
+  run json '[(k["key"], k["from"].rsplit("/", 1)[-1], k["line"]) for k in j["effective"]["keys"] if k["key"] == "kernel_params"]' <"$BATS_TEST_TMPDIR/k.json"
+  assert_output "[('kernel_params', '30-kernel-params.toml', 3)]"
+}
+
+@test "--base with an initrd: an image profile clears it, as Kata takes one or the other" {
+  printf '[hypervisor.qemu]\ninitrd = "/usr/share/kata-containers/kata-containers-initrd.img"\n' >"$BATS_TEST_TMPDIR/c.toml"
+  kgb kata-config -p virgl --base "$BATS_TEST_TMPDIR/c.toml" >"$OUT"
+  run toml "$OUT" 'repr(t["hypervisor"]["qemu"]["initrd"]), t["hypervisor"]["qemu"]["image"]'
+  assert_output "'' /usr/share/kata-containers/kata-containers-virgl.img"
+  run grep -B1 '^initrd' "$OUT"
+  assert_output --partial "and $BATS_TEST_TMPDIR/c.toml:2 sets an initrd: no initrd"
+  # --patch comments the base's initrd out
+  kgb kata-config -p virgl --patch "$BATS_TEST_TMPDIR/c.toml" >/dev/null
+  run toml "$BATS_TEST_TMPDIR/c.toml" '"initrd" in t["hypervisor"]["qemu"], t["hypervisor"]["qemu"]["image"]'
+  assert_output "False /usr/share/kata-containers/kata-containers-virgl.img"
+  # a base that is not TOML is refused with its line
+  printf '[hypervisor.qemu]\nkernel_params = \n' >"$BATS_TEST_TMPDIR/bad.toml"
+  run kgb kata-config -p virgl --base "$BATS_TEST_TMPDIR/bad.toml"
+  assert_failure 1
+  assert_output --partial "$BATS_TEST_TMPDIR/bad.toml:2"
+  run kgb kata-config -p virgl --base "$BATS_TEST_TMPDIR/missing.toml"
+  assert_failure 1
+  assert_output --partial "missing.toml"
+}
+
 @test "bad input: no profile, unknown version, unknown option" {
   run kgb kata-config
   assert_failure 2

@@ -25,8 +25,8 @@ static void add_plan(struct kgb_ctx *ctx, const char *profile, const char *versi
   char sysfs[4096];
   snprintf(sysfs, sizeof(sysfs), "%s/%s/sys", KGB_TEST_FIXTURES, host);
   kgb_ctx_set_string(&ctx->sysfs, sysfs);
-  struct kgb_kata_opts opts = {.kata_version = version,
-                               .experimental_virgl = strcmp(profile, "virgl") == 0};
+  struct kgb_kata_opts opts = {
+      .kata_version = version, .base = "none", .experimental_virgl = strcmp(profile, "virgl") == 0};
   if (n_plans == MAX_PLANS || kgb_profile_load(ctx, profile, &p) < 0 ||
       kgb_kata_plan(ctx, p, &opts, &plan) < 0) {
     fprintf(stderr, "fuzz-toml-patch: no plan for %s %s on %s: %s\n", profile, version, host,

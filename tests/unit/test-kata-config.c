@@ -23,7 +23,7 @@ static struct kgb_kata_plan *plan_for(const char *profile, const char *version, 
   fixture_use_host(host);
   if (kgb_profile_load(ctx, profile, &p) < 0)
     fail_msg("profile: %s", kgb_error_detail(ctx));
-  struct kgb_kata_opts o = {.kata_version = version};
+  struct kgb_kata_opts o = {.base = "none", .kata_version = version};
   struct kgb_kata_plan *plan = NULL;
   if (kgb_kata_plan(ctx, p, &o, &plan) < 0)
     fail_msg("plan: %s", kgb_error_detail(ctx));
@@ -48,7 +48,7 @@ static void test_losses(void **state) {
   struct kgb_kata_plan *plan = NULL;
   /* runtime-rs 4.1.0 has no hot-plug key at all */
   kgb_error_clear(ctx);
-  struct kgb_kata_opts o = {.kata_version = "4.1.0", .runtime = "rs"};
+  struct kgb_kata_opts o = {.base = "none", .kata_version = "4.1.0", .runtime = "rs"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), -ENOTSUP);
   assert_detail("Kata 4.1.0 (runtime-rs) cannot express what profile 'nvidia-gpu' needs");
   assert_detail("hypervisor.qemu.hot_plug_vfio (read by no runtime-rs release)");
@@ -68,7 +68,7 @@ static void test_losses(void **state) {
   fixture_use_host("host-no-iommu");
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
   kgb_error_clear(ctx);
-  o = (struct kgb_kata_opts){.kata_version = "1.3"};
+  o = (struct kgb_kata_opts){.base = "none", .kata_version = "1.3"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), -ENOTSUP);
   assert_detail("hypervisor.qemu.guest_hook_path (read from 1.4.0 on)");
   assert_detail("agent.kata.kernel_modules (read from 1.9.0 on)");
@@ -76,14 +76,14 @@ static void test_losses(void **state) {
   fixture_use_host("host-nvidia-dc");
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
   /* Go 3.4.0: no pcie_root_port, and nothing lost (the runtime counts the ports) */
-  o = (struct kgb_kata_opts){.kata_version = "3.4.0"};
+  o = (struct kgb_kata_opts){.base = "none", .kata_version = "3.4.0"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
   assert_string_equal(value(plan, "hot_plug_vfio"), "\"root-port\"");
   assert_null(value(plan, "pcie_root_port"));
   assert_null(value(plan, "hotplug_vfio_on_root_bus"));
   kgb_kata_plan_free(plan);
   /* Go 3.1.3: hotplug_vfio_on_root_bus and rootfs_type, no port types */
-  o = (struct kgb_kata_opts){.kata_version = "3.1"};
+  o = (struct kgb_kata_opts){.base = "none", .kata_version = "3.1"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
   assert_string_equal(plan->version, "3.1.3");
   assert_null(value(plan, "hot_plug_vfio"));
@@ -91,7 +91,7 @@ static void test_losses(void **state) {
   assert_string_equal(value(plan, "rootfs_type"), "\"ext4\"");
   kgb_kata_plan_free(plan);
   /* a drop-in for 2.4.3 is refused with the --patch alternative */
-  o = (struct kgb_kata_opts){.kata_version = "2.4"};
+  o = (struct kgb_kata_opts){.base = "none", .kata_version = "2.4"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
   char *path = NULL;
   kgb_error_clear(ctx);
@@ -166,7 +166,7 @@ static void test_topology(void **state) {
   struct kgb_profile *p = NULL;
   fixture_use_host("host-nvidia-dc");
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
-  struct kgb_kata_opts o = {.kata_version = "1.10"};
+  struct kgb_kata_opts o = {.base = "none", .kata_version = "1.10"};
   kgb_error_clear(ctx);
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), -ENOTSUP);
   assert_non_null(strstr(kgb_error_detail(ctx), "Kata 1.10.8 cannot hot-plug it"));
