@@ -31,6 +31,7 @@ struct kernel_opts {
   const char *headers;
   const char *sha256;
   const char *mirror;
+  bool replace;
 };
 
 static void kernel_opts_release(struct kernel_opts *o) { strv_free(o->fragments); }
@@ -45,15 +46,23 @@ static const char *vendor_profile(const char *vendor) {
   return NULL;
 }
 
-static const struct option options[] = {
-    {"profile", required_argument, NULL, 'p'},       {"gpu", required_argument, NULL, 'g'},
-    {"kernel-source", required_argument, NULL, 'k'}, {"version", required_argument, NULL, 'v'},
-    {"arch", required_argument, NULL, 'a'},          {"fragment", required_argument, NULL, 'F'},
-    {"output", required_argument, NULL, 'o'},        {"force", no_argument, NULL, 'f'},
-    {"destdir", required_argument, NULL, 'D'},       {"prefix", required_argument, NULL, 'P'},
-    {"ccache-dir", required_argument, NULL, 'C'},    {"no-ccache", no_argument, NULL, 'N'},
-    {"headers", required_argument, NULL, 'H'},       {"sha256", required_argument, NULL, 'S'},
-    {"mirror", required_argument, NULL, 'M'},        {}};
+static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
+                                        {"gpu", required_argument, NULL, 'g'},
+                                        {"kernel-source", required_argument, NULL, 'k'},
+                                        {"version", required_argument, NULL, 'v'},
+                                        {"arch", required_argument, NULL, 'a'},
+                                        {"fragment", required_argument, NULL, 'F'},
+                                        {"output", required_argument, NULL, 'o'},
+                                        {"force", no_argument, NULL, 'f'},
+                                        {"destdir", required_argument, NULL, 'D'},
+                                        {"prefix", required_argument, NULL, 'P'},
+                                        {"ccache-dir", required_argument, NULL, 'C'},
+                                        {"no-ccache", no_argument, NULL, 'N'},
+                                        {"headers", required_argument, NULL, 'H'},
+                                        {"sha256", required_argument, NULL, 'S'},
+                                        {"mirror", required_argument, NULL, 'M'},
+                                        {"replace", no_argument, NULL, 'R'},
+                                        {}};
 #define KERNEL_SHORTOPTS "p:g:k:v:a:o:fH:"
 
 static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **argv,
@@ -107,6 +116,9 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
       break;
     case 'M':
       o->mirror = optarg;
+      break;
+    case 'R':
+      o->replace = true;
       break;
     case 'H':
       if (kgb_headers_format_from_string(optarg) < 0)
@@ -363,7 +375,7 @@ static int run_install(struct cli *cli, int argc, char **argv) {
   if ((r = build_for_verb(cli, p, &o, &built)) != EXIT_OK)
     return r;
   const struct kgb_build_result *b = built->kernel;
-  struct kgb_install_opts io = {.destdir = o.destdir, .prefix = o.prefix};
+  struct kgb_install_opts io = {.destdir = o.destdir, .prefix = o.prefix, .replace = o.replace};
   _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
   r = kgb_kernel_install(cli->ctx, p, b, &io, &in);
   if (r < 0)
@@ -495,7 +507,9 @@ static const char kernel_help[] =
     "  -H, --headers FORMAT      deb, rpm or tar (headers)\n"
     "      --destdir D           install under D (install)\n"
     "      --prefix P            install prefix, default /usr (Kata's packages), /opt/kata\n"
-    "                            for kata-deploy (install)\n\n"
+    "                            for kata-deploy (install)\n"
+    "      --replace             replace a kernel or .container link that kata-gpu-builder did\n"
+    "                            not install (Kata's own; install refuses otherwise)\n\n"
     "examples:\n"
     "  kata-gpu-builder kernel config -p nvidia-gpu\n"
     "  kata-gpu-builder --json kernel config -p virgl --fragment extra.conf -o virgl.config\n"

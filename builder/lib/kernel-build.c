@@ -568,6 +568,78 @@ static int replace_symlink(const char *target, const char *link) {
   return 0;
 }
 
+/* The runtime class that boots a .container link of Kata's own, for the message. */
+static const char *runtime_class_of(const char *suffix) {
+  if (STREQ(suffix, "nvidia-gpu"))
+    return "Kata's NVIDIA runtime classes (kata-qemu-nvidia-gpu and its -snp/-tdx variants)";
+  return "the Kata runtime class whose configuration names it";
+}
+
+static int read_record(struct kgb_ctx *ctx, const char *dir, char ***ret) {
+  _cleanup_free_ char *path = strjoin_path(dir, KGB_INSTALLED_RECORD), *text = NULL;
+  if (!path)
+    return -ENOMEM;
+  int r = read_full_file(path, &text, NULL);
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return kgb_error(ctx, r, "cannot read '%s': %s", path,
+                     file_error_reason(path, r, READ_TEXT_MAX));
+  char *save = NULL;
+  for (char *l = strtok_r(text, "\n", &save); l && r >= 0; l = strtok_r(NULL, "\n", &save))
+    if (!strv_contains(*ret, l))
+      r = strv_extend(ret, l);
+  return r;
+}
+
+static int write_record(struct kgb_ctx *ctx, const char *dir, char **names) {
+  _cleanup_free_ char *path = strjoin_path(dir, KGB_INSTALLED_RECORD);
+  if (!path)
+    return -ENOMEM;
+  _cleanup_free_ char *parent = strdup(path);
+  if (!parent)
+    return -ENOMEM;
+  *strrchr(parent, '/') = '\0';
+  int rm = mkdir_p(parent, 0755);
+  if (rm < 0)
+    return kgb_error(ctx, rm, "cannot create '%s': %s", parent, strerror(-rm));
+  strv_sort(names);
+  struct sbuf sb = SBUF_INIT;
+  sbuf_adds(&sb, "# kernels and links kata-gpu-builder installed in ../kata-containers\n");
+  for (size_t i = 0; names && names[i]; i++)
+    if (names[i][0] != '#')
+      sbuf_addf(&sb, "%s\n", names[i]);
+  int r = sb.err ? -ENOMEM : write_file_atomic(path, sbuf_str(&sb), sb.len, 0644);
+  sbuf_release(&sb);
+  return r < 0 ? kgb_error(ctx, r, "cannot write '%s': %s", path, strerror(-r)) : 0;
+}
+
+/* A name in dir that exists, is not ours and would change: refused without --replace. */
+static int check_ours(struct kgb_ctx *ctx, const struct kgb_install_opts *o, char *const *ours,
+                      const char *dir, const char *name, const char *src, const char *link_target,
+                      const char *suffix) {
+  _cleanup_free_ char *path = strjoin_path(dir, name);
+  if (!path)
+    return -ENOMEM;
+  struct stat st;
+  if (o->replace || strv_contains(ours, name) || lstat(path, &st) < 0)
+    return 0;
+  if (link_target && S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n >= 0 && (size_t)n == strlen(link_target) && memcmp(target, link_target, (size_t)n) == 0)
+      return 0; /* already what it would be */
+  } else if (src && S_ISREG(st.st_mode) && files_equal(src, path)) {
+    return 0;
+  }
+  return kgb_error(ctx, -EEXIST,
+                   "'%s' was not installed by kata-gpu-builder%s: replacing it changes what %s "
+                   "boots; give --replace to replace it, or --prefix/--destdir to install "
+                   "elsewhere",
+                   path, link_target ? " (a .container link Kata's packages ship)" : "",
+                   runtime_class_of(suffix));
+}
+
 int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
                        const struct kgb_build_result *b, const struct kgb_install_opts *o,
                        struct kgb_installed **ret) {
@@ -582,6 +654,21 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
   int r = mkdir_p(in->dir, 0755);
   if (r < 0)
     return kgb_error(ctx, r, "cannot create '%s': %s", in->dir, strerror(-r));
+  _cleanup_strv_free_ char **ours = NULL;
+  if ((r = read_record(ctx, in->dir, &ours)) < 0)
+    return r;
+  /* everything is checked before anything is written */
+  for (size_t i = 0; i < 2; i++) {
+    const char *kind = i == 0 ? "vmlinuz" : "vmlinux";
+    _cleanup_free_ char *target = kgb_kata_kernel_file(kind, kver, p->kernel.cfgver, suffix);
+    _cleanup_free_ char *name = kgb_kata_kernel_link(kind, suffix);
+    _cleanup_free_ char *src = strjoin_path(b->stage_dir, kind);
+    if (!target || !name || !src)
+      return -ENOMEM;
+    if ((r = check_ours(ctx, o, ours, in->dir, name, NULL, target, suffix)) < 0 ||
+        (r = check_ours(ctx, o, ours, in->dir, target, src, NULL, suffix)) < 0)
+      return r;
+  }
   static const struct {
     const char *stage_name, *kata_name;
   } files[] = {{"vmlinuz", "vmlinuz"},
@@ -618,11 +705,18 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
     r = replace_symlink(target, link);
     if (r < 0)
       return kgb_error(ctx, r, "cannot create the link '%s': %s", link, strerror(-r));
+    if ((r = strv_extend(&ours, name)) < 0)
+      return r;
     if (i == 0)
       in->vmlinuz_link = TAKE_PTR(link);
     else
       in->vmlinux_link = TAKE_PTR(link);
   }
+  for (size_t i = 0; in->files[i]; i++)
+    if (!strv_contains(ours, in->files[i]) && (r = strv_extend(&ours, in->files[i])) < 0)
+      return r;
+  if ((r = write_record(ctx, in->dir, ours)) < 0)
+    return r;
   *ret = TAKE_PTR(in);
   return 0;
 }

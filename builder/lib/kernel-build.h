@@ -84,7 +84,14 @@ long long kgb_source_date_epoch(const struct kgb_profile *p, const char *srcdir)
 struct kgb_install_opts {
   const char *destdir; /* "" or NULL: / */
   const char *prefix;  /* default /usr */
+  bool replace;        /* replace kernels and links this tool did not install */
 };
+
+/* The names this tool installed in Kata's share directory, kept in
+ * <destdir><prefix>/share/kata-gpu-builder/installed-kernels (beside it, not in it): a kernel
+ * file or .container link that exists and is not listed is someone else's (Kata's own
+ * packages, kata-deploy), and install refuses to replace it without opts->replace. */
+#define KGB_INSTALLED_RECORD "../kata-gpu-builder/installed-kernels"
 
 struct kgb_installed {
   char *dir;    /* <destdir><prefix>/share/kata-containers */
