@@ -294,6 +294,10 @@ static int plan_vfio_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
                             large, hot);
     hot = "root-port";
     cold = "no-port";
+  } else if (large && !STREQ(cold, "no-port")) {
+    why = kgb_strdup_printf("%s: cold-plugged into a PCIe root port when the VM starts, where "
+                            "there is room for it (kata.cold_plug_vfio)",
+                            large);
   } else if (large) {
     why = kgb_strdup_printf("%s: a PCIe root port has room for it, a PCI bridge does not", large);
   } else {
@@ -302,10 +306,12 @@ static int plan_vfio_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
   }
   if (!STREQ(cold, "no-port") && !STREQ(hot, "no-port"))
     hot = "no-port";
-  if ((r = add(plan, HV, "hot_plug_vfio", str_value(hot), why)) < 0 ||
-      (r = add(plan, HV, "cold_plug_vfio", str_value(cold),
-               strdup("only one of hot_plug_vfio and cold_plug_vfio may be other than "
-                      "\"no-port\""))) < 0)
+  /* the reason goes with the key that plugs; the other one says why it is off */
+  bool cold_plugs = !STREQ(cold, "no-port");
+  char *off = strdup("only one of hot_plug_vfio and cold_plug_vfio may be other than "
+                     "\"no-port\"");
+  if ((r = add(plan, HV, "hot_plug_vfio", str_value(hot), cold_plugs ? off : why)) < 0 ||
+      (r = add(plan, HV, "cold_plug_vfio", str_value(cold), cold_plugs ? why : off)) < 0)
     return r;
   if (!STREQ(hot, "root-port") && !STREQ(cold, "root-port"))
     return 0;
@@ -349,18 +355,23 @@ static int plan_vfio_root_bus(struct kgb_ctx *ctx, struct kgb_kata_plan *plan,
   const char *large = plan->large_bar;
   const char *cold = p->kata.cold_plug_vfio;
   int r;
+  const char *hot = p->kata.hot_plug_vfio;
   if (cold && !STREQ(cold, "no-port")) {
     /* runtime-rs 3.31 and 3.32 have cold_plug_vfio beside the root bus */
-    if (!kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold))
-      return lose(plan, HV, "cold_plug_vfio",
-                  kgb_strdup_printf("the profile cold-plugs GPUs (kata.cold_plug_vfio = "
-                                    "\"%s\"), which Kata %s cannot: it hot-plugs them",
-                                    cold, plan->version));
-    if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
-                 strdup("GPUs are cold-plugged into the VM when it starts "
-                        "(kata.cold_plug_vfio)"))) < 0)
+    if (kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold)) {
+      if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+                   strdup("GPUs are cold-plugged into the VM when it starts "
+                          "(kata.cold_plug_vfio)"))) < 0)
+        return r;
+      return plan_root_ports(plan, p, h);
+    }
+    /* before the port types, the seeds' way: hot-plugged on the root bus, into a root port */
+    if ((r = add_header(plan, kgb_strdup_printf("Kata %s cannot cold-plug (kata.cold_plug_vfio): "
+                                                "the GPU is hot-plugged into a root port on the "
+                                                "root bus instead",
+                                                plan->version))) < 0)
       return r;
-    return plan_root_ports(plan, p, h);
+    hot = "root-port";
   }
   bool ports = kgb_kata_release_has_key(&plan->release, HV, "pcie_root_port");
   if (large) {
@@ -384,7 +395,6 @@ static int plan_vfio_root_bus(struct kgb_ctx *ctx, struct kgb_kata_plan *plan,
     return add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(false),
                strdup("no BAR of 4 GiB or more: the GPU is hot-plugged behind a PCI bridge "
                       "through ACPI hotplug"));
-  const char *hot = p->kata.hot_plug_vfio;
   bool root = !hot || STREQ(hot, "root-port");
   if ((r = add(plan, HV, "hotplug_vfio_on_root_bus", bool_value(root),
                kgb_strdup_printf("no %s GPU on this host: the profile's %s, which Kata before "
@@ -403,6 +413,23 @@ static int plan_vfio(struct kgb_ctx *ctx, struct kgb_kata_plan *plan, const stru
   if (kgb_kata_release_has_key(rel, HV, "hotplug_vfio_on_root_bus"))
     return plan_vfio_root_bus(ctx, plan, p, h, intel_pc);
   return plan_vfio_cold_only(plan, p, h);
+}
+
+/* The agent's timeouts (kata.agent_timeout, seconds): connecting to the agent and creating a
+ * container; the Go runtime and runtime-rs spell them differently. */
+static int plan_timeouts(struct kgb_kata_plan *plan, long long secs) {
+  static const char *const why =
+      "seconds the runtime waits for the agent (kata.agent_timeout): loading a GPU driver and "
+      "preparing its devices in the guest take long";
+  bool rs = plan->release.runtime == KGB_KATA_RS;
+  int r = rs ? add_if_known(plan, AGENT, "dial_timeout_ms", int_value(secs * 1000),
+                            kgb_strdup_printf("milli%s", why), "it waits its default")
+             : add_if_known(plan, AGENT, "dial_timeout", int_value(secs), strdup(why),
+                            "it waits its default");
+  if (r >= 0)
+    r = add_if_known(plan, rs ? AGENT : RUNTIME, "create_container_timeout", int_value(secs),
+                     strdup(why), "it waits its default for a container");
+  return r;
 }
 
 /* base's parameters, then each of add's that base does not have already */
@@ -662,10 +689,14 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
   if (r >= 0 && params && !(plan->qemu.kernel_params = strdup(merged)))
     r = -ENOMEM;
   if (r >= 0 && params) {
-    const char *what = strstr(params, "pci=realloc")
-                           ? "let the guest kernel re-assign PCI windows that the firmware sized "
-                             "too small for the GPU's BARs (kata.kernel_params)"
-                           : "the profile's guest kernel parameters (kata.kernel_params)";
+    const char *what =
+        strstr(params, "pci=realloc")
+            ? strstr(params, "cgroup_no_v1=all")
+                  ? "cgroup v2 only, and let the guest kernel re-assign PCI windows that the "
+                    "firmware sized too small for the GPU's BARs (kata.kernel_params)"
+                  : "let the guest kernel re-assign PCI windows that the firmware sized too "
+                    "small for the GPU's BARs (kata.kernel_params)"
+            : "the profile's guest kernel parameters (kata.kernel_params)";
     r = add(plan, HV, "kernel_params", str_value(merged),
             kp && kp->string && *kp->string
                 ? kgb_strdup_printf("%s, after the ones %s:%u sets (\"%s\"): a drop-in's "
@@ -714,7 +745,19 @@ int kgb_kata_plan(struct kgb_ctx *ctx, const struct kgb_profile *p, const struct
                      "nvidia_uvm for CUDA, before the first container starts"));
     }
   }
+  if (r >= 0 && p->kata.agent_timeout)
+    r = plan_timeouts(plan, p->kata.agent_timeout);
   /* [runtime] */
+  if (r >= 0 && p->kata.has_static_sandbox_resource_mgmt)
+    r = add_if_known(plan, RUNTIME, "static_sandbox_resource_mgmt",
+                     bool_value(p->kata.static_sandbox_resource_mgmt),
+                     strdup(p->kata.static_sandbox_resource_mgmt
+                                ? "the VM is sized for its containers when it starts: no CPU or "
+                                  "memory is hot-added beside a GPU "
+                                  "(kata.static_sandbox_resource_mgmt)"
+                                : "CPUs and memory are hot-added as containers ask "
+                                  "(kata.static_sandbox_resource_mgmt)"),
+                     "it sizes the VM as containers ask");
   const char *vfio_mode = p->kata.vfio_mode;
   if (r >= 0 && vfio_mode && !no_device)
     r = add_if_known(plan, RUNTIME, "vfio_mode", str_value(vfio_mode),

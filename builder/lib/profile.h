@@ -57,6 +57,8 @@ struct kgb_profile {
     char *guest_hook_path;
     bool enable_iommu, has_enable_iommu;
     bool disable_image_nvdimm; /* false: the image is an NVDIMM (Kata's default) */
+    bool static_sandbox_resource_mgmt, has_static_sandbox_resource_mgmt;
+    long long agent_timeout; /* s: dial_timeout, create_container_timeout; 0: Kata's */
   } kata;
   struct {
     char *mode; /* passthrough, mdev, mig, none; NULL: from the profile's mode */

@@ -9,6 +9,10 @@ setup() {
   WORKDIR=$BATS_TEST_TMPDIR/work
   GOLDEN=$FIXTURES/golden/kata-config
   OUT=$BATS_TEST_TMPDIR/out.toml
+  # the seeds' NVIDIA setup: hot-plugged into root ports, one per GPU (the shipped profile
+  # cold-plugs into 8, as Kata's NVIDIA template does)
+  NV_HOT=$BATS_TEST_TMPDIR/nvidia-hot.cfg
+  printf '@include "nvidia-gpu.cfg"\noverride = {\n  name = "nvidia-gpu";\n  kata = { hot_plug_vfio = "root-port"; cold_plug_vfio = "no-port"; pcie_root_port = 1; };\n};\n' >"$NV_HOT"
 }
 
 # golden NAME FILE: FILE must equal $GOLDEN/NAME
@@ -131,42 +135,42 @@ PY
 }
 
 @test "a 32 GiB 64-bit BAR means q35 with a PCIe root port, and says so" {
-  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["machine_type"], t["hypervisor"]["qemu"]["hot_plug_vfio"], t["hypervisor"]["qemu"]["pcie_root_port"]'
   assert_output "q35 root-port 1"
   run grep -B1 '^hot_plug_vfio' "$OUT"
   assert_output --partial "# 0000:d0:00.0 has a 32 GiB 64-bit BAR: a PCIe root port has room for it"
   # Kata 1.x and 2.x: on the root bus, into root ports (Kata 1.11 and later)
-  kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --kata-version 2.x --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"], t["hypervisor"]["qemu"]["pcie_root_port"]'
   assert_output "True 1"
 }
 
 @test "large BARs are refused before Kata 1.11, accepted from 1.11 on" {
-  run kgb kata-config -p nvidia-gpu --kata-version 1.10 --sysfs "$FIXTURES/host-nvidia-dc/sys"
+  run kgb kata-config -p "$NV_HOT" --kata-version 1.10 --sysfs "$FIXTURES/host-nvidia-dc/sys"
   assert_failure 1
   assert_output --partial "0000:d0:00.0 has a 32 GiB 64-bit BAR: Kata 1.10.8 cannot hot-plug it"
   assert_output --partial "use --kata-version 1.11 or later"
-  kgb kata-config -p nvidia-gpu --kata-version 1.11.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --kata-version 1.11.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
   assert_output "1"
   # small BARs work with 1.10: ACPI hotplug behind a bridge
-  kgb kata-config -p nvidia-gpu --kata-version 1.10 --sysfs "$FIXTURES/host-no-iommu/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --kata-version 1.10 --sysfs "$FIXTURES/host-no-iommu/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"], "pcie_root_port" in t["hypervisor"]["qemu"]'
   assert_output "False False"
 }
 
 @test "one root port per GPU; small BARs take the version's hotplug setting" {
-  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
   assert_output "2"
   run grep -B1 '^pcie_root_port' "$OUT"
   assert_output --partial "# one PCIe root port per GPU: 2 on this host"
-  kgb kata-config -p nvidia-gpu --kata-version 2.x --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --kata-version 2.x --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"]'
   assert_output "False"
   # --gpu: only that GPU decides
-  kgb kata-config -p nvidia-gpu --gpu af:00.0 --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --gpu af:00.0 --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
   assert_output "1"
   run grep '^# Host:' "$OUT"
@@ -189,7 +193,7 @@ PY
 }
 
 @test "no GPU of the vendor: the profile's defaults, with a comment saying so" {
-  kgb kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-intel-gvt/sys" >"$OUT"
+  kgb kata-config -p "$NV_HOT" --sysfs "$FIXTURES/host-intel-gvt/sys" >"$OUT"
   run grep '^# Host:' "$OUT"
   assert_output "# Host: no NVIDIA GPU (PCI class 0x03, vendor 10de) found: the profile's defaults"
   run toml "$OUT" 't["hypervisor"]["qemu"]["hot_plug_vfio"], t["hypervisor"]["qemu"]["pcie_root_port"]'
@@ -276,12 +280,16 @@ import difflib, re, sys
 a = open(sys.argv[1], "rb").read().decode().splitlines(keepends=True)
 b = open(sys.argv[2], "rb").read().decode().splitlines(keepends=True)
 keys = {"kernel", "image", "kernel_params", "default_memory", "guest_hook_path", "hot_plug_vfio",
+        "dial_timeout", "create_container_timeout", "static_sandbox_resource_mgmt",
         "cold_plug_vfio", "pcie_root_port", "kernel_modules", "rootfs_type", "machine_type", "vfio_mode",
         "disable_image_nvdimm"}
 for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
     if tag == "equal":
         continue
     for line in a[i1:i2] + b[j1:j2]:
+        # a key added at the end of its table comes with its reason, a comment line
+        if tag == "insert" and line.startswith("# "):
+            continue
         m = re.match(r"^#? ?([a-z_]+)\s*=", line)
         if not m or m.group(1) not in keys:
             sys.exit(f"unexpected change: {line!r}")
@@ -420,8 +428,8 @@ PY
   # the last table takes two new keys (a), or one key and then new tables (b); each insertion
   # used to rewrite the file's last line again and corrupt the heap, --check included
   cfg=$BATS_TEST_TMPDIR/configuration.toml
-  printf '[agent.kata]\ndial_timeout = 45\n\n[hypervisor.qemu]\npath = "/usr/bin/qemu"' >"$BATS_TEST_TMPDIR/a.toml"
-  printf '[agent.kata]\ndial_timeout = 45' >"$BATS_TEST_TMPDIR/b.toml"
+  printf '[agent.kata]\nenable_debug = false\n\n[hypervisor.qemu]\npath = "/usr/bin/qemu"' >"$BATS_TEST_TMPDIR/a.toml"
+  printf '[agent.kata]\nenable_debug = false' >"$BATS_TEST_TMPDIR/b.toml"
   for orig in "$BATS_TEST_TMPDIR/a.toml" "$BATS_TEST_TMPDIR/b.toml"; do
     cp "$orig" "$cfg"
     run kgb_split kata-config -p nvidia-gpu --sysfs "$FIXTURES/host-nvidia-dc/sys" --patch "$cfg" --check
@@ -432,7 +440,7 @@ PY
     cmp "$cfg.bak" "$orig"
     rm "$cfg.bak"
     run toml "$cfg" 't["agent"]["kata"], t["hypervisor"]["qemu"]["pcie_root_port"], t["runtime"]["vfio_mode"]'
-    assert_output "{'dial_timeout': 45, 'kernel_modules': ['nvidia', 'nvidia_uvm']} 1 guest-kernel"
+    assert_output "{'enable_debug': False, 'kernel_modules': ['nvidia', 'nvidia_uvm'], 'dial_timeout': 1200} 8 guest-kernel"
     # every original line is still there, in order, and the diff gives the patched file
     run python3 -c 'import sys; a = open(sys.argv[1]).read().splitlines(); b = open(sys.argv[2]).read().splitlines(); it = iter(b); print(all(l in it for l in a))' "$orig" "$cfg"
     assert_output "True"
@@ -467,10 +475,10 @@ PY
   kgb kata-config -p "$BATS_TEST_TMPDIR/pc.cfg" --kata-version 2.1 >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["machine_type"]'
   assert_output "pc"
-  # runtime-rs 4.x only cold-plugs: hot-plug is lost, and said so
-  run kgb_split kata-config -p nvidia-gpu --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-nvidia-dc/sys"
+  # runtime-rs 4.x only cold-plugs: a profile that hot-plugs loses it, and is told so
+  run kgb_split kata-config -p intel-gvt-d --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-intel-gvt/sys"
   assert_failure 1
-  run kgb_split kata-config -p nvidia-gpu --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-nvidia-dc/sys" --allow-loss
+  run kgb_split kata-config -p intel-gvt-d --runtime rs --kata-version 4.1.0 --sysfs "$FIXTURES/host-intel-gvt/sys" --allow-loss
   assert_success
   grep -q "warning: Kata 4.1.0 (runtime-rs) has no hypervisor.qemu.hot_plug_vfio: lost: the profile hot-plugs GPUs" "$BATS_TEST_TMPDIR/stderr"
   assert_line --partial "# LOST (--allow-loss): Kata 4.1.0 (runtime-rs) has no hot_plug_vfio"
@@ -501,7 +509,7 @@ for f in sys.argv[1:]:
 assert eff["kernel_params"].startswith("cgroup_no_v1=all agent.https_proxy="), eff["kernel_params"]
 assert "pci=realloc" in eff["kernel_params"]
 assert eff["default_memory"] == 4096
-assert eff["disable_image_nvdimm"] is True and eff["hot_plug_vfio"] == "root-port"
+assert eff["disable_image_nvdimm"] is True and eff["cold_plug_vfio"] == "root-port"
 assert eff["image"].endswith("kata-containers-nvidia-gpu.img")
 PY
   # a second run over the result adds nothing twice

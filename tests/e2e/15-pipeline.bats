@@ -28,7 +28,7 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
   for s in config kernel rootfs image kata install; do assert_line --regexp "^$s +(ran|cached) "; done
   d=$dest/usr/share/kata-containers
   [ -L "$d/vmlinuz-virgl-gpu.container" ]
-  [ -f "$d/vmlinuz-6.1.192-1-virgl-gpu" ]
+  [ -f "$d/vmlinuz-6.1.192-2-virgl-gpu" ]
   [ -f "$d/kata-containers-virgl.img" ]
   [ -f "$dest/etc/kata-containers/config.d/50-kata-gpu-virgl.toml" ]
   python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' \
@@ -113,7 +113,7 @@ tree_sums() { (cd "$1" && find . -type f -o -type l | sort | while read -r f; do
   diff <(echo "$before") <(echo "$after")
   # no path of the work directory in the kernel (ccache's relative source paths put one into
   # __FILE__ once; the kernel's reproducibility without ccache is bench/kernel's)
-  run grep -c -a -E 'sources/[0-9a-f]{64}/' "$dest/usr/share/kata-containers/vmlinux-6.1.192-1-virgl-gpu"
+  run grep -c -a -E 'sources/[0-9a-f]{64}/' "$dest/usr/share/kata-containers/vmlinux-6.1.192-2-virgl-gpu"
   assert_output 0
   # and nothing half-written is left under a temporary name
   run find "$w/stages" "$w/sources" -maxdepth 2 -name '*.tmp-*'

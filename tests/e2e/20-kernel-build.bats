@@ -48,14 +48,14 @@ setup() {
   assert_success
   d=$dest/usr/share/kata-containers
   for f in vmlinuz vmlinux config System.map; do
-    [ -f "$d/$f-6.1.192-1-virgl-gpu" ] || { echo "missing $f"; ls -l "$d"; return 1; }
-    run stat -c %a "$d/$f-6.1.192-1-virgl-gpu"
+    [ -f "$d/$f-6.1.192-2-virgl-gpu" ] || { echo "missing $f"; ls -l "$d"; return 1; }
+    run stat -c %a "$d/$f-6.1.192-2-virgl-gpu"
     assert_output 644
   done
   run readlink "$d/vmlinuz-virgl-gpu.container"
-  assert_output "vmlinuz-6.1.192-1-virgl-gpu"
+  assert_output "vmlinuz-6.1.192-2-virgl-gpu"
   run readlink "$d/vmlinux-virgl-gpu.container"
-  assert_output "vmlinux-6.1.192-1-virgl-gpu"
+  assert_output "vmlinux-6.1.192-2-virgl-gpu"
   cmp "$d/vmlinuz-virgl-gpu.container" "$stage/vmlinuz"
   run ls -A "$d"
   assert_equal "${#lines[@]}" 6

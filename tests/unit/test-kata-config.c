@@ -46,21 +46,33 @@ static void test_losses(void **state) {
   fixture_use_host("host-nvidia-dc");
   assert_int_equal(kgb_profile_load(ctx, "nvidia-gpu", &p), 0);
   struct kgb_kata_plan *plan = NULL;
-  /* runtime-rs 4.1.0 has no hot-plug key at all */
+  /* runtime-rs 4.1.0 has no hot-plug key at all: a profile that hot-plugs loses it */
+  struct kgb_profile *intel = NULL;
+  fixture_use_host("host-intel-gvt");
+  assert_int_equal(kgb_profile_load(ctx, "intel-gvt-d", &intel), 0);
   kgb_error_clear(ctx);
   struct kgb_kata_opts o = {.base = "none", .kata_version = "4.1.0", .runtime = "rs"};
-  assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), -ENOTSUP);
-  assert_detail("Kata 4.1.0 (runtime-rs) cannot express what profile 'nvidia-gpu' needs");
+  assert_int_equal(kgb_kata_plan(ctx, intel, &o, &plan), -ENOTSUP);
+  assert_detail("Kata 4.1.0 (runtime-rs) cannot express what profile 'intel-gvt-d' needs");
   assert_detail("hypervisor.qemu.hot_plug_vfio (read by no runtime-rs release)");
   assert_detail("--allow-loss");
   o.allow_loss = true;
-  assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
+  assert_int_equal(kgb_kata_plan(ctx, intel, &o, &plan), 0);
   assert_null(value(plan, "hot_plug_vfio"));
   bool said = false;
   for (size_t i = 0; plan->header[i]; i++)
     said = said || strstr(plan->header[i], "LOST (--allow-loss): Kata 4.1.0 (runtime-rs) has no "
                                            "hot_plug_vfio");
   assert_true(said);
+  kgb_kata_plan_free(plan);
+  kgb_profile_free(intel);
+  /* the NVIDIA profile cold-plugs, which runtime-rs 4.1.0 can */
+  fixture_use_host("host-nvidia-dc");
+  o = (struct kgb_kata_opts){.base = "none", .kata_version = "4.1.0", .runtime = "rs"};
+  assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
+  assert_string_equal(value(plan, "cold_plug_vfio"), "\"root-port\"");
+  assert_string_equal(value(plan, "dial_timeout_ms"), "1200000");
+  assert_string_equal(value(plan, "create_container_timeout"), "1200");
   kgb_kata_plan_free(plan);
   /* Go 1.3.1: no guest_hook_path, no kernel_modules (a host without a large BAR, which 1.3
    * refuses first) */
@@ -78,11 +90,13 @@ static void test_losses(void **state) {
   /* Go 3.4.0: no pcie_root_port, and nothing lost (the runtime counts the ports) */
   o = (struct kgb_kata_opts){.base = "none", .kata_version = "3.4.0"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
-  assert_string_equal(value(plan, "hot_plug_vfio"), "\"root-port\"");
+  assert_string_equal(value(plan, "cold_plug_vfio"), "\"root-port\"");
+  assert_string_equal(value(plan, "hot_plug_vfio"), "\"no-port\"");
   assert_null(value(plan, "pcie_root_port"));
   assert_null(value(plan, "hotplug_vfio_on_root_bus"));
   kgb_kata_plan_free(plan);
-  /* Go 3.1.3: hotplug_vfio_on_root_bus and rootfs_type, no port types */
+  /* Go 3.1.3: hotplug_vfio_on_root_bus and rootfs_type, no port types: the cold-plug the
+   * profile asks for becomes a hot-plug into a root port, and the header says so */
   o = (struct kgb_kata_opts){.base = "none", .kata_version = "3.1"};
   assert_int_equal(kgb_kata_plan(ctx, p, &o, &plan), 0);
   assert_string_equal(plan->version, "3.1.3");
@@ -139,14 +153,14 @@ static void test_topology(void **state) {
   struct kgb_kata_plan *plan = plan_for("nvidia-gpu", "3.x", "host-nvidia-dc");
   assert_string_equal(plan->large_bar, "0000:d0:00.0 has a 32 GiB 64-bit BAR");
   assert_string_equal(value(plan, "machine_type"), "\"q35\"");
-  assert_string_equal(value(plan, "hot_plug_vfio"), "\"root-port\"");
-  assert_string_equal(value(plan, "pcie_root_port"), "1");
+  assert_string_equal(value(plan, "cold_plug_vfio"), "\"root-port\"");
+  assert_string_equal(value(plan, "pcie_root_port"), "8"); /* Kata's NVIDIA template */
   assert_null(value(plan, "hotplug_vfio_on_root_bus"));
   kgb_kata_plan_free(plan);
 
   plan = plan_for("nvidia-gpu", "3.x", "host-geforce");
   assert_null(plan->large_bar);
-  assert_string_equal(value(plan, "pcie_root_port"), "2");
+  assert_string_equal(value(plan, "pcie_root_port"), "8");
   kgb_kata_plan_free(plan);
 
   plan = plan_for("intel-gvt-d", "1.x", "host-intel-gvt");

@@ -49,7 +49,7 @@ static void test_install(void **state) {
                       *text = NULL;
   assert_int_equal(read_full_file(record, &text, NULL), 0);
   assert_non_null(strstr(text, "\nvmlinuz-virgl-gpu.container\n"));
-  assert_non_null(strstr(text, "\nvmlinuz-6.1.192-1-virgl-gpu\n"));
+  assert_non_null(strstr(text, "\nvmlinuz-6.1.192-2-virgl-gpu\n"));
 
   /* Kata's own link is there: refused, and nothing is written */
   _cleanup_free_ char *d2 = strjoin_path(dir, "root2");
@@ -60,7 +60,7 @@ static void test_install(void **state) {
   assert_int_equal(install(p, &b, d2, false), -EEXIST);
   assert_detail("vmlinuz-virgl-gpu.container' was not installed by kata-gpu-builder");
   assert_detail("give --replace to replace it");
-  _cleanup_free_ char *kernel = strjoin_path(share, "vmlinuz-6.1.192-1-virgl-gpu");
+  _cleanup_free_ char *kernel = strjoin_path(share, "vmlinuz-6.1.192-2-virgl-gpu");
   assert_int_equal(access(kernel, F_OK), -1);
   /* --replace takes it over, and from then on it is ours */
   assert_int_equal(install(p, &b, d2, true), 0);
@@ -68,17 +68,17 @@ static void test_install(void **state) {
   ssize_t n = readlink(link, target, sizeof(target) - 1);
   assert_true(n > 0);
   target[n] = '\0';
-  assert_string_equal(target, "vmlinuz-6.1.192-1-virgl-gpu");
+  assert_string_equal(target, "vmlinuz-6.1.192-2-virgl-gpu");
   assert_int_equal(install(p, &b, d2, false), 0);
 
   /* a kernel file of the same name with other content is someone else's too */
   _cleanup_free_ char *d3 = strjoin_path(dir, "root3");
   _cleanup_free_ char *share3 = kgb_strdup_printf("%s/usr/share/kata-containers", d3);
-  fixture_put(share3, "vmlinux-6.1.192-1-virgl-gpu", "Kata's own", 0644);
+  fixture_put(share3, "vmlinux-6.1.192-2-virgl-gpu", "Kata's own", 0644);
   assert_int_equal(install(p, &b, d3, false), -EEXIST);
-  assert_detail("vmlinux-6.1.192-1-virgl-gpu' was not installed by kata-gpu-builder");
+  assert_detail("vmlinux-6.1.192-2-virgl-gpu' was not installed by kata-gpu-builder");
   /* the same content is not a conflict */
-  fixture_put(share3, "vmlinux-6.1.192-1-virgl-gpu", "vmlinux", 0644);
+  fixture_put(share3, "vmlinux-6.1.192-2-virgl-gpu", "vmlinux", 0644);
   assert_int_equal(install(p, &b, d3, false), 0);
   kgb_profile_free(p);
   rm_rf(dir);
