@@ -25,7 +25,7 @@ setup() {
   for s in config kernel rootfs image kata install; do assert_line --regexp "^$s +(ran|cached) "; done
   d=$(cat "$BATS_FILE_TMPDIR/intel.dest")
   [ -L "$d/usr/share/kata-containers/vmlinuz-intel-gpu.container" ]
-  [ -f "$d/usr/share/kata-containers/vmlinuz-6.1.192-1-intel-gpu" ]
+  [ -f "$d/usr/share/kata-containers/vmlinuz-6.1.192-2-intel-gpu" ]
   [ -f "$d/usr/share/kata-containers/kata-containers-intel-gvt-d.img" ]
 }
 
