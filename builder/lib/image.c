@@ -30,7 +30,8 @@ static const char *const kgb_image_format_table[_KGB_IMAGE_FORMAT_MAX] = {"ext4"
                                                                           "initrd"};
 DEFINE_STRING_TABLE_LOOKUP(kgb_image_format, enum kgb_image_format);
 
-static const char *const kgb_compression_table[_KGB_COMPRESS_MAX] = {"none", "gzip", "zstd"};
+static const char *const kgb_compression_table[_KGB_COMPRESS_MAX] = {"none", "gzip", "zstd",
+                                                                     "zstd-fast"};
 DEFINE_STRING_TABLE_LOOKUP(kgb_compression, enum kgb_compression);
 
 /* ---- the walk ---- */
@@ -142,9 +143,11 @@ static int set_compression(struct kgb_ctx *ctx, struct archive *a, enum kgb_comp
       ar = archive_write_set_filter_option(a, "gzip", "compression-level", "6");
     break;
   case KGB_COMPRESS_ZSTD:
+  case KGB_COMPRESS_ZSTD_FAST:
     ar = archive_write_add_filter_zstd(a);
     if (ar == ARCHIVE_OK)
-      ar = archive_write_set_filter_option(a, "zstd", "compression-level", "9");
+      ar = archive_write_set_filter_option(a, "zstd", "compression-level",
+                                           c == KGB_COMPRESS_ZSTD ? "9" : "1");
     break;
   default:
     return -EINVAL;

@@ -543,8 +543,8 @@ int kgb_rootfs_layer(struct kgb_ctx *ctx, const struct kgb_profile *p,
     if (r >= 0)
       r = r2;
   }
-  if (r >= 0 && (r = kgb_tree_archive(ctx, troot, out, KGB_ARCHIVE_TAR, KGB_COMPRESS_ZSTD, epoch,
-                                      NULL)) >= 0) {
+  if (r >= 0 && (r = kgb_tree_archive(ctx, troot, out, KGB_ARCHIVE_TAR, KGB_COMPRESS_ZSTD_FAST,
+                                      epoch, NULL)) >= 0) {
     int r2 = rm_rf(troot);
     r = r2 < 0 ? kgb_error(ctx, r2, "cannot remove '%s': %s", troot, strerror(-r2)) : 0;
   }
