@@ -32,6 +32,7 @@ struct kernel_opts {
   const char *sha256;
   const char *mirror;
   bool replace;
+  const char *compare;
 };
 
 static void kernel_opts_release(struct kernel_opts *o) { strv_free(o->fragments); }
@@ -46,23 +47,16 @@ static const char *vendor_profile(const char *vendor) {
   return NULL;
 }
 
-static const struct option options[] = {{"profile", required_argument, NULL, 'p'},
-                                        {"gpu", required_argument, NULL, 'g'},
-                                        {"kernel-source", required_argument, NULL, 'k'},
-                                        {"version", required_argument, NULL, 'v'},
-                                        {"arch", required_argument, NULL, 'a'},
-                                        {"fragment", required_argument, NULL, 'F'},
-                                        {"output", required_argument, NULL, 'o'},
-                                        {"force", no_argument, NULL, 'f'},
-                                        {"destdir", required_argument, NULL, 'D'},
-                                        {"prefix", required_argument, NULL, 'P'},
-                                        {"ccache-dir", required_argument, NULL, 'C'},
-                                        {"no-ccache", no_argument, NULL, 'N'},
-                                        {"headers", required_argument, NULL, 'H'},
-                                        {"sha256", required_argument, NULL, 'S'},
-                                        {"mirror", required_argument, NULL, 'M'},
-                                        {"replace", no_argument, NULL, 'R'},
-                                        {}};
+static const struct option options[] = {
+    {"profile", required_argument, NULL, 'p'},       {"gpu", required_argument, NULL, 'g'},
+    {"kernel-source", required_argument, NULL, 'k'}, {"version", required_argument, NULL, 'v'},
+    {"arch", required_argument, NULL, 'a'},          {"fragment", required_argument, NULL, 'F'},
+    {"output", required_argument, NULL, 'o'},        {"force", no_argument, NULL, 'f'},
+    {"destdir", required_argument, NULL, 'D'},       {"prefix", required_argument, NULL, 'P'},
+    {"ccache-dir", required_argument, NULL, 'C'},    {"no-ccache", no_argument, NULL, 'N'},
+    {"headers", required_argument, NULL, 'H'},       {"sha256", required_argument, NULL, 'S'},
+    {"mirror", required_argument, NULL, 'M'},        {"replace", no_argument, NULL, 'R'},
+    {"compare", required_argument, NULL, 'c'},       {}};
 #define KERNEL_SHORTOPTS "p:g:k:v:a:o:fH:"
 
 static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **argv,
@@ -119,6 +113,9 @@ static int parse_kernel_opts(struct cli *cli, const char *cmd, int argc, char **
       break;
     case 'R':
       o->replace = true;
+      break;
+    case 'c':
+      o->compare = optarg;
       break;
     case 'H':
       if (kgb_headers_format_from_string(optarg) < 0)
@@ -266,6 +263,58 @@ static int load_for_verb(struct cli *cli, const char *cmd, int argc, char **argv
   return EXIT_OK;
 }
 
+/* kernel config --compare DIR: what the other set gets that ours does not, by its file */
+static int run_compare(struct cli *cli, const struct kgb_profile *p,
+                       const struct kgb_config_result *res, const char *dir) {
+  _cleanup_(kgb_config_compare_freep) struct kgb_config_compare *c = NULL;
+  int r = kgb_kernel_config_compare(cli->ctx, p, res, dir, &c);
+  if (r < 0)
+    return cli_fail(cli, r, "kernel config --compare");
+  if (cli->json) {
+    struct json j = JSON_INIT;
+    json_object_begin(&j, NULL, JSON_BLOCK);
+    json_string(&j, "profile", p->name);
+    json_string(&j, "dir", c->dir);
+    json_strv(&j, "files", c->files);
+    json_strv(&j, "skipped", c->skipped);
+    json_uint(&j, "requested", c->n_requested);
+    json_string(&j, "config", c->config_path);
+    json_array_begin(&j, "missing", JSON_BLOCK);
+    for (size_t i = 0; i < c->n_items; i++) {
+      const struct kgb_compare_item *it = &c->items[i];
+      json_object_begin(&j, NULL, JSON_INLINE);
+      json_string(&j, "file", it->file);
+      json_uint(&j, "line", it->line);
+      json_string(&j, "symbol", it->symbol);
+      json_string(&j, "theirs", it->theirs);
+      json_string_or_null(&j, "ours", it->ours);
+      json_object_end(&j);
+    }
+    json_array_end(&j);
+    json_object_end(&j);
+    return cli_out_json(&j) < 0 ? EXIT_FAIL : EXIT_OK;
+  }
+  struct sbuf sb = SBUF_INIT;
+  sbuf_addf(&sb, "%zu value%s that %s gets and '%s' does not (%zu requested, %zu fragment%s",
+            c->n_items, c->n_items == 1 ? "" : "s", c->dir, p->name, c->n_requested,
+            strv_length(c->files), strv_length(c->files) == 1 ? "" : "s");
+  if (c->skipped)
+    sbuf_addf(&sb, ", %zu left out for %s by its tags", strv_length(c->skipped), p->kernel.arch);
+  sbuf_adds(&sb, "):\n");
+  const char *file = NULL;
+  for (size_t i = 0; i < c->n_items; i++) {
+    const struct kgb_compare_item *it = &c->items[i];
+    if (!file || !STREQ(file, it->file))
+      sbuf_addf(&sb, "%s\n", it->file);
+    file = it->file;
+    sbuf_addf(&sb, "  CONFIG_%s=%s (line %u; ours: %s)\n", it->symbol, it->theirs, it->line,
+              it->ours ? it->ours : "not set");
+  }
+  r = cli_out_sbuf(&sb);
+  sbuf_release(&sb);
+  return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 static int run_config(struct cli *cli, int argc, char **argv) {
   _cleanup_(kernel_opts_release) struct kernel_opts o = {0};
   _cleanup_(kgb_profile_freep) struct kgb_profile *p = NULL;
@@ -286,6 +335,10 @@ static int run_config(struct cli *cli, int argc, char **argv) {
     config = o.output;
   }
   report(cli, p, res);
+  if (o.compare) {
+    int status = run_compare(cli, p, res, o.compare);
+    return status == EXIT_OK && res->verify->n_unexplained ? EXIT_MISMATCH : status;
+  }
   if (cli->json) {
     struct json j = JSON_INIT;
     render_json(&j, p, config, res);
@@ -508,6 +561,10 @@ static const char kernel_help[] =
     "      --destdir D           install under D (install)\n"
     "      --prefix P            install prefix, default /usr (Kata's packages), /opt/kata\n"
     "                            for kata-deploy (install)\n"
+    "      --compare DIR         (config) resolve another fragment set on the same tree (DIR's\n"
+    "                            common/ and <arch>/ .conf files, as in Kata's\n"
+    "                            tools/packaging/kernel/configs/fragments, tags honoured) and\n"
+    "                            list each value it gets that ours does not, by its file\n"
     "      --replace             replace a kernel or .container link that kata-gpu-builder did\n"
     "                            not install (Kata's own; install refuses otherwise)\n\n"
     "examples:\n"

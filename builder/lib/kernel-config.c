@@ -188,6 +188,41 @@ static char *key_text(const char *source_key, const char *arch, const char *cc,
                            merged);
 }
 
+/* The config stage for a merged fragment text: cached under its key, or resolved by the
+ * kernel's Kconfig. */
+static int resolve(struct kgb_ctx *ctx, const struct kgb_source *src, const char *arch,
+                   const char *cc, const char *merged, char **ret_key, char **ret_dir,
+                   char **ret_config, char **ret_log, bool *ret_cached) {
+  _cleanup_free_ char *text = key_text(src->key, arch, cc, merged);
+  if (!text)
+    return -ENOMEM;
+  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
+  int r = kgb_stage_open(ctx, "config", text, "config", &st);
+  if (r < 0)
+    return r;
+  *ret_key = strdup(st->key);
+  *ret_dir = strdup(st->dir);
+  *ret_config = strjoin_path(st->dir, "config");
+  /* Logs live outside the stage directory so that a failed run keeps its log. */
+  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
+  *ret_log = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, st->key);
+  if (!*ret_key || !*ret_dir || !*ret_config || !logdir || !*ret_log)
+    return -ENOMEM;
+  *ret_cached = st->cached;
+  if (st->cached)
+    return 0;
+  if ((r = mkdir_p(logdir, 0755)) < 0)
+    return kgb_error(ctx, r, "cannot create '%s': %s", logdir, strerror(-r));
+  unlink(*ret_log);
+  if ((r = run_kconfig(ctx, src, arch, merged, st->tmp, *ret_log)) < 0)
+    return r;
+  struct sbuf m = SBUF_INIT;
+  manifest_text(&m, st->key, src, arch, cc);
+  r = kgb_stage_commit(st, &m);
+  sbuf_release(&m);
+  return r;
+}
+
 int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            const struct kgb_kernel_config_opts *o, char **ret_key, bool *ret_cached,
                            char **ret_source_dir) {
@@ -248,35 +283,10 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
   _cleanup_free_ char *merged = NULL, *cc = NULL;
   if ((r = kgb_merge_render(res->merge, &merged)) < 0 || (r = compiler_version(ctx, &cc)) < 0)
     return r;
-  _cleanup_free_ char *text = key_text(res->source->key, p->kernel.arch, cc, merged);
-  if (!text)
-    return -ENOMEM;
   double t0 = monotonic_seconds();
-  _cleanup_(kgb_stage_freep) struct kgb_stage *st = NULL;
-  if ((r = kgb_stage_open(ctx, "config", text, "config", &st)) < 0)
+  if ((r = resolve(ctx, res->source, p->kernel.arch, cc, merged, &res->key, &res->stage_dir,
+                   &res->config_path, &res->log_path, &res->cached)) < 0)
     return r;
-  res->key = strdup(st->key);
-  res->stage_dir = strdup(st->dir);
-  res->config_path = strjoin_path(st->dir, "config");
-  /* Logs live outside the stage directory so that a failed run keeps its log. */
-  _cleanup_free_ char *logdir = kgb_strdup_printf("%s/logs", ctx->workdir);
-  res->log_path = kgb_strdup_printf("%s/logs/config-%.16s.log", ctx->workdir, st->key);
-  if (!res->key || !res->stage_dir || !res->config_path || !logdir || !res->log_path)
-    return -ENOMEM;
-  res->cached = st->cached;
-  if (!st->cached) {
-    if ((r = mkdir_p(logdir, 0755)) < 0)
-      return kgb_error(ctx, r, "cannot create '%s': %s", logdir, strerror(-r));
-    unlink(res->log_path);
-    if ((r = run_kconfig(ctx, res->source, p->kernel.arch, merged, st->tmp, res->log_path)) < 0)
-      return r;
-    struct sbuf m = SBUF_INIT;
-    manifest_text(&m, st->key, res->source, p->kernel.arch, cc);
-    r = kgb_stage_commit(st, &m);
-    sbuf_release(&m);
-    if (r < 0)
-      return r;
-  }
   res->resolve_seconds = monotonic_seconds() - t0;
   t0 = monotonic_seconds();
   _cleanup_(kgb_fragment_freep) struct kgb_fragment *dot = NULL;
@@ -302,5 +312,113 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
     return r;
   res->verify_seconds = monotonic_seconds() - t0;
   *ret = TAKE_PTR(res);
+  return 0;
+}
+
+struct kgb_config_compare *kgb_config_compare_free(struct kgb_config_compare *c) {
+  if (!c)
+    return NULL;
+  for (size_t i = 0; i < c->n_items; i++) {
+    free(c->items[i].symbol);
+    free(c->items[i].theirs);
+    free(c->items[i].ours);
+  }
+  free(c->items);
+  free(c->dir);
+  strv_free(c->files);
+  strv_free(c->skipped);
+  free(c->config_path);
+  free(c);
+  return NULL;
+}
+
+static bool conf_file(_unused_ int dir_fd, const char *name, _unused_ void *userdata) {
+  return endswith(name, ".conf");
+}
+
+int kgb_kernel_config_compare(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                              const struct kgb_config_result *ours, const char *dir,
+                              struct kgb_config_compare **ret) {
+  _cleanup_(kgb_config_compare_freep) struct kgb_config_compare *c = calloc(1, sizeof(*c));
+  _cleanup_(kgb_merge_freep) struct kgb_merge *m = kgb_merge_new();
+  if (!c || !m || !(c->dir = strdup(dir)))
+    return -ENOMEM;
+  const char *subdirs[] = {"common", p->kernel.arch};
+  int r = 0;
+  for (size_t d = 0; d < ELEMENTSOF(subdirs); d++) {
+    _cleanup_free_ char *sub = strjoin_path(dir, subdirs[d]);
+    _cleanup_strv_free_ char **names = NULL;
+    if (!sub)
+      return -ENOMEM;
+    r = readdir_sorted(sub, 0, conf_file, NULL, &names);
+    if (r == -ENOENT || r == -ENOTDIR)
+      continue;
+    if (r < 0)
+      return r == -ENOMEM ? r : kgb_error(ctx, r, "cannot read '%s': %s", sub, strerror(-r));
+    for (size_t i = 0; names[i]; i++) {
+      _cleanup_free_ char *path = strjoin_path(sub, names[i]);
+      _cleanup_free_ char *shown = kgb_strdup_printf("%s/%s", subdirs[d], names[i]);
+      struct kgb_fragment *f = NULL;
+      if (!path || !shown)
+        return -ENOMEM;
+      if ((r = kgb_fragment_load(ctx, path, shown, true, &f)) < 0)
+        return r;
+      if (kgb_fragment_excludes(f, p->kernel.arch))
+        r = strv_extend(&c->skipped, shown);
+      else
+        r = strv_extend(&c->files, shown);
+      if (r < 0 || (r = kgb_merge_add(m, f, KGB_LAYER_BASE, p->kernel.arch)) < 0)
+        return r;
+    }
+  }
+  if (!c->files)
+    return kgb_error(ctx, -ENOENT,
+                     "'%s' has no fragments in common/ or %s/ (the layout of Kata's "
+                     "tools/packaging/kernel/configs/fragments)",
+                     dir, p->kernel.arch);
+  if ((r = kgb_merge_finish(m, NULL)) < 0)
+    return r;
+  c->n_requested = m->n_requests;
+  _cleanup_free_ char *merged = NULL, *cc = NULL, *key = NULL, *sdir = NULL, *log = NULL;
+  bool cached;
+  if ((r = kgb_merge_render(m, &merged)) < 0 || (r = compiler_version(ctx, &cc)) < 0 ||
+      (r = resolve(ctx, ours->source, p->kernel.arch, cc, merged, &key, &sdir, &c->config_path,
+                   &log, &cached)) < 0)
+    return r;
+  _cleanup_(kgb_fragment_freep) struct kgb_fragment *theirs = NULL, *mine = NULL;
+  if ((r = kgb_fragment_load(ctx, c->config_path, c->config_path, true, &theirs)) < 0 ||
+      (r = kgb_fragment_load(ctx, ours->config_path, ours->config_path, true, &mine)) < 0)
+    return r;
+  for (size_t i = 0; i < m->n_requests; i++) {
+    const struct kgb_request *q = &m->requests[i];
+    const struct kgb_fentry *t = kgb_fragment_find(theirs, q->symbol);
+    const struct kgb_fentry *o = kgb_fragment_find(mine, q->symbol);
+    /* what it asks for and gets (a value its own tree drops is not a difference of ours) */
+    if (!kgb_fvalue_equal(q->entry->value, q->entry->is_string, t ? t->value : NULL,
+                          t ? t->is_string : false))
+      continue;
+    if (kgb_fvalue_equal(t ? t->value : NULL, t ? t->is_string : false, o ? o->value : NULL,
+                         o ? o->is_string : false))
+      continue;
+    struct kgb_compare_item *n = realloc(c->items, (c->n_items + 1) * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    c->items = n;
+    struct kgb_compare_item *it = &c->items[c->n_items++];
+    *it = (struct kgb_compare_item){
+        .file = q->fragment->name,
+        .line = q->entry->line,
+        .symbol = strdup(q->symbol),
+        .theirs = kgb_fentry_display(q->entry->value, q->entry->is_string),
+        .ours = o && !STREQ(o->value, "n") ? kgb_fentry_display(o->value, o->is_string) : NULL};
+    if (!it->symbol || !it->theirs || (o && !STREQ(o->value, "n") && !it->ours))
+      return -ENOMEM;
+  }
+  /* the items point at the merge's fragment names: keep them alive with the result */
+  for (size_t i = 0; i < c->n_items; i++)
+    for (size_t k = 0; c->files[k]; k++)
+      if (STREQ(c->files[k], c->items[i].file))
+        c->items[i].file = c->files[k];
+  *ret = TAKE_PTR(c);
   return 0;
 }

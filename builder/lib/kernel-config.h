@@ -41,5 +41,33 @@ int kgb_kernel_config(struct kgb_ctx *ctx, const struct kgb_profile *p,
 int kgb_kernel_config_plan(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            const struct kgb_kernel_config_opts *o, char **ret_key, bool *ret_cached,
                            char **ret_source_dir);
+/* One value another fragment set asks for, gets on this kernel tree, and ours does not have. */
+struct kgb_compare_item {
+  const char *file; /* the other set's fragment, relative to its directory */
+  unsigned line;
+  char *symbol;        /* without CONFIG_ */
+  char *theirs, *ours; /* as kgb_fentry_display shows them; ours NULL: not set */
+};
+
+struct kgb_config_compare {
+  char *dir;
+  char **files;   /* the fragments merged, relative to dir */
+  char **skipped; /* excluded by their tags for the profile's architecture */
+  size_t n_requested;
+  char *config_path; /* their resolved .config */
+  struct kgb_compare_item *items;
+  size_t n_items;
+};
+struct kgb_config_compare *kgb_config_compare_free(struct kgb_config_compare *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kgb_config_compare *, kgb_config_compare_free)
+
+/* Resolves another fragment set (the .conf files of dir/common, then of dir/<arch>: the layout of
+ * Kata's tools/packaging/kernel/configs/fragments, whose `# !arch` tags are honoured) on the
+ * tree ours was resolved on, and lists every value it asks for and gets that ours does not
+ * have, in the order of its files. */
+int kgb_kernel_config_compare(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                              const struct kgb_config_result *ours, const char *dir,
+                              struct kgb_config_compare **ret);
+
 /* SRCARCH for an ARCH (x86_64 -> x86). */
 const char *kgb_srcarch(const char *arch);

@@ -124,6 +124,24 @@ off() { ! grep -q "^$1=[ym]" "$cfg" || { echo "$1 is on in $cfg"; return 1; }; }
   assert_output --regexp "override CONFIG_MODULE_UNLOAD: kconfig-fragments/[a-z0-9_/]+\.conf:[0-9]+ \(y\) -> $BATS_TEST_TMPDIR/o.conf:2 \(n\)"
 }
 
+@test "--compare: what another fragment set gets and ours does not, by its file" {
+  run kgb_split kernel config -p virgl -k "$LINUX_TARBALL" --compare "$FIXTURES/kata-fragments"
+  assert_success
+  assert_output "3 values that $FIXTURES/kata-fragments gets and 'virgl' does not (7 requested, 3 fragments, 1 left out for x86_64 by its tags):
+common/base.conf
+  CONFIG_PSI=y (line 5; ours: not set)
+common/network.conf
+  CONFIG_PACKET=y (line 4; ours: not set)
+x86_64/block.conf
+  CONFIG_BLK_DEV_LOOP=y (line 4; ours: not set)"
+  kgb_split --json kernel config -p virgl -k "$LINUX_TARBALL" --compare "$FIXTURES/kata-fragments" >"$BATS_TEST_TMPDIR/c.json"
+  run json '[m["symbol"] for m in j["missing"]], j["skipped"]' <"$BATS_TEST_TMPDIR/c.json"
+  assert_output "['PSI', 'PACKET', 'BLK_DEV_LOOP'] ['x86_64/not-here.conf']"
+  run kgb kernel config -p virgl -k "$LINUX_TARBALL" --compare "$BATS_TEST_TMPDIR"
+  assert_failure 1
+  assert_output --partial "has no fragments in common/ or x86_64/"
+}
+
 @test "the source tree is never modified" {
   src=$(ls -d "$WORKDIR"/sources/*/linux-source-6.1)
   run find "$src" -newer "$src/Makefile" -name .config
