@@ -151,8 +151,10 @@ static int add_header(struct kgb_kata_plan *plan, char *line) {
 struct host {
   struct kgb_pci_list *list;
   const struct kgb_pci_dev **gpus;
-  size_t n_gpus;     /* every function considered (VFs included) */
-  size_t n_physical; /* GPUs as the count of root ports sees them: physical functions */
+  size_t n_gpus;      /* every function considered (VFs included) */
+  size_t n_physical;  /* GPUs as the count of root ports sees them: physical functions */
+  size_t n_functions; /* PCIe functions in their IOMMU groups, bridges left out: Kata gives
+                       * each its own root port */
   const struct kgb_pci_dev *large;
   const struct kgb_pci_bar *large_bar;
 };
@@ -160,6 +162,39 @@ struct host {
 static void host_release(struct host *h) {
   kgb_pci_list_free(h->list);
   free(h->gpus);
+}
+
+/* Kata plugs every PCIe function of a device's IOMMU group (a GPU and its audio function) into
+ * a root port of its own (qemu.go, GetAllVFIODevicesFromIOMMUGroup); bridges are not plugged.
+ * Each group is counted once; a device without a group counts as itself. */
+static int count_group_functions(struct kgb_ctx *ctx, const struct kgb_pci_dev *d, int *groups,
+                                 size_t *n_groups, struct host *h) {
+  if (d->iommu_group < 0) {
+    h->n_functions++;
+    return 0;
+  }
+  for (size_t i = 0; i < *n_groups; i++)
+    if (groups[i] == d->iommu_group)
+      return 0;
+  groups[(*n_groups)++] = d->iommu_group;
+  _cleanup_strv_free_ char **devs = NULL;
+  int r = kgb_pci_group_devices(ctx, d->iommu_group, &devs);
+  if (r < 0 || !devs || !devs[0]) {
+    h->n_functions++; /* unreadable: the GPU itself */
+    return r == -ENOMEM ? r : 0;
+  }
+  for (size_t i = 0; devs[i]; i++) {
+    struct kgb_pci_dev f = {0};
+    if (kgb_pci_read(ctx, devs[i], NULL, &f) < 0) {
+      kgb_error_clear(ctx);
+      h->n_functions++;
+      continue;
+    }
+    if ((f.class_code >> 8) != 0x0604) /* PCI-to-PCI bridge */
+      h->n_functions++;
+    kgb_pci_dev_release(&f);
+  }
+  return 0;
 }
 
 static int read_host(struct kgb_ctx *ctx, const struct kgb_profile *p,
@@ -198,10 +233,16 @@ static int read_host(struct kgb_ctx *ctx, const struct kgb_profile *p,
       if (!want || h->list->devs[i].vendor == want)
         h->gpus[h->n_gpus++] = &h->list->devs[i];
   }
+  _cleanup_free_ int *groups = calloc(h->n_gpus + 1, sizeof(int));
+  size_t n_groups = 0;
+  if (!groups)
+    return -ENOMEM;
   for (size_t i = 0; i < h->n_gpus; i++) {
     const struct kgb_pci_dev *d = h->gpus[i];
     if (!d->physfn)
       h->n_physical++;
+    if (!d->physfn && (r = count_group_functions(ctx, d, groups, &n_groups, h)) < 0)
+      return r;
     const struct kgb_pci_bar *b = kgb_pci_large_bar(d);
     if (b && (!h->large_bar || b->size > h->large_bar->size)) {
       h->large = d;
@@ -260,18 +301,22 @@ static int plan_root_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
     why = kgb_strdup_printf("one PCIe root port per GPU; no %s GPU on this host, so the "
                             "profile's count",
                             profile_label(p));
-  } else if ((size_t)want >= h->n_physical) {
-    why = kgb_strdup_printf("one PCIe root port per GPU: %zu on this host (the profile asks for "
+  } else if ((size_t)want >= h->n_functions) {
+    why = kgb_strdup_printf("one PCIe root port per PCIe function in the GPUs' IOMMU groups, as "
+                            "Kata plugs each into its own: %zu on this host (the profile asks for "
                             "%d)",
-                            h->n_physical, want);
+                            h->n_functions, want);
   } else {
-    want = (int)h->n_physical;
-    why = kgb_strdup_printf("one PCIe root port per GPU: %zu on this host", h->n_physical);
+    want = (int)h->n_functions;
+    why = kgb_strdup_printf("one PCIe root port per PCIe function in the GPUs' IOMMU groups, as "
+                            "Kata plugs each into its own: %zu on this host",
+                            h->n_functions);
   }
   if (want > MAX_ROOT_PORTS) {
     free(why);
-    why = kgb_strdup_printf("one PCIe root port per GPU, %zu here, but Kata allows at most %d",
-                            h->n_physical, MAX_ROOT_PORTS);
+    why = kgb_strdup_printf("one PCIe root port per PCIe function in the GPUs' IOMMU groups, %zu "
+                            "here, but Kata allows at most %d: the rest cannot be plugged",
+                            h->n_functions, MAX_ROOT_PORTS);
     want = MAX_ROOT_PORTS;
   }
   plan->qemu.pcie_root_port = (unsigned)want;

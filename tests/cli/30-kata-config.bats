@@ -160,19 +160,20 @@ PY
   assert_output "False False"
 }
 
-@test "one root port per GPU; small BARs take the version's hotplug setting" {
+@test "one root port per PCIe function of the GPUs' IOMMU groups; small BARs take the version's hotplug setting" {
   kgb kata-config -p "$NV_HOT" --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
+  # two GPUs, each with its audio function in its group: Kata plugs all four into root ports
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
-  assert_output "2"
+  assert_output "4"
   run grep -B1 '^pcie_root_port' "$OUT"
-  assert_output --partial "# one PCIe root port per GPU: 2 on this host"
+  assert_output --partial "# one PCIe root port per PCIe function in the GPUs' IOMMU groups, as Kata plugs each into its own: 4 on this host"
   kgb kata-config -p "$NV_HOT" --kata-version 2.x --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["hotplug_vfio_on_root_bus"]'
   assert_output "False"
   # --gpu: only that GPU decides
   kgb kata-config -p "$NV_HOT" --gpu af:00.0 --sysfs "$FIXTURES/host-geforce/sys" >"$OUT"
   run toml "$OUT" 't["hypervisor"]["qemu"]["pcie_root_port"]'
-  assert_output "1"
+  assert_output "2"
   run grep '^# Host:' "$OUT"
   assert_output "# Host: NVIDIA GPU 0000:af:00.0 (10de:1f08)"
 }
