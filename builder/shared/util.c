@@ -640,6 +640,60 @@ bool is_file(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Copies [off, end) of in to the same offsets of out: copy_file_range, else pread/pwrite. */
+static int copy_range(int in, int out, off_t off, off_t end) {
+  bool plain = false;
+  while (off < end) {
+    size_t want = (size_t)MIN(end - off, (off_t)1 << 30);
+    ssize_t n;
+    if (!plain) {
+      loff_t a = off, b = off;
+      n = copy_file_range(in, &a, out, &b, want, 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        plain = true; /* file systems without it */
+        continue;
+      }
+    } else {
+      char buf[65536];
+      n = pread(in, buf, MIN(want, sizeof(buf)), off);
+      if (n > 0 && pwrite(out, buf, (size_t)n, off) != n)
+        return errno ? -errno : -EIO;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return -EIO; /* the file shrank under us */
+    off += n;
+  }
+  return 0;
+}
+
+/* The data of in, hole by hole (a sparse image stays sparse and only its data is copied),
+ * or all of it where the file system cannot say where the holes are. */
+static int copy_contents(int in, int out) {
+  struct stat st;
+  if (fstat(in, &st) < 0)
+    return -errno;
+  off_t size = st.st_size, pos = 0;
+  while (pos < size) {
+    off_t data = lseek(in, pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO)
+      break; /* only a hole is left */
+    if (data < 0)
+      return copy_range(in, out, pos, size); /* no SEEK_DATA here */
+    off_t hole = lseek(in, data, SEEK_HOLE);
+    if (hole < 0)
+      return copy_range(in, out, data, size);
+    int r = copy_range(in, out, data, MIN(hole, size));
+    if (r < 0)
+      return r;
+    pos = hole;
+  }
+  return ftruncate(out, size) < 0 ? -errno : 0;
+}
+
 int copy_file_atomic(const char *src, const char *dst, mode_t mode) {
   _cleanup_close_ int in = open_regular_file(src, SIZE_MAX, NULL);
   if (in < 0)
@@ -650,31 +704,7 @@ int copy_file_atomic(const char *src, const char *dst, mode_t mode) {
   _cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
   if (out < 0)
     return -errno;
-  int r = 0;
-  for (;;) {
-    ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-    if (n == 0)
-      break;
-    if (n > 0)
-      continue;
-    if (errno == EINTR)
-      continue;
-    if (errno != EXDEV && errno != ENOSYS && errno != EINVAL) {
-      r = -errno;
-      break;
-    }
-    /* fall back to read/write for file systems without copy_file_range */
-    char buf[65536];
-    ssize_t k;
-    while ((k = read(in, buf, sizeof(buf))) > 0)
-      if (write(out, buf, (size_t)k) != k) {
-        r = -errno ? -errno : -EIO;
-        break;
-      }
-    if (k < 0)
-      r = -errno;
-    break;
-  }
+  int r = copy_contents(in, out);
   if (r == 0 && fchmod(out, mode) < 0)
     r = -errno;
   if (r == 0 && close(TAKE_FD(out)) < 0)
@@ -743,11 +773,32 @@ char *file_tail(const char *path, int lines) {
 }
 
 bool files_equal(const char *a, const char *b) {
-  _cleanup_free_ char *x = NULL, *y = NULL;
-  size_t lx, ly;
-  if (read_full_file(a, &x, &lx) < 0 || read_full_file(b, &y, &ly) < 0)
+  /* streamed, any size: kernels and images are compared too */
+  _cleanup_close_ int x = open_regular_file(a, SIZE_MAX, NULL);
+  _cleanup_close_ int y = open_regular_file(b, SIZE_MAX, NULL);
+  struct stat sx, sy;
+  if (x < 0 || y < 0 || fstat(x, &sx) < 0 || fstat(y, &sy) < 0 || sx.st_size != sy.st_size)
     return false;
-  return lx == ly && memcmp(x, y, lx) == 0;
+  char bx[65536], by[65536];
+  for (;;) {
+    ssize_t nx = read(x, bx, sizeof(bx));
+    if (nx < 0 && errno == EINTR)
+      continue;
+    if (nx <= 0)
+      return nx == 0 && read(y, by, 1) == 0;
+    /* the same count from y, whatever its reads return */
+    ssize_t got = 0;
+    while (got < nx) {
+      ssize_t ny = read(y, by + got, (size_t)(nx - got));
+      if (ny < 0 && errno == EINTR)
+        continue;
+      if (ny <= 0)
+        return false;
+      got += ny;
+    }
+    if (memcmp(bx, by, (size_t)nx) != 0)
+      return false;
+  }
 }
 
 int copy_file_if_changed(const char *src, const char *dst, mode_t mode) {

@@ -328,8 +328,51 @@ static void test_string_table(void **state) {
   assert_int_equal(color_from_string(NULL), _COLOR_INVALID);
 }
 
+/* A sparse image is copied hole by hole: the same bytes, the holes stay holes, and only its
+ * data is written (the installed 1 GiB image is mostly holes). */
+static void test_copy_sparse(void **state) {
+  (void)state;
+  char tmp[] = "/tmp/kgb-test-copy-XXXXXX";
+  assert_non_null(mkdtemp(tmp));
+  char *src = strjoin_path(tmp, "src"), *dst = strjoin_path(tmp, "dst");
+  int fd = open(src, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  assert_true(fd >= 0);
+  char block[4096];
+  memset(block, 'a', sizeof(block));
+  assert_int_equal(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
+  memset(block, 'b', sizeof(block));
+  assert_int_equal(pwrite(fd, block, sizeof(block), 8 << 20), (ssize_t)sizeof(block));
+  assert_int_equal(ftruncate(fd, 32 << 20), 0); /* a hole at the end too */
+  close(fd);
+  assert_int_equal(copy_file_atomic(src, dst, 0640), 0);
+  assert_true(files_equal(src, dst));
+  struct stat st;
+  assert_int_equal(stat(dst, &st), 0);
+  assert_int_equal(st.st_size, 32 << 20);
+  assert_int_equal(st.st_mode & 07777, 0640);
+  /* where the file system keeps holes (tmpfs, ext4), the copy keeps them */
+  struct stat sst;
+  assert_int_equal(stat(src, &sst), 0);
+  if (sst.st_blocks * 512 < (off_t)(1 << 20))
+    assert_true(st.st_blocks * 512 < (off_t)(1 << 20));
+  /* an empty file, and one with no hole at all */
+  fd = open(src, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(copy_file_atomic(src, dst, 0644), 0);
+  assert_int_equal(stat(dst, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  assert_int_equal(write_file_atomic(src, "dense", 5, 0644), 0);
+  assert_int_equal(copy_file_atomic(src, dst, 0644), 0);
+  assert_true(files_equal(src, dst));
+  free(src);
+  free(dst);
+  rm_rf(tmp);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_copy_sparse),
       cmocka_unit_test(test_read_regular),
       cmocka_unit_test(test_read_fifo_refused_at_once),
       cmocka_unit_test(test_read_directory_and_devices),
