@@ -103,7 +103,10 @@ static int install_outputs(struct kgb_ctx *ctx, const struct kgb_profile *p,
                            const struct kgb_pipeline_opts *o, struct kgb_pipeline_result *res,
                            const struct kgb_kata_plan *kp) {
   const struct kgb_build_result *b = res->kernel;
-  struct kgb_install_opts io = {.destdir = res->destdir, .prefix = o->prefix};
+  /* the default destination, <workdir>/out/<profile>, is this tool's own tree (an older
+   * version installed there without a record of it) */
+  struct kgb_install_opts io = {
+      .destdir = res->destdir, .prefix = o->prefix, .replace = !o->destdir};
   _cleanup_(kgb_installed_freep) struct kgb_installed *in = NULL;
   int r = kgb_kernel_install(ctx, p, b, &io, &in);
   if (r < 0)
