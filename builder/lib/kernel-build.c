@@ -705,7 +705,7 @@ int kgb_kernel_install(struct kgb_ctx *ctx, const struct kgb_profile *p,
     r = replace_symlink(target, link);
     if (r < 0)
       return kgb_error(ctx, r, "cannot create the link '%s': %s", link, strerror(-r));
-    if ((r = strv_extend(&ours, name)) < 0)
+    if (!strv_contains(ours, name) && (r = strv_extend(&ours, name)) < 0)
       return r;
     if (i == 0)
       in->vmlinuz_link = TAKE_PTR(link);

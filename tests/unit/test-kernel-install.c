@@ -50,6 +50,9 @@ static void test_install(void **state) {
   assert_int_equal(read_full_file(record, &text, NULL), 0);
   assert_non_null(strstr(text, "\nvmlinuz-virgl-gpu.container\n"));
   assert_non_null(strstr(text, "\nvmlinuz-6.1.192-2-virgl-gpu\n"));
+  /* each name once, however often it was installed */
+  assert_null(strstr(strstr(text, "\nvmlinuz-virgl-gpu.container\n") + 1,
+                     "\nvmlinuz-virgl-gpu.container\n"));
 
   /* Kata's own link is there: refused, and nothing is written */
   _cleanup_free_ char *d2 = strjoin_path(dir, "root2");
