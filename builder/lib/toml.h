@@ -11,8 +11,8 @@
 #include "kgb.h"
 
 struct kgb_toml_entry {
-  char *table; /* canonical dotted name of the enclosing table, "" at the top */
-  char *key;   /* canonical dotted key, relative to the table */
+  char *table;  /* canonical dotted name of the enclosing table, "" at the top */
+  char *key;    /* canonical dotted key, relative to the table */
   char *value;  /* canonical text of the value, to compare values written differently */
   char *string; /* a string value decoded (escapes applied); NULL for other types */
   size_t line_start, value_start, value_end, line_end; /* line_end: after the newline */
