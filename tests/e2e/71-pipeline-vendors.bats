@@ -30,7 +30,9 @@ setup() {
   d=$(cat "$BATS_FILE_TMPDIR/nvidia.dest")
   [ -L "$d/usr/share/kata-containers/vmlinuz-nvidia-gpu.container" ]
   [ -f "$d/usr/share/kata-containers/kata-containers-nvidia-gpu.img" ]
-  grep -q 'hot_plug_vfio = "root-port"' "$d/etc/kata-containers/config.d/50-kata-gpu-nvidia-gpu.toml"
+  # Kata's NVIDIA template: cold-plugged into root ports, the image on virtio-blk
+  grep -q 'cold_plug_vfio = "root-port"' "$d/etc/kata-containers/config.d/50-kata-gpu-nvidia-gpu.toml"
+  grep -q 'disable_image_nvdimm = true' "$d/etc/kata-containers/config.d/50-kata-gpu-nvidia-gpu.toml"
 }
 
 @test "nvidia-gpu under TCG: the image as root, pciehp, a device hot-plugged into the root port, no nouveau" {
