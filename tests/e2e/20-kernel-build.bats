@@ -86,7 +86,7 @@ setup() {
   assert_success
   deb=${lines[-1]}
   hdr=$(kgb -q kernel headers -p virgl -k "$LINUX_TARBALL" -H deb | head -1)
-  [[ $(basename "$hdr") == linux-headers-${release}_6.1.192-1_amd64.deb ]]
+  [[ $(basename "$hdr") == linux-headers-${release}_6.1.192-2_amd64.deb ]]
   dpkg-deb -x "$hdr" "$BATS_TEST_TMPDIR/deb"
   [ -L "$BATS_TEST_TMPDIR/deb/lib/modules/$release/build" ]
   cp -r "$FIXTURES/hello-module" "$BATS_TEST_TMPDIR/hello"
