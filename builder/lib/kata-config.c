@@ -368,11 +368,20 @@ static int plan_vfio_ports(struct kgb_kata_plan *plan, const struct kgb_profile 
   return plan_root_ports(plan, p, h);
 }
 
+/* cold_plug_vfio for a release that reads it (a value it accepts), and the root ports. */
+static int add_cold_plug(struct kgb_kata_plan *plan, const struct kgb_profile *p,
+                         const struct host *h, const char *cold) {
+  int r = add(plan, HV, "cold_plug_vfio", str_value(cold),
+              strdup("GPUs are cold-plugged into the VM when it starts (kata.cold_plug_vfio)"));
+  if (r < 0)
+    return r;
+  return STREQ(cold, "root-port") ? plan_root_ports(plan, p, h) : 0;
+}
+
 /* runtime-rs from 4.0: cold_plug_vfio alone (no hot-plug key at all). */
 static int plan_vfio_cold_only(struct kgb_kata_plan *plan, const struct kgb_profile *p,
                                const struct host *h) {
   const char *hot = p->kata.hot_plug_vfio, *cold = p->kata.cold_plug_vfio;
-  int r;
   if (hot && !STREQ(hot, "no-port") && (!cold || STREQ(cold, "no-port")))
     return lose(plan, HV, "hot_plug_vfio",
                 kgb_strdup_printf("the profile hot-plugs GPUs (kata.hot_plug_vfio = \"%s\"); "
@@ -386,11 +395,7 @@ static int plan_vfio_cold_only(struct kgb_kata_plan *plan, const struct kgb_prof
                 kgb_strdup_printf("cold_plug_vfio = \"%s\": %s takes only \"root-port\" or "
                                   "\"no-port\"",
                                   cold, kgb_kata_runtime_label(plan->release.runtime)));
-  if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
-               strdup("GPUs are cold-plugged into the VM when it starts (kata.cold_plug_vfio)"))) <
-      0)
-    return r;
-  return STREQ(cold, "root-port") ? plan_root_ports(plan, p, h) : 0;
+  return add_cold_plug(plan, p, h, cold);
 }
 
 /* Releases before the port types (Go 1.x to 3.1, runtime-rs 3.x): hotplug_vfio_on_root_bus,
@@ -403,13 +408,8 @@ static int plan_vfio_root_bus(struct kgb_ctx *ctx, struct kgb_kata_plan *plan,
   const char *hot = p->kata.hot_plug_vfio;
   if (cold && !STREQ(cold, "no-port")) {
     /* runtime-rs 3.31 and 3.32 have cold_plug_vfio beside the root bus */
-    if (kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold)) {
-      if ((r = add(plan, HV, "cold_plug_vfio", str_value(cold),
-                   strdup("GPUs are cold-plugged into the VM when it starts "
-                          "(kata.cold_plug_vfio)"))) < 0)
-        return r;
-      return plan_root_ports(plan, p, h);
-    }
+    if (kgb_kata_release_port_ok(&plan->release, "cold_plug_vfio", cold))
+      return add_cold_plug(plan, p, h, cold);
     /* before the port types, the seeds' way: hot-plugged on the root bus, into a root port */
     if ((r = add_header(plan, kgb_strdup_printf("Kata %s cannot cold-plug (kata.cold_plug_vfio): "
                                                 "the GPU is hot-plugged into a root port on the "

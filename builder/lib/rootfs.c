@@ -323,11 +323,13 @@ struct kgb_rootfs_plan *kgb_rootfs_plan_free(struct kgb_rootfs_plan *pl) {
 
 bool kgb_rootfs_plan_needs_headers(const struct kgb_rootfs_plan *pl) { return pl->need_headers; }
 
-static int plan_values(struct kgb_ctx *ctx, const struct kgb_profile *p,
-                       const struct kgb_rootfs_opts *o, const char *release, const char *path,
-                       char ***ret) {
+/* Every value the recipes see: the built-ins, then the profile's settings, then --set (later
+ * entries win). */
+static int recipe_values(struct kgb_ctx *ctx, const struct kgb_profile *p,
+                         const struct kgb_rootfs_opts *o, const char *release, const char *modules,
+                         const char *headers_deb, char ***ret) {
   _cleanup_strv_free_ char **vals = NULL;
-  int r = builtin_values(ctx, p, release, path, path, &vals);
+  int r = builtin_values(ctx, p, release, modules, headers_deb, &vals);
   for (size_t i = 0; r >= 0 && p->settings && p->settings[i]; i++)
     r = strv_extend(&vals, p->settings[i]);
   for (size_t i = 0; r >= 0 && o->set && o->set[i]; i++)
@@ -355,8 +357,8 @@ static int plan_layers(struct kgb_ctx *ctx, const struct kgb_profile *p,
                        const struct kgb_rootfs_opts *o, struct kgb_rootfs_plan *pl) {
   _cleanup_strv_free_ char **va = NULL, **vb = NULL;
   int r;
-  if ((r = plan_values(ctx, p, o, "RELEASE", "/nonexistent", &va)) < 0 ||
-      (r = plan_values(ctx, p, o, "RELEASE-B", "/nonexistent-b", &vb)) < 0)
+  if ((r = recipe_values(ctx, p, o, "RELEASE", "/nonexistent", "/nonexistent", &va)) < 0 ||
+      (r = recipe_values(ctx, p, o, "RELEASE-B", "/nonexistent-b", "/nonexistent-b", &vb)) < 0)
     return r;
   pl->expanded = calloc(pl->n + 1, sizeof(*pl->expanded));
   pl->early = calloc(pl->n + 1, sizeof(*pl->early));
@@ -603,14 +605,8 @@ int kgb_rootfs_build(struct kgb_ctx *ctx, const struct kgb_profile *p,
       return empty ? r : -ENOMEM;
     modules = empty;
   }
-  if ((r = builtin_values(ctx, p, b->release, modules, res->headers_deb, &vals)) < 0)
+  if ((r = recipe_values(ctx, p, o, b->release, modules, res->headers_deb, &vals)) < 0)
     return r;
-  for (size_t i = 0; p->settings && p->settings[i]; i++)
-    if ((r = strv_extend(&vals, p->settings[i])) < 0)
-      return r;
-  for (size_t i = 0; o->set && o->set[i]; i++)
-    if ((r = strv_extend(&vals, o->set[i])) < 0)
-      return r;
   size_t n_recipes = pl->n;
   _cleanup_(kgb_recipes_freep) struct kgb_recipe **plan = calloc(n_recipes + 1, sizeof(*plan));
   if (!plan)
